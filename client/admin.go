@@ -1,0 +1,73 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+// Move is a partition changing owner, or data copied to a node entering a
+// partition's preference list.
+type Move struct {
+	Partition int    `json:"partition"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Keys      int    `json:"keys,omitempty"` // transfers: objects the answering node holds there; -1 unknown
+}
+
+// Plan is a staged membership change (GET /admin/plan) or the one just
+// committed.
+type Plan struct {
+	RingVersion uint64         `json:"ring_version"`
+	Joining     []string       `json:"joining"`
+	Leaving     []string       `json:"leaving"`
+	Moves       []Move         `json:"moves"`
+	Transfers   []Move         `json:"transfers"`
+	Before      map[string]int `json:"partitions_before"`
+	After       map[string]int `json:"partitions_after"`
+	Committed   bool           `json:"committed"`
+}
+
+// Handoff is the progress of a running membership change (in Cluster).
+type Handoff struct {
+	InProgress bool   `json:"in_progress"`
+	Claimant   string `json:"claimant"`
+	Total      int    `json:"total"`
+	Done       int    `json:"done"`
+	Pending    []Move `json:"pending"`
+}
+
+// Plan returns the staged membership change: alive nodes outside the ring
+// join, staged leaves leave.
+func (c *Client) Plan(ctx context.Context) (Plan, error) {
+	var p Plan
+	err := c.getJSON(ctx, "/admin/plan", &p)
+	return p, err
+}
+
+// Commit starts the staged membership change.
+func (c *Client) Commit(ctx context.Context) (Plan, error) {
+	return c.postPlan(ctx, "/admin/commit")
+}
+
+// Leave stages node id to leave at the next commit and returns the plan.
+func (c *Client) Leave(ctx context.Context, id string) (Plan, error) {
+	return c.postPlan(ctx, "/admin/leave/"+url.PathEscape(id))
+}
+
+func (c *Client) postPlan(ctx context.Context, path string) (Plan, error) {
+	var p Plan
+	r, err := c.do(ctx, call{method: http.MethodPost, path: path})
+	if err != nil {
+		return p, err
+	}
+	if r.status != http.StatusOK {
+		return p, r.err("admin")
+	}
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		return p, fmt.Errorf("client: decoding the answer of POST %s: %w", path, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,450 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTimeout bounds a call (with its retries) when WithTimeout is not
+// given: well above a node's default coordination timeout (5s), so a slow
+// quorum is reported by the node rather than cut short here.
+const DefaultTimeout = 30 * time.Second
+
+// timeoutSlack is how much longer than the coordination timeout it asked
+// for a call waits, for forwarding and the answer's way back.
+const timeoutSlack = time.Second
+
+// Sentinel errors.
+var (
+	ErrNotFound   = errors.New("client: not found")
+	ErrNoAddress  = errors.New("client: no node address given")
+	ErrBadAddress = errors.New("client: bad node address")
+	ErrBadContext = errors.New("client: bad context")
+)
+
+// Client talks to a dynago cluster through the HTTP API of its nodes. It is
+// safe for concurrent use.
+type Client struct {
+	bases   []string // base URLs without a trailing slash
+	hc      *http.Client
+	timeout time.Duration
+	next    atomic.Uint64 // rotates the first node tried
+	router  *router       // nil without WithRouting
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the Client send its requests with hc (for TLS,
+// proxies or instrumentation).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithTimeout bounds every call, retries included; 0 disables the bound
+// (the caller's context still applies). A call asking a node for a longer
+// coordination timeout (PutOptions.Timeout, GetOptions.Timeout) is given
+// that timeout plus a second instead. Default: DefaultTimeout.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// New returns a Client for the nodes at addrs, each "host:port" or an
+// http(s) URL (which may carry a path prefix, for a node behind a proxy).
+func New(addrs []string, opts ...Option) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, ErrNoAddress
+	}
+	c := &Client{hc: &http.Client{}, timeout: DefaultTimeout}
+	for _, a := range addrs {
+		base, err := parseAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		c.bases = append(c.bases, base)
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+func parseAddr(a string) (string, error) {
+	s := strings.TrimSpace(a)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%w: %q", ErrBadAddress, a)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Context is the opaque causal history of a version, returned by reads and
+// writes and passed back with the next write of the same key.
+type Context []byte
+
+// String returns the token form of c, as sent in X-Dynago-Context headers
+// and printed by the dynago CLI: unpadded base64url.
+func (c Context) String() string { return base64.RawURLEncoding.EncodeToString(c) }
+
+// ParseContext reverses Context.String. The empty token is no context. The
+// node validates the context's contents when it is used.
+func ParseContext(token string) (Context, error) {
+	if token == "" {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token, "="))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadContext, err)
+	}
+	return b, nil
+}
+
+// Value is what Get returns. More than one sibling means concurrent writes
+// the application must resolve: write the resolved value with Context.
+type Value struct {
+	Siblings [][]byte
+	Context  Context
+}
+
+// PutOptions tune a Put or Delete. A nil *PutOptions means a blind write
+// with the cluster's defaults.
+type PutOptions struct {
+	Context Context       // the context read; nil = blind write
+	W       int           // replicas that must acknowledge, 1..N; 0 = cluster default
+	Timeout time.Duration // coordination timeout (rounded up to ms); 0 = node default
+}
+
+// GetOptions tune a Get. A nil *GetOptions means the cluster's defaults.
+type GetOptions struct {
+	R       int           // replicas that must answer, 1..N; 0 = cluster default
+	Timeout time.Duration // coordination timeout (rounded up to ms); 0 = node default
+}
+
+// Placement is where a key lives.
+type Placement struct {
+	Key            string   `json:"key"`
+	Partition      int      `json:"partition"`
+	PreferenceList []string `json:"preference_list"` // node IDs, coordinator candidates first
+	Fallbacks      []string `json:"fallbacks"`       // where writes go when primaries are down
+}
+
+// Cluster is a node's view of the cluster.
+type Cluster struct {
+	Node        string `json:"node"` // the node that answered
+	N           int    `json:"n"`
+	R           int    `json:"r"`
+	W           int    `json:"w"`
+	Partitions  int    `json:"partitions"`
+	RingVersion uint64 `json:"ring_version"`
+	Nodes       []Node `json:"nodes"`
+	// Handoff is the running membership change, if the node reports one.
+	Handoff *Handoff `json:"handoff,omitempty"`
+}
+
+// Node is one member of a Cluster.
+type Node struct {
+	ID         string `json:"id"`
+	HTTPAddr   string `json:"http_addr"`
+	Status     string `json:"status"` // alive, suspect or dead
+	Partitions int    `json:"partitions"`
+	// NextPartitions is what the node will own when a running change ends.
+	NextPartitions *int `json:"next_partitions,omitempty"`
+}
+
+// QuorumError reports that fewer than the required replicas acknowledged
+// (put, delete) or answered (get) in time. The outcome of a put or delete
+// is unknown: it may still be applied.
+type QuorumError struct {
+	Acks, Required int
+	Op             string // "put", "get" or "delete"
+}
+
+func (e *QuorumError) Error() string {
+	if e.Op == "get" {
+		return fmt.Sprintf("client: get quorum failed: %d of %d replicas answered", e.Acks, e.Required)
+	}
+	return fmt.Sprintf("client: %s quorum failed: %d of %d replicas acknowledged; the write may still be applied", e.Op, e.Acks, e.Required)
+}
+
+// APIError is an error answer of a node other than not-found and quorum
+// failures. Code is the API's error code (bad_key, bad_parameter,
+// bad_context, too_large, unavailable, internal, ...), empty when the answer
+// was not the API's JSON (a proxy's, or net/http's own for a malformed
+// request).
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("client: node answered %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("client: node answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Put stores value under key and returns the context of the new version.
+func (c *Client) Put(ctx context.Context, key string, value []byte, o *PutOptions) (Context, error) {
+	if value == nil {
+		value = []byte{} // a body, even empty, so the request carries Content-Length: 0
+	}
+	r, err := c.do(ctx, c.writeCall(http.MethodPut, key, value, o))
+	if err != nil {
+		return nil, err
+	}
+	if r.status != http.StatusNoContent && r.status != http.StatusOK {
+		return nil, r.err("put")
+	}
+	return r.context()
+}
+
+// Delete deletes key by writing a tombstone. Without a Context the
+// tombstone is concurrent with the stored values, which then survive as
+// siblings: pass the Context of a Get to delete what it read.
+func (c *Client) Delete(ctx context.Context, key string, o *PutOptions) error {
+	r, err := c.do(ctx, c.writeCall(http.MethodDelete, key, nil, o))
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusNoContent && r.status != http.StatusOK {
+		return r.err("delete")
+	}
+	return nil
+}
+
+func (c *Client) writeCall(method, key string, value []byte, o *PutOptions) call {
+	if o == nil {
+		o = &PutOptions{}
+	}
+	cl := call{method: method, path: keyPath(key), key: []byte(key), query: url.Values{}, body: value, timeout: o.Timeout}
+	if len(o.Context) > 0 {
+		cl.header = http.Header{"X-Dynago-Context": {o.Context.String()}}
+	}
+	if o.W > 0 {
+		cl.query.Set("w", strconv.Itoa(o.W))
+	}
+	setTimeout(cl.query, o.Timeout)
+	return cl
+}
+
+// Get reads key. For a missing or deleted key it returns an error wrapping
+// ErrNotFound, with Value.Context set when a tombstone exists.
+func (c *Client) Get(ctx context.Context, key string, o *GetOptions) (Value, error) {
+	if o == nil {
+		o = &GetOptions{}
+	}
+	cl := call{
+		method: http.MethodGet, path: keyPath(key), key: []byte(key), query: url.Values{}, read: true, timeout: o.Timeout,
+		// JSON for one value too: a raw body could not be told apart from
+		// a proxy's answer.
+		header: http.Header{"Accept": {"application/json"}},
+	}
+	if o.R > 0 {
+		cl.query.Set("r", strconv.Itoa(o.R))
+	}
+	setTimeout(cl.query, o.Timeout)
+	r, err := c.do(ctx, cl)
+	if err != nil {
+		return Value{}, err
+	}
+	switch r.status {
+	case http.StatusOK, http.StatusMultipleChoices:
+		var body struct {
+			Context  string   `json:"context"`
+			Siblings [][]byte `json:"siblings"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			return Value{}, fmt.Errorf("client: decoding the answer of GET %s: %w", cl.path, err)
+		}
+		vctx, err := ParseContext(body.Context)
+		if err != nil {
+			return Value{}, fmt.Errorf("client: node sent a bad context: %w", err)
+		}
+		return Value{Siblings: body.Siblings, Context: vctx}, nil
+	case http.StatusNotFound:
+		apiErr := r.err("get")
+		if e, ok := apiErr.(*APIError); !ok || e.Code != "not_found" {
+			return Value{}, apiErr
+		}
+		vctx, err := r.context()
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{Context: vctx}, fmt.Errorf("%w: key %q", ErrNotFound, key)
+	}
+	return Value{}, r.err("get")
+}
+
+// Placement returns the partition, preference list and fallbacks of key.
+func (c *Client) Placement(ctx context.Context, key string) (Placement, error) {
+	var p Placement
+	err := c.getJSON(ctx, keyPath(key)+"/placement", &p)
+	return p, err
+}
+
+// Cluster returns the answering node's view of the cluster.
+func (c *Client) Cluster(ctx context.Context) (Cluster, error) {
+	var cl Cluster
+	err := c.getJSON(ctx, "/cluster", &cl)
+	return cl, err
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	r, err := c.do(ctx, call{method: http.MethodGet, path: path, read: true})
+	if err != nil {
+		return err
+	}
+	if r.status != http.StatusOK {
+		return r.err("get")
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		return fmt.Errorf("client: decoding the answer of GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// keyPath returns the escaped /kv/{key} path. "." and ".." are escaped too:
+// left as they are, path cleaning (ServeMux's, proxies') would turn
+// /kv/.. into /.
+func keyPath(key string) string {
+	if key == "." || key == ".." {
+		return "/kv/" + strings.ReplaceAll(key, ".", "%2E")
+	}
+	return "/kv/" + url.PathEscape(key)
+}
+
+func setTimeout(q url.Values, d time.Duration) {
+	if d > 0 {
+		ms := max(d.Milliseconds(), 1)
+		if time.Duration(ms)*time.Millisecond < d {
+			ms++ // round up: a node must not give up earlier than asked
+		}
+		q.Set("timeout", strconv.FormatInt(ms, 10))
+	}
+}
+
+// call is one API request, possibly tried at several nodes.
+type call struct {
+	method  string
+	path    string // escaped, from the API root
+	key     []byte // the key a put, get or delete is about, for routing; nil for other calls
+	query   url.Values
+	header  http.Header
+	body    []byte // nil: no body
+	read    bool   // repeating it changes nothing, so it may be retried after any transport error
+	timeout time.Duration
+}
+
+// response is a complete answer: the body is read before the call's
+// deadline is released.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// maxErrorBody bounds what an error message quotes from a non-JSON answer.
+const maxErrorBody = 512
+
+func (r response) err(op string) error {
+	var body struct {
+		Error    string `json:"error"`
+		Code     string `json:"code"`
+		Acks     int    `json:"acks"`
+		Required int    `json:"required"`
+	}
+	if json.Unmarshal(r.body, &body) != nil || body.Code == "" {
+		msg := strings.TrimSpace(string(r.body[:min(len(r.body), maxErrorBody)]))
+		if msg == "" {
+			msg = http.StatusText(r.status)
+		}
+		return &APIError{Status: r.status, Message: msg}
+	}
+	if body.Code == "quorum_failed" {
+		return &QuorumError{Acks: body.Acks, Required: body.Required, Op: op}
+	}
+	return &APIError{Status: r.status, Code: body.Code, Message: body.Error}
+}
+
+func (r response) context() (Context, error) {
+	vctx, err := ParseContext(r.header.Get("X-Dynago-Context"))
+	if err != nil {
+		return nil, fmt.Errorf("client: node sent a bad context: %w", err)
+	}
+	return vctx, nil
+}
+
+// do sends cl to the nodes in turn (see order: the next one in rotation
+// first, or the key's preference list with WithRouting) until one answers
+// (with any status) or retrying would not be safe.
+func (c *Client) do(ctx context.Context, cl call) (response, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max(c.timeout, cl.timeout+timeoutSlack))
+		defer cancel()
+	}
+	var err error
+	for _, base := range c.order(ctx, cl) {
+		var r response
+		r, err = c.once(ctx, base, cl)
+		if err == nil {
+			c.observe(base, r)
+			return r, nil
+		}
+		if ctx.Err() != nil {
+			break // the caller's deadline, not the node's fault
+		}
+		c.markDown(base)
+		if !cl.read && !notSent(err) {
+			break
+		}
+	}
+	return response{}, err
+}
+
+func (c *Client) once(ctx context.Context, base string, cl call) (response, error) {
+	u := base + cl.path
+	if len(cl.query) > 0 {
+		u += "?" + cl.query.Encode()
+	}
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u, body)
+	if err != nil {
+		return response{}, fmt.Errorf("client: %w", err)
+	}
+	for k, v := range cl.header {
+		req.Header[k] = v
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return response{}, fmt.Errorf("client: %w", err) // a *url.Error, naming method and URL
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, fmt.Errorf("client: %s %s: reading the answer: %w", cl.method, u, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+}
+
+// notSent reports whether err means the request never left: no connection
+// could be made. Only then is a write safe to send to another node.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

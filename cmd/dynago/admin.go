@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/dynago/dynago/client"
+)
+
+func init() {
+	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID", run: runAdmin})
+}
+
+const adminUsage = `admin plan|commit|leave ID [flags]
+
+  plan      show the staged change: alive nodes outside the ring join, staged
+            leaves leave; which partitions move where and how much data
+  commit    start the staged change; partitions are handed off while writes
+            continue, and the ring switches once every handoff is done
+  leave ID  stage node ID to leave at the next commit
+
+Follow progress with 'dynago status'.`
+
+func runAdmin(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, adminUsage)
+	}
+	sub, rest := args[0], args[1:]
+	want := 0
+	if sub == "leave" {
+		want = 1
+	}
+	fs, newClient := clientFlagSet("admin "+sub, adminUsage)
+	pos, err := parseArgs(fs, rest, want, "ID")
+	if err != nil {
+		return err
+	}
+	c, err := newClient()
+	if err != nil {
+		return err
+	}
+	var p client.Plan
+	switch sub {
+	case "plan":
+		p, err = c.Plan(ctx)
+	case "commit":
+		p, err = c.Commit(ctx)
+	case "leave":
+		p, err = c.Leave(ctx, pos[0])
+	default:
+		return fmt.Errorf("%w: unknown admin command %q\n%s", errUsage, sub, adminUsage)
+	}
+	if err != nil {
+		return err
+	}
+	printPlan(stdout, p)
+	return nil
+}
+
+func printPlan(w io.Writer, p client.Plan) {
+	if p.Committed {
+		fmt.Fprintf(w, "committed (from ring version %d)\n", p.RingVersion)
+	} else {
+		fmt.Fprintf(w, "staged change (ring version %d)\n", p.RingVersion)
+	}
+	fmt.Fprintf(w, "  joining: %s\n  leaving: %s\n", listOrNone(p.Joining), listOrNone(p.Leaving))
+	if len(p.Moves) == 0 {
+		fmt.Fprintln(w, "  nothing to move")
+		return
+	}
+	ids := make([]string, 0, len(p.After))
+	for id := range p.After {
+		ids = append(ids, id)
+	}
+	for id := range p.Before {
+		if _, ok := p.After[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	fmt.Fprintln(w, "  partitions owned:")
+	for _, id := range ids {
+		fmt.Fprintf(w, "    %-8s %4d -> %d\n", id, p.Before[id], p.After[id])
+	}
+	fmt.Fprintf(w, "  %d partitions change owner:\n", len(p.Moves))
+	for _, m := range p.Moves {
+		fmt.Fprintf(w, "    partition %4d  %s -> %s\n", m.Partition, m.From, m.To)
+	}
+	known, keys := 0, 0
+	for _, t := range p.Transfers {
+		if t.Keys >= 0 {
+			known++
+			keys += t.Keys
+		}
+	}
+	fmt.Fprintf(w, "  %d data transfers (partition copies to nodes entering a preference list)", len(p.Transfers))
+	if known > 0 {
+		fmt.Fprintf(w, "; %d of them hold %d objects on the node asked", known, keys)
+	}
+	fmt.Fprintln(w)
+}
+
+func listOrNone(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// progressBar renders done/total as a fixed-width bar.
+func progressBar(done, total, width int) string {
+	if total <= 0 {
+		return ""
+	}
+	filled := done * width / total
+	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/dynago/dynago/dashboard"
+	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/fault"
+)
+
+func init() {
+	register(command{name: "dev", summary: "run a local cluster of separate server processes", run: runDev})
+}
+
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	var cfg devcluster.Config
+	fs.IntVar(&cfg.Nodes, "nodes", 5, "number of nodes")
+	fs.IntVar(&cfg.HTTPBasePort, "http-base-port", 9101, "node i (1-based) serves HTTP on this port + i - 1")
+	fs.IntVar(&cfg.RPCBasePort, "rpc-base-port", 0, "node i listens for gRPC on this port + i - 1 (default http-base-port + 100)")
+	fs.IntVar(&cfg.GossipBasePort, "gossip-base-port", 0, "node i gossips on this port + i - 1 (default http-base-port + 200)")
+	fs.IntVar(&cfg.Partitions, "partitions", 64, "partitions Q, a power of two")
+	fs.IntVar(&cfg.N, "n", 3, "replicas per key")
+	fs.IntVar(&cfg.R, "r", 0, "default read quorum (default: majority of N)")
+	fs.IntVar(&cfg.W, "w", 0, "default write quorum (default: majority of N)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "parent directory of the nodes' data (default: a fresh temp directory, deleted on exit unless --keep)")
+	keep := fs.Bool("keep", false, "keep the data directory on exit")
+	latency := fs.String("latency", "", "inject this one-way delay into every message between nodes, e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms")
+	dashAddr := fs.String("dashboard-addr", "127.0.0.1:9100", "serve the dashboard and its control API on this address (port 0: any free port; empty: no dashboard)")
+	quiet := fs.Bool("quiet", false, "do not echo node logs (they are always written to <data-dir>/<node>.log)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if !*quiet {
+		cfg.Logs = os.Stderr
+	}
+	if *latency != "" {
+		if _, err := fault.ParseDelay(*latency); err != nil {
+			return fmt.Errorf("%w: --latency: %v", errUsage, err)
+		}
+		cfg.ExtraArgs = append(cfg.ExtraArgs, "--fault-delay", *latency)
+	}
+	userDir := cfg.DataDir != ""
+	// Listen before starting nodes so a busy dashboard port fails at once,
+	// not after the cluster came up.
+	var ln net.Listener
+	if *dashAddr != "" {
+		var err error
+		if ln, err = net.Listen("tcp", *dashAddr); err != nil {
+			return fmt.Errorf("dev: dashboard address: %w", err)
+		}
+	}
+	fmt.Printf("starting %d dynago nodes...\n", cfg.Nodes)
+	c, err := devcluster.Start(ctx, cfg)
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	var stopDashboard func()
+	dashURL := ""
+	if ln != nil {
+		stopDashboard = serveDashboard(ln, c)
+		dashURL = "http://" + ln.Addr().String() + "/"
+	}
+	printCluster(os.Stdout, c, *keep || userDir, dashURL)
+	<-ctx.Done()
+	if stopDashboard != nil {
+		stopDashboard()
+	}
+	fmt.Println("\nstopping nodes...")
+	c.Cleanup(*keep)
+	if *keep || userDir {
+		fmt.Printf("data kept in %s\n", c.DataDir)
+	}
+	return nil
+}
+
+func printCluster(w io.Writer, c *devcluster.Cluster, kept bool, dashURL string) {
+	fmt.Fprintf(w, "\ndynago dev cluster: %d nodes, data in %s", len(c.Nodes), c.DataDir)
+	if !kept {
+		fmt.Fprint(w, " (deleted on exit; --keep to keep it)")
+	}
+	fmt.Fprintln(w)
+	for _, n := range c.Nodes {
+		fmt.Fprintf(w, "  %-4s http://%-21s rpc %-21s pid %d\n", n.ID, n.HTTPAddr, n.RPCAddr, n.PID())
+	}
+	if dashURL != "" {
+		// Tests parse this line to find the dashboard: keep its form.
+		fmt.Fprintf(w, "\ndashboard: %s\n", dashURL)
+	}
+	first := c.Nodes[0].HTTPAddr
+	fmt.Fprintf(w, "\nTry:\n  curl -X PUT --data hello http://%s/kv/greeting\n  curl http://%s/kv/greeting\n  go run ./cmd/dynago status --addr %s\n\nPress Ctrl-C to stop.\n", first, first, first)
+}
+
+// serveDashboard serves the dashboard and the dev control API on ln and
+// returns the function that stops it.
+func serveDashboard(ln net.Listener, c *devcluster.Cluster) (stop func()) {
+	srv := &http.Server{
+		Handler:           dashboard.DevHandler(dashboard.DevCluster(c)),
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: event streams stay open, and restart answers
+		// only when the node is healthy again.
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "dashboard: %v\n", err)
+		}
+	}()
+	return func() {
+		// Event streams never go idle, so a graceful shutdown would wait
+		// out its whole timeout; give ordinary requests a moment, then close.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}
+}

@@ -1,0 +1,188 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dynago/dynago/devcluster"
+)
+
+// NodeInfo is one supervised node as api/nodes lists it.
+type NodeInfo struct {
+	ID         string `json:"id"`
+	Index      int    `json:"index"`
+	HTTPAddr   string `json:"http_addr"`
+	RPCAddr    string `json:"rpc_addr"`
+	GossipAddr string `json:"gossip_addr"`
+	PID        int    `json:"pid"`
+	Running    bool   `json:"running"`
+}
+
+// Controller supervises the node processes behind the dev control API.
+// Restart, Wipe and AddNode return once the node is healthy or ctx ends.
+type Controller interface {
+	Nodes() []NodeInfo
+	Kill(ctx context.Context, id string) error
+	Restart(ctx context.Context, id string) error
+	Wipe(ctx context.Context, id string) error
+	AddNode(ctx context.Context) (NodeInfo, error)
+}
+
+// Time limits of the control operations. Restart and wipe wait for the
+// node's /healthz (devcluster allows 30 s), so the request gets twice that.
+const (
+	killTimeout  = 15 * time.Second
+	startTimeout = 60 * time.Second
+)
+
+// DevHandler is the dashboard as `dynago dev` serves it at the root of
+// its own address: the page, api/config, the control API backed by ctl,
+// and api/node/{id}/... proxied to each node's HTTP address.
+func DevHandler(ctl Controller) http.Handler {
+	peers := func() []Peer {
+		var out []Peer
+		for _, n := range ctl.Nodes() {
+			out = append(out, Peer{ID: n.ID, HTTPAddr: n.HTTPAddr})
+		}
+		return out
+	}
+	resolve := func(id string) (string, bool) { return lookup(peers, id) }
+	transport := newTransport()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/config", func(w http.ResponseWriter, r *http.Request) {
+		ids := []string{}
+		for _, n := range ctl.Nodes() {
+			ids = append(ids, n.ID)
+		}
+		writeJSON(w, http.StatusOK, Config{Mode: "dev", Control: true, Nodes: ids})
+	})
+	mux.HandleFunc("GET /api/nodes", func(w http.ResponseWriter, r *http.Request) {
+		nodes := ctl.Nodes()
+		if nodes == nil {
+			nodes = []NodeInfo{}
+		}
+		writeJSON(w, http.StatusOK, nodes)
+	})
+	mux.HandleFunc("POST /api/nodes", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), startTimeout)
+		defer cancel()
+		n, err := ctl.AddNode(ctx)
+		if err != nil {
+			writeControlError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, n)
+	})
+	action := func(timeout time.Duration, do func(context.Context, string) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			id := r.PathValue("id")
+			if !slices.ContainsFunc(ctl.Nodes(), func(n NodeInfo) bool { return n.ID == id }) {
+				writeControlError(w, fmt.Errorf("%w: %s", ErrUnknownNode, id))
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			if err := do(ctx, id); err != nil {
+				writeControlError(w, err)
+				return
+			}
+			for _, n := range ctl.Nodes() {
+				if n.ID == id {
+					writeJSON(w, http.StatusOK, n)
+					return
+				}
+			}
+			writeControlError(w, fmt.Errorf("%w: %s", ErrUnknownNode, id))
+		}
+	}
+	mux.HandleFunc("POST /api/nodes/{id}/kill", action(killTimeout, ctl.Kill))
+	mux.HandleFunc("POST /api/nodes/{id}/restart", action(startTimeout, ctl.Restart))
+	mux.HandleFunc("POST /api/nodes/{id}/wipe", action(startTimeout, ctl.Wipe))
+	mux.HandleFunc("GET /api/events", eventsHandler(peers, &http.Client{Transport: transport}))
+	mux.Handle("/api/node/{id}/", newProxy(transport, resolve))
+	mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such dashboard endpoint")
+	}))
+	mux.Handle("/", staticHandler())
+	return sameOrigin(mux)
+}
+
+func writeControlError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrUnknownNode):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "timeout", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// DevCluster adapts a devcluster.Cluster to Controller. Operations are
+// serialised: two clicks restarting one node at once would otherwise
+// launch two processes on the same ports and data directory.
+func DevCluster(c *devcluster.Cluster) Controller { return &devControl{c: c} }
+
+type devControl struct {
+	mu sync.Mutex
+	c  *devcluster.Cluster
+}
+
+func (d *devControl) Nodes() []NodeInfo {
+	var out []NodeInfo
+	for _, n := range d.c.List() {
+		out = append(out, info(n))
+	}
+	return out
+}
+
+func info(n *devcluster.Node) NodeInfo {
+	return NodeInfo{ID: n.ID, Index: n.Index, HTTPAddr: n.HTTPAddr, RPCAddr: n.RPCAddr,
+		GossipAddr: n.GossipAddr, PID: n.PID(), Running: n.Running()}
+}
+
+func (d *devControl) find(id string) (*devcluster.Node, error) {
+	for _, n := range d.c.List() {
+		if n.ID == id {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnknownNode, id)
+}
+
+func (d *devControl) do(id string, f func(*devcluster.Node) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.find(id)
+	if err != nil {
+		return err
+	}
+	return f(n)
+}
+
+func (d *devControl) Kill(_ context.Context, id string) error {
+	return d.do(id, d.c.Kill)
+}
+
+func (d *devControl) Restart(ctx context.Context, id string) error {
+	return d.do(id, func(n *devcluster.Node) error { return d.c.Restart(ctx, n) })
+}
+
+func (d *devControl) Wipe(ctx context.Context, id string) error {
+	return d.do(id, func(n *devcluster.Node) error { return d.c.Wipe(ctx, n) })
+}
+
+func (d *devControl) AddNode(ctx context.Context) (NodeInfo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, err := d.c.AddNode(ctx)
+	if n == nil {
+		return NodeInfo{}, err
+	}
+	return info(n), err
+}

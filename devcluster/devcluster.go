@@ -1,0 +1,470 @@
+// Package devcluster runs a real local dynago cluster: one `dynago server`
+// process per node on 127.0.0.1, each with its own data directory. It is
+// what `dynago dev` runs, what the end-to-end tests run, and what the lab
+// uses to kill (SIGKILL), restart and wipe nodes.
+//
+// It only supervises processes; it knows nothing of the protocol beyond
+// the command-line flags of `dynago server` and its /healthz endpoint.
+package devcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config describes a local cluster.
+type Config struct {
+	Binary         string // path to the dynago binary; default: this executable
+	Nodes          int    // default 5
+	HTTPBasePort   int    // node i (1-based) serves HTTP on HTTPBasePort+i-1; default 9101
+	RPCBasePort    int    // default HTTPBasePort+100
+	GossipBasePort int    // default HTTPBasePort+200
+	Host           string // default 127.0.0.1
+	Partitions     int    // default 64
+	N, R, W        int    // defaults 3, 2, 2
+	Preset         string // server timing preset; default "lab" (fast detection and repair)
+	DataDir        string // default: a fresh directory under the system temp dir
+	ExtraArgs      []string
+	// Logs receives every node's log lines, prefixed with the node ID; nil
+	// writes them to DataDir/<id>.log only.
+	Logs io.Writer
+}
+
+// Node is one supervised node.
+type Node struct {
+	ID         string
+	Index      int // 1-based
+	HTTPAddr   string
+	RPCAddr    string
+	GossipAddr string
+	DataDir    string
+	// Joined marks a node added to a running cluster: it starts with
+	// --join only and becomes a member when an operator commits the plan.
+	Joined bool
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	cfg Config
+	// Nodes lists the nodes in order. AddNode appends to it: code that
+	// runs concurrently with AddNode must use List instead.
+	Nodes   []*Node
+	mu      sync.Mutex
+	DataDir string
+	tempDir bool
+	static  string // the --cluster list of the founding nodes
+}
+
+// ErrNotReady reports a node that did not become healthy in time.
+var ErrNotReady = errors.New("devcluster: node did not become ready")
+
+func (c *Config) defaults() error {
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		c.Binary = exe
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 5
+	}
+	if c.Nodes < 1 || c.Nodes > 64 {
+		return fmt.Errorf("devcluster: --nodes must be 1..64, not %d", c.Nodes)
+	}
+	if c.HTTPBasePort == 0 {
+		c.HTTPBasePort = 9101
+	}
+	if c.RPCBasePort == 0 {
+		c.RPCBasePort = c.HTTPBasePort + 100
+	}
+	if c.GossipBasePort == 0 {
+		c.GossipBasePort = c.HTTPBasePort + 200
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 64
+	}
+	if c.N == 0 {
+		c.N = 3
+	}
+	if c.Preset == "" {
+		c.Preset = "lab"
+	}
+	if c.R == 0 {
+		c.R = c.N/2 + 1
+	}
+	if c.W == 0 {
+		c.W = c.N/2 + 1
+	}
+	return nil
+}
+
+// Start launches every node and waits until all answer /healthz.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, DataDir: cfg.DataDir}
+	if c.DataDir == "" {
+		dir, err := os.MkdirTemp("", "dynago-dev-")
+		if err != nil {
+			return nil, err
+		}
+		c.DataDir, c.tempDir = dir, true
+	}
+	var cluster string
+	for i := 1; i <= cfg.Nodes; i++ {
+		n := &Node{
+			ID:         "n" + strconv.Itoa(i),
+			Index:      i,
+			HTTPAddr:   net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.HTTPBasePort+i-1)),
+			RPCAddr:    net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.RPCBasePort+i-1)),
+			GossipAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.GossipBasePort+i-1)),
+		}
+		n.DataDir = filepath.Join(c.DataDir, n.ID)
+		c.Nodes = append(c.Nodes, n)
+		if i > 1 {
+			cluster += ","
+		}
+		cluster += n.ID + "=" + n.RPCAddr + "/" + n.HTTPAddr
+	}
+	for _, n := range c.Nodes {
+		for _, a := range []string{n.HTTPAddr, n.RPCAddr} {
+			if err := portFree(a); err != nil {
+				c.removeTemp()
+				return nil, err
+			}
+		}
+	}
+	c.static = cluster
+	for _, n := range c.Nodes {
+		if err := c.launch(n); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	for _, n := range c.Nodes {
+		if err := WaitHealthy(ctx, n.HTTPAddr, 30*time.Second); err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("%w: %s: %v (log: %s)", ErrNotReady, n.ID, err, n.logPath())
+		}
+	}
+	return c, nil
+}
+
+// FreePortBase finds a base port whose HTTP, RPC and gossip ranges for n
+// nodes (base, base+100, base+200; devcluster's default layout) are all
+// free on 127.0.0.1 right now. Tests and experiments use it to run
+// clusters side by side.
+func FreePortBase(n int) (int, error) {
+	for range 50 {
+		base := 20000 + 10*rand.IntN(3000)
+		ok := true
+		for _, off := range []int{0, 100, 200} {
+			for i := range n {
+				if portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off+i))) != nil {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("devcluster: no free port range found")
+}
+
+func portFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("devcluster: address %s is not free (another cluster running? pick --http-base-port): %w", addr, err)
+	}
+	return ln.Close()
+}
+
+func (n *Node) logPath() string { return n.DataDir + ".log" }
+
+// launch starts n's process; it must not be running.
+func (c *Cluster) launch(n *Node) error {
+	if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(n.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	var seeds []string
+	for _, o := range c.Nodes {
+		if o != n {
+			seeds = append(seeds, o.GossipAddr)
+		}
+	}
+	args := []string{"server",
+		"--id", n.ID, "--data-dir", n.DataDir,
+		"--http-addr", n.HTTPAddr, "--rpc-addr", n.RPCAddr, "--gossip-addr", n.GossipAddr,
+		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset,
+		"--partitions", strconv.Itoa(c.cfg.Partitions),
+		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
+	}
+	if !n.Joined {
+		args = append(args, "--cluster", c.static)
+	}
+	args = append(args, c.cfg.ExtraArgs...)
+	cmd := exec.Command(c.cfg.Binary, args...)
+	var out io.Writer = logf
+	if c.cfg.Logs != nil {
+		out = io.MultiWriter(logf, &prefixWriter{prefix: []byte(n.ID + " | "), w: c.cfg.Logs})
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Own process group: a Ctrl-C at the terminal reaches dev, which then
+	// stops the nodes in order, instead of every node at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("devcluster: starting %s: %w", n.ID, err)
+	}
+	done := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.done, n.log = cmd, done, logf
+	n.mu.Unlock()
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	return nil
+}
+
+// Running reports whether n's process is alive.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// PID returns the process ID, or 0 when not running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// AddNode starts one more node, which joins the running cluster through
+// gossip. It owns no partitions until an operator commits the plan
+// (`dynago admin plan`, `dynago admin commit`).
+func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
+	i := len(c.Nodes) + 1
+	n := &Node{
+		ID:         "n" + strconv.Itoa(i),
+		Index:      i,
+		HTTPAddr:   net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.HTTPBasePort+i-1)),
+		RPCAddr:    net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.RPCBasePort+i-1)),
+		GossipAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.GossipBasePort+i-1)),
+		Joined:     true,
+	}
+	n.DataDir = filepath.Join(c.DataDir, n.ID)
+	for _, a := range []string{n.HTTPAddr, n.RPCAddr} {
+		if err := portFree(a); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	c.Nodes = append(c.Nodes, n)
+	c.mu.Unlock()
+	if err := c.launch(n); err != nil {
+		return nil, err
+	}
+	return n, WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+}
+
+// List returns a snapshot of the nodes, safe to call while AddNode runs.
+func (c *Cluster) List() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.Nodes)
+}
+
+// Node returns the node with the given 1-based index or ID.
+func (c *Cluster) Node(idOrIndex string) (*Node, error) {
+	for _, n := range c.Nodes {
+		if n.ID == idOrIndex || strconv.Itoa(n.Index) == idOrIndex {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("devcluster: no node %q", idOrIndex)
+}
+
+// Kill sends SIGKILL to n and waits for the process to exit: a crash, with
+// no chance to flush anything.
+func (c *Cluster) Kill(n *Node) error { return n.signal(syscall.SIGKILL, 10*time.Second) }
+
+// StopNode asks n to shut down cleanly (SIGTERM), killing it after 10s.
+func (c *Cluster) StopNode(n *Node) error {
+	if err := n.signal(syscall.SIGTERM, 10*time.Second); err != nil {
+		return n.signal(syscall.SIGKILL, 5*time.Second)
+	}
+	return nil
+}
+
+func (n *Node) signal(sig syscall.Signal, wait time.Duration) error {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil || done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		return fmt.Errorf("devcluster: %s did not exit within %v after %v", n.ID, wait, sig)
+	}
+}
+
+// Restart starts n again on the same data directory and waits until it
+// is healthy. A running node is killed first.
+func (c *Cluster) Restart(ctx context.Context, n *Node) error {
+	if err := c.Kill(n); err != nil {
+		return err
+	}
+	if err := c.launch(n); err != nil {
+		return err
+	}
+	return WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+}
+
+// Wipe kills n, deletes its data directory and starts it empty.
+func (c *Cluster) Wipe(ctx context.Context, n *Node) error {
+	if err := c.Kill(n); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(n.DataDir); err != nil {
+		return err
+	}
+	if err := c.launch(n); err != nil {
+		return err
+	}
+	return WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+}
+
+// Stop stops every node (SIGTERM, then SIGKILL after a grace period).
+func (c *Cluster) Stop() {
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.StopNode(n)
+		}()
+	}
+	wg.Wait()
+}
+
+// Remove deletes the data directory if Start created it.
+func (c *Cluster) removeTemp() {
+	if c.tempDir {
+		os.RemoveAll(c.DataDir)
+	}
+}
+
+// Cleanup stops the cluster and deletes a data directory Start created,
+// unless keep is set.
+func (c *Cluster) Cleanup(keep bool) {
+	c.Stop()
+	if !keep {
+		c.removeTemp()
+	}
+}
+
+// WaitHealthy polls http://addr/healthz until it answers 200 or timeout.
+func WaitHealthy(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("status %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return last
+}
+
+// prefixWriter prefixes each line written through it.
+type prefixWriter struct {
+	mu     sync.Mutex
+	prefix []byte
+	w      io.Writer
+	mid    bool
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []byte
+	for _, c := range b {
+		if !p.mid {
+			out = append(out, p.prefix...)
+			p.mid = true
+		}
+		out = append(out, c)
+		if c == '\n' {
+			p.mid = false
+		}
+	}
+	_, err := p.w.Write(out)
+	return len(b), err
+}

@@ -1,0 +1,148 @@
+package dvv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrBadContext is wrapped by every error DecodeContext returns.
+var ErrBadContext = errors.New("dvv: bad context")
+
+// contextFormat is the first byte of every encoded context, so the format
+// can change later without old contexts held by clients being misread.
+const contextFormat byte = 1
+
+// minDotLen is the smallest encoding of one dot: an empty actor (length
+// byte 0) and a one-byte counter. Used to reject counts no input could hold
+// before allocating for them.
+const minDotLen = 2
+
+// EncodeContext encodes v for clients: a format byte, the number of dots,
+// then per dot the actor's length and bytes and the counter, all integers as
+// minimal uvarints. The encoding is deterministic, so equal contexts are
+// equal bytes. The empty context encodes to no bytes at all, the same as a
+// blind write sending no context. v is normalized first (see VV); counters
+// above MaxCounter are encoded but DecodeContext will refuse them.
+func EncodeContext(v VV) []byte {
+	v = normalize(v)
+	if len(v) == 0 {
+		return nil
+	}
+	n := 1 + uvarintLen(uint64(len(v)))
+	for _, d := range v {
+		n += uvarintLen(uint64(len(d.Actor))) + len(d.Actor) + uvarintLen(d.Counter)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, contextFormat)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	for _, d := range v {
+		b = binary.AppendUvarint(b, uint64(len(d.Actor)))
+		b = append(b, d.Actor...)
+		b = binary.AppendUvarint(b, d.Counter)
+	}
+	return b
+}
+
+// DecodeContext decodes a context produced by EncodeContext. Contexts come
+// from clients, so it is strict: it accepts only the exact bytes
+// EncodeContext would produce for a valid VV (known format, minimal
+// varints, sorted distinct actors, counters in 1..MaxCounter, no trailing
+// bytes), so that anything accepted re-encodes identically. Empty or nil
+// input is the empty context. It never panics; errors wrap ErrBadContext.
+func DecodeContext(b []byte) (VV, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if b[0] != contextFormat {
+		return nil, fmt.Errorf("%w: unknown format %d", ErrBadContext, b[0])
+	}
+	r := reader{b: b, off: 1}
+	count, err := r.uvarint()
+	if err != nil {
+		return nil, fmt.Errorf("%w: dot count: %w", ErrBadContext, err)
+	}
+	if count == 0 {
+		// The empty context is encoded as no bytes; accepting this too would
+		// give it two encodings.
+		return nil, fmt.Errorf("%w: explicit empty context", ErrBadContext)
+	}
+	if count > uint64(r.remaining()/minDotLen) {
+		return nil, fmt.Errorf("%w: %d dots cannot fit in %d bytes", ErrBadContext, count, r.remaining())
+	}
+	v := make(VV, 0, count)
+	for i := range count {
+		actor, err := r.bytes()
+		if err != nil {
+			return nil, fmt.Errorf("%w: dot %d actor: %w", ErrBadContext, i, err)
+		}
+		c, err := r.uvarint()
+		if err != nil {
+			return nil, fmt.Errorf("%w: dot %d counter: %w", ErrBadContext, i, err)
+		}
+		if c == 0 || c > MaxCounter {
+			return nil, fmt.Errorf("%w: dot %d counter %d out of range", ErrBadContext, i, c)
+		}
+		a := string(actor)
+		if len(v) > 0 && v[len(v)-1].Actor >= a {
+			return nil, fmt.Errorf("%w: dot %d actor out of order or duplicated", ErrBadContext, i)
+		}
+		v = append(v, Dot{Actor: a, Counter: c})
+	}
+	if r.remaining() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadContext, r.remaining())
+	}
+	return v, nil
+}
+
+var (
+	errTruncated  = errors.New("truncated")
+	errOverflow   = errors.New("varint overflows 64 bits")
+	errNonMinimal = errors.New("non-minimal varint")
+)
+
+// reader parses strictly: every varint must be minimal, because a decoder
+// that accepted padded varints would accept several encodings of one value.
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) remaining() int { return len(r.b) - r.off }
+
+func (r *reader) uvarint() (uint64, error) {
+	x, n := binary.Uvarint(r.b[r.off:])
+	switch {
+	case n == 0:
+		return 0, errTruncated
+	case n < 0:
+		return 0, errOverflow
+	case n > 1 && r.b[r.off+n-1] == 0:
+		return 0, errNonMinimal
+	}
+	r.off += n
+	return x, nil
+}
+
+// bytes reads a uvarint length and that many bytes, aliasing r.b.
+func (r *reader) bytes() ([]byte, error) {
+	n, err := r.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(r.remaining()) {
+		return nil, errTruncated
+	}
+	s := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return s, nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}

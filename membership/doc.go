@@ -1,0 +1,61 @@
+// Package membership owns dynago's liveness detection and cluster-state
+// gossip in the daemon. It wraps hashicorp/memberlist (SWIM with the
+// Lifeguard extensions) and turns what memberlist learns into two streams
+// for the daemon: member status changes (Event, mapped to node.Status) and
+// newer versions of one opaque cluster-state blob (the daemon puts the
+// encoded ring there).
+//
+// # Liveness
+//
+// memberlist reports joins, leaves and meta updates through its
+// EventDelegate, but it never reports suspicion: the State field of the
+// nodes it hands out is never updated (hashicorp/memberlist#266), so polling
+// Members() cannot see Suspect. This package derives the three statuses as
+// follows:
+//
+//   - Alive: memberlist reported the node joined (or updated it), or a node
+//     this member had marked Suspect answered one of this member's direct pings.
+//   - Suspect: this member's own SWIM probe of the node failed (direct,
+//     indirect and TCP fallback) and memberlist started its suspicion timer.
+//     memberlist offers no hook for that moment, so it is read from the one
+//     log line memberlist writes right before it marks the node suspect
+//     (suspectLogPrefix; the pinned memberlist version and a test keep this
+//     honest). While a node is Suspect, it is pinged directly once per probe
+//     interval, and the first answer makes it Alive again.
+//   - Dead: memberlist declared the node dead (suspicion timed out) or the
+//     node left gracefully; both arrive through NotifyLeave.
+//
+// Suspect is therefore this member's local view: a member that only heard
+// of another's suspicion by gossip shows Alive until its own probe fails or
+// the node is declared dead. That is all the daemon needs, since the
+// protocol core treats Suspect as reachable and only Dead as down.
+//
+// Members that are declared dead stay in Members() (as Dead) until they
+// come back: which nodes belong to the cluster is the ring's business, not
+// the failure detector's.
+//
+// # Cluster state
+//
+// The cluster state is a (version, bytes) pair. States are totally ordered:
+// a higher version wins, and equal versions are ordered by comparing the
+// bytes, so every member converges on the same state even if two members
+// publish different states with one version. A member adopts a remote state
+// only when it is strictly newer than its own, and then calls OnState.
+//
+// States travel three ways: in every memberlist push/pull (TCP, on join and
+// every push/pull interval), as a gossip broadcast when the encoded state
+// fits in one UDP packet (maxBroadcastState), and otherwise as a direct TCP
+// message (memberlist's SendReliable) from the member that published it to
+// every member it believes alive. Push/pull repairs whatever the other two
+// miss, so every live member holds the newest state within about one
+// push/pull interval.
+//
+// # What it must never do
+//
+// The package must never interpret the state blob or the meaning of a
+// status (the daemon decides what a dead node or a new ring means), never
+// bind to an address other than the one configured, never call into
+// memberlist while holding its own lock (memberlist calls its delegates with
+// its own locks held), and never block memberlist's goroutines on the
+// daemon: callbacks run on a goroutine of this package.
+package membership

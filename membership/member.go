@@ -1,0 +1,78 @@
+package membership
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/ring"
+)
+
+// Meta is what a member tells the others about itself besides its gossip
+// address: where to reach its APIs. It travels in memberlist's node meta,
+// which is limited to memberlist.MetaMaxSize (512) bytes once encoded.
+type Meta struct {
+	HTTPAddr string
+	RPCAddr  string
+}
+
+// Member is one known member of the cluster as this member sees it.
+type Member struct {
+	ID     ring.NodeID
+	Addr   string // gossip address, host:port
+	Meta   Meta
+	Status node.Status
+}
+
+// Event reports that a member's status, meta or address changed; Member is
+// its new view.
+type Event struct {
+	Member Member
+}
+
+// metaVersion is the encoding version of Meta. Later versions must only add
+// fields, so that older members still read the ones they know.
+const metaVersion = 1
+
+// wireMeta is Meta's encoding: JSON, because it is small, rarely sent, and
+// readable in a packet capture.
+type wireMeta struct {
+	V    int    `json:"v"`
+	HTTP string `json:"http,omitempty"`
+	RPC  string `json:"rpc,omitempty"`
+}
+
+var (
+	// ErrMetaTooLarge reports a Meta whose encoding exceeds memberlist's
+	// node meta limit.
+	ErrMetaTooLarge = errors.New("membership: meta too large")
+	// errBadMeta reports node meta that is not a dynago member's: another
+	// memberlist cluster's node, or garbage. Such nodes are refused.
+	errBadMeta = errors.New("membership: malformed member meta")
+)
+
+func encodeMeta(m Meta) ([]byte, error) {
+	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr})
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, limit %d", ErrMetaTooLarge, len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// decodeMeta accepts any version from 1 on: newer versions only add fields.
+func decodeMeta(b []byte) (Meta, error) {
+	var w wireMeta
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Meta{}, fmt.Errorf("%w: %v", errBadMeta, err)
+	}
+	if w.V < 1 {
+		return Meta{}, fmt.Errorf("%w: version %d", errBadMeta, w.V)
+	}
+	return Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC}, nil
+}

@@ -1,0 +1,98 @@
+package node
+
+import (
+	"time"
+
+	"github.com/dynago/dynago/ring"
+)
+
+// forwardOp is a client write this node received but does not coordinate
+// because it is not in the key's preference list.
+type forwardOp struct {
+	client   uint64
+	to       ring.NodeID
+	w        int
+	timeout  time.Duration
+	deadline time.Time
+	trace    *tracer
+
+	// When the coordinator stays silent past the replica timeout (dead but
+	// not yet detected), the write goes to the next preference-list node.
+	// If the first was merely slow both may apply it: the result is two
+	// siblings with the same value, never a lost write.
+	req     Request
+	pl      []ring.NodeID
+	tried   map[ring.NodeID]bool
+	retryAt time.Time
+}
+
+// forwardMargin is the share of a forwarded request's timeout the
+// coordinator may spend, leaving the rest for its answer to travel back
+// before the forwarding node gives up.
+const forwardMargin = 0.9
+
+// forward sends a client write to the first reachable node of the
+// preference list, which coordinates it.
+func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
+	tr := newTracer(n.now, "", p, pl)
+	tr.t.ForwardedBy = n.cfg.ID
+	var to ring.NodeID
+	for _, id := range pl {
+		if n.reachable(id) {
+			to = id
+			break
+		}
+	}
+	if to == "" {
+		n.reply(Reply{ID: req.ID, Code: CodeUnavailable, Required: req.W, Err: "node: no node of the preference list is reachable", Trace: tr.finish()})
+		return
+	}
+	id := n.newOpID()
+	op := &forwardOp{client: req.ID, w: req.W, timeout: req.Timeout, deadline: n.now.Add(req.Timeout), trace: tr,
+		req: req, pl: pl, tried: map[ring.NodeID]bool{}}
+	n.fwds[id] = op
+	n.sendForward(id, op, to)
+}
+
+func (n *Node) sendForward(id uint64, op *forwardOp, to ring.NodeID) {
+	op.to = to
+	op.tried[to] = true
+	op.trace.t.Coordinator = to
+	// Retrying risks a duplicate (two coordinators applying one write), so
+	// wait long unless the failure detector already suspects the node.
+	remaining := op.deadline.Sub(n.now)
+	op.retryAt = n.now.Add(max(n.cfg.ReplicaTimeout, remaining/2))
+	n.send(Message{
+		Type: MsgForward, To: to, ReqID: id, Key: op.req.Key, Value: op.req.Value, Context: op.req.Context,
+		Delete: op.req.Op == OpDelete, W: op.req.W, Timeout: time.Duration(float64(remaining) * forwardMargin),
+	})
+	op.trace.event(n.now, to, "sent", "forward to coordinator")
+}
+
+// retryForward re-sends a forwarded write whose coordinator is silent to
+// the next reachable preference-list node, if any is left.
+func (n *Node) retryForward(id uint64, op *forwardOp) {
+	op.retryAt = op.deadline.Add(time.Nanosecond)
+	n.redirect(id, op)
+}
+
+// redirect moves a forwarded write on to the next node, if any is left.
+func (n *Node) redirect(id uint64, op *forwardOp) {
+	for _, next := range op.pl {
+		if !op.tried[next] && n.reachable(next) {
+			op.trace.event(n.now, op.to, "timeout", "coordinator silent; trying the next")
+			n.sendForward(id, op, next)
+			return
+		}
+	}
+}
+
+func (n *Node) onForwardResp(m Message) {
+	op, ok := n.fwds[m.ReqID]
+	if !ok {
+		return
+	}
+	delete(n.fwds, m.ReqID)
+	op.trace.event(n.now, m.From, "answer", m.Code.String())
+	n.reply(Reply{ID: op.client, Code: m.Code, Err: m.Err, Context: m.Context, Dot: m.Dot, Acks: m.Acks, Required: m.Required, Trace: op.trace.finish()})
+}

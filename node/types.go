@@ -1,0 +1,242 @@
+package node
+
+import (
+	"time"
+
+	"github.com/dynago/dynago/dvv"
+
+	"github.com/dynago/dynago/object"
+	"github.com/dynago/dynago/ring"
+)
+
+// Op is what a client asks a coordinator to do with one key.
+type Op uint8
+
+const (
+	OpGet Op = iota + 1
+	OpPut
+	OpDelete
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpGet:
+		return "get"
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	}
+	return "unknown"
+}
+
+// Request is a client operation handed to the core by a driver. The driver
+// assigns ID, unique among the requests it has in flight on this node, and
+// receives exactly one Reply carrying the same ID.
+type Request struct {
+	ID      uint64
+	Op      Op
+	Key     []byte
+	Value   []byte        // put only
+	Context []byte        // encoded client context (dvv.EncodeContext); nil = blind write
+	R, W    int           // 0 means the cluster default; otherwise 1..N
+	Timeout time.Duration // 0 means the configured default
+}
+
+// Code classifies a Reply. The HTTP layer maps codes to status codes.
+type Code uint8
+
+const (
+	CodeOK           Code = iota // put acknowledged by W replicas / get found live values
+	CodeNotFound                 // get: no live value (Context may carry a tombstone's history)
+	CodeQuorumFailed             // fewer than R/W replicas answered in time; a put's outcome is unknown
+	CodeBadRequest               // invalid key, context or parameter
+	CodeUnavailable              // no node of the preference list is reachable
+	CodeInternal                 // a local storage error
+)
+
+func (c Code) String() string {
+	switch c {
+	case CodeOK:
+		return "ok"
+	case CodeNotFound:
+		return "not_found"
+	case CodeQuorumFailed:
+		return "quorum_failed"
+	case CodeBadRequest:
+		return "bad_request"
+	case CodeUnavailable:
+		return "unavailable"
+	case CodeInternal:
+		return "internal"
+	}
+	return "unknown"
+}
+
+// Reply answers one Request.
+type Reply struct {
+	ID       uint64
+	Code     Code
+	Err      string           // human-readable detail when Code != CodeOK
+	Siblings []object.Sibling // get: the live siblings (tombstones removed)
+	Context  []byte           // encoded context of the version read or written
+	Dot      dvv.Dot          // put/delete: the version stamp the coordinator gave the write
+	Acks     int              // replicas that acknowledged (put) or answered (get)
+	Required int              // W or R of the request
+	Trace    *Trace           // how the request was served
+}
+
+// Trace records how the cluster served one request: who coordinated, whom it
+// asked, who answered and when, and what read repair fixed. Offsets are
+// relative to the moment the coordinator took the request.
+type Trace struct {
+	Coordinator    ring.NodeID
+	ForwardedBy    ring.NodeID // set when the receiving node forwarded the request
+	Partition      int
+	PreferenceList []ring.NodeID
+	Events         []TraceEvent
+}
+
+// TraceEvent is one step of a Trace.
+type TraceEvent struct {
+	At   time.Duration // since the coordinator took the request
+	Node ring.NodeID
+	What string // "sent", "ack", "answer", "not_found", "error", "timeout", "repair", "hint"
+	Note string
+}
+
+// MsgType names a node-to-node message.
+type MsgType uint8
+
+const (
+	// MsgForward carries a client put or delete from a node outside the key's
+	// preference list to the coordinator (the first reachable preference-list
+	// node). Request fields: Key, Value, Context, W, Timeout, Delete.
+	MsgForward MsgType = iota + 1
+	// MsgForwardResp carries the coordinator's Reply back to the forwarding node.
+	MsgForwardResp
+	// MsgReplicaPut asks a replica to merge Object into its copy and persist it.
+	// Also used for read repair (Repair=true), in which case no answer is awaited.
+	MsgReplicaPut
+	// MsgReplicaPutResp acknowledges a durable MsgReplicaPut (or reports Err).
+	MsgReplicaPutResp
+	// MsgReplicaGet asks a replica for its copy of Key.
+	MsgReplicaGet
+	// MsgReplicaGetResp answers with Object (nil when the replica holds nothing).
+	MsgReplicaGetResp
+	// MsgAETreeReq asks another replica of Partition for the child hashes
+	// of the Merkle tree nodes named by Levels/Indexes (anti-entropy).
+	MsgAETreeReq
+	// MsgAETreeResp answers with Hashes[i] = children of node i.
+	MsgAETreeResp
+	// MsgAEKeys lists the sender's keys and version hashes (Keys/Versions)
+	// in the differing leaf buckets Buckets of Partition. The receiver sends
+	// back what the sender lacks and asks (MsgAEWant) for what it lacks.
+	MsgAEKeys
+	// MsgAEWant asks for the objects of Keys; they come as repair puts.
+	MsgAEWant
+	// MsgHandoffDone tells the claimant of a transition that the data of
+	// Partition is now held by node Hint, which enters its preference list.
+	MsgHandoffDone
+	// MsgReapQuery asks a member which of Keys (with version hashes
+	// Versions, tombstones of Partition) it agrees may be reaped.
+	MsgReapQuery
+	// MsgReapResp lists the Keys the sender agrees to reap.
+	MsgReapResp
+	// MsgReap tells a replica to delete Keys whose stored version is still
+	// Versions: every member agreed.
+	MsgReap
+)
+
+// vouches reports whether a message of this type asserts something about
+// the sender's stored state, and so may leave only once that state is
+// durable (see Ready).
+func (t MsgType) vouches() bool {
+	switch t {
+	case MsgForward, MsgReplicaPut, MsgReplicaGet, MsgAETreeReq, MsgAEWant, MsgReapQuery, MsgReap, MsgHandoffDone:
+		return false
+	}
+	return true
+}
+
+func (t MsgType) String() string {
+	switch t {
+	case MsgForward:
+		return "forward"
+	case MsgForwardResp:
+		return "forward_resp"
+	case MsgReplicaPut:
+		return "replica_put"
+	case MsgReplicaPutResp:
+		return "replica_put_resp"
+	case MsgReplicaGet:
+		return "replica_get"
+	case MsgReplicaGetResp:
+		return "replica_get_resp"
+	case MsgAETreeReq:
+		return "ae_tree_req"
+	case MsgAETreeResp:
+		return "ae_tree_resp"
+	case MsgAEKeys:
+		return "ae_keys"
+	case MsgAEWant:
+		return "ae_want"
+	case MsgHandoffDone:
+		return "handoff_done"
+	case MsgReapQuery:
+		return "reap_query"
+	case MsgReapResp:
+		return "reap_resp"
+	case MsgReap:
+		return "reap"
+	}
+	return "unknown"
+}
+
+// Message is the one envelope exchanged between node cores. It is flat so
+// that the transport can map it to protobuf field by field; each MsgType
+// uses the subset of fields documented on it.
+type Message struct {
+	Type  MsgType
+	From  ring.NodeID
+	To    ring.NodeID
+	ReqID uint64 // the sender's request ID, echoed in the answer
+
+	Key    []byte
+	Object []byte // object.Encode output
+
+	// Forwarded client request (MsgForward).
+	Value   []byte
+	Context []byte
+	Delete  bool
+	W       int
+	Timeout time.Duration
+
+	// Answers.
+	Found    bool    // MsgReplicaGetResp: the replica holds an object for Key
+	Err      string  // non-empty: the operation failed on the sender
+	Code     Code    // MsgForwardResp
+	Dot      dvv.Dot // MsgForwardResp: the write's version stamp
+	Acks     int     // MsgForwardResp
+	Required int     // MsgForwardResp
+	Repair   bool    // MsgReplicaPut sent by read repair: no answer wanted
+
+	// Hint names the primary a fallback stores this write for (sloppy quorum).
+	Hint ring.NodeID
+
+	// Anti-entropy.
+	Partition int
+	Levels    []uint32   // MsgAETreeReq/Resp: tree node addresses (level, index)
+	Indexes   []uint32   //
+	Hashes    [][]uint64 // MsgAETreeResp: child hashes per requested node
+	Buckets   []uint32   // MsgAEKeys: the differing leaf buckets
+	Keys      [][]byte   // MsgAEKeys, MsgAEWant
+	Versions  []uint64   // MsgAEKeys: object.Hash of each key's encoding
+}
+
+// Write is one key the driver must persist before releasing the Messages and
+// Replies of the same Ready. Value nil means delete.
+type Write struct {
+	Key   []byte
+	Value []byte
+}

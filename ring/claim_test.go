@@ -1,0 +1,165 @@
+package ring
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// balancedClaimPossible says whether any claim with per-node counts within
+// one can give every n consecutive partitions distinct owners: a node with
+// ceil(q/m) partitions needs n-1 partitions of others after each of its own.
+func balancedClaimPossible(q, m, n int) bool {
+	return (q+m-1)/m*n <= q
+}
+
+func TestClaimIsDeterministicAndOrderIndependent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, m := range []int{1, 2, 5, 13, 64} {
+		for _, q := range []int{8, 256} {
+			nodes := nodeNames(m)
+			want := Claim(q, nodes, 3)
+			if len(want) != q {
+				t.Fatalf("Claim(%d, %d nodes) has %d owners", q, m, len(want))
+			}
+			for range 5 {
+				shuffled := slices.Clone(nodes)
+				rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+				if got := Claim(q, shuffled, 3); !slices.Equal(got, want) {
+					t.Fatalf("Claim(%d, %v) = %v, but for sorted nodes %v", q, shuffled, got, want)
+				}
+			}
+			if got := Claim(q, append(slices.Clone(nodes), nodes...), 3); !slices.Equal(got, want) {
+				t.Errorf("Claim with every node twice = %v, want duplicates ignored: %v", got, want)
+			}
+		}
+	}
+	if got := Claim(8, ids("b a"), 2); !slices.Equal(got, ids("a b a b a b a b")) {
+		t.Errorf("Claim(8, b a) = %v, want round-robin from the first sorted node", got)
+	}
+	if Claim(0, ids("a"), 3) != nil || Claim(8, nil, 3) != nil {
+		t.Error("Claim with no partitions or no nodes is not nil")
+	}
+}
+
+// TestClaimGrid checks Claim's two promises on every combination of 1..64
+// nodes, Q in {8, 64, 256, 1024} and n in 1..5: counts within one, and no
+// violations exactly when a balanced claim without them exists.
+func TestClaimGrid(t *testing.T) {
+	for _, q := range []int{8, 64, 256, 1024} {
+		for m := 1; m <= 64; m++ {
+			nodes := nodeNames(m)
+			for n := 1; n <= 5; n++ {
+				owners := Claim(q, nodes, n)
+				counts := make(map[NodeID]int)
+				for _, o := range owners {
+					counts[o]++
+				}
+				lo, hi := q, 0
+				for _, id := range nodes { // nodes owning nothing count as 0
+					lo, hi = min(lo, counts[id]), max(hi, counts[id])
+				}
+				if hi-lo > 1 {
+					t.Errorf("Q=%d M=%d n=%d: counts range %d..%d", q, m, n, lo, hi)
+				}
+				v := Measure(owners, n).Violations
+				if possible := balancedClaimPossible(q, m, n); possible != (v == 0) {
+					t.Errorf("Q=%d M=%d n=%d: %d violations, but a balanced claim without them possible = %v", q, m, n, v, possible)
+				}
+			}
+		}
+	}
+}
+
+// TestClaimBeyondRoundRobin pins cases where round-robin has violations and
+// evenly spread skips would pass over the same node twice, so the nudges
+// are what find a balanced claim without violations; for Q=16 M=5 n=4 only
+// the backward nudge does. (Q=16 is not in TestClaimGrid.)
+func TestClaimBeyondRoundRobin(t *testing.T) {
+	for _, tc := range []struct{ q, m, n int }{{16, 5, 4}, {8, 6, 4}, {8, 5, 4}} {
+		if v := countViolations(roundRobin(tc.q, tc.m), tc.n); v == 0 {
+			t.Errorf("Q=%d M=%d n=%d: round-robin has no violations; the case tests nothing", tc.q, tc.m, tc.n)
+		}
+		b := Measure(Claim(tc.q, nodeNames(tc.m), tc.n), tc.n)
+		if b.Violations != 0 || b.Max-b.Min > 1 || b.Nodes != tc.m {
+			t.Errorf("Q=%d M=%d n=%d: %+v, want balanced over %d nodes without violations", tc.q, tc.m, tc.n, b, tc.m)
+		}
+	}
+	if fwd, ok := skipWalk(16, 5, +1); !ok || countViolations(fwd, 4) == 0 {
+		t.Error("Q=16 M=5 n=4: forward nudges alone succeed; the backward candidate is untested")
+	}
+}
+
+func TestMeasure(t *testing.T) {
+	for _, tc := range []struct {
+		owners string
+		n      int
+		want   Balance
+	}{
+		{"a b a c", 1, Balance{Nodes: 3, Partitions: 4, Min: 1, Max: 2}},
+		{"a b a c", 2, Balance{Nodes: 3, Partitions: 4, Min: 1, Max: 2}},
+		// Windows from 0 and 2 (a b a, a c a) repeat a.
+		{"a b a c", 3, Balance{Nodes: 3, Partitions: 4, Min: 1, Max: 2, Violations: 2}},
+		// The window from 3 wraps: c a b.
+		{"a b c a b c", 3, Balance{Nodes: 3, Partitions: 6, Min: 2, Max: 2}},
+		{"a b c a b", 3, Balance{Nodes: 3, Partitions: 5, Min: 1, Max: 2, Violations: 2}},
+		// A window longer than the ring meets its own start again.
+		{"a b", 3, Balance{Nodes: 2, Partitions: 2, Min: 1, Max: 1, Violations: 2}},
+		{"", 3, Balance{}},
+	} {
+		if got := Measure(ids(tc.owners), tc.n); got != tc.want {
+			t.Errorf("Measure(%q, %d) = %+v, want %+v", tc.owners, tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestClaimBalanceTable writes down how Claim does for N = 3 on the sizes a
+// cluster is likely to have, and keeps testdata/claim_balance.md current.
+func TestClaimBalanceTable(t *testing.T) {
+	const n = 3
+	sizes := []int{3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 24, 32, 48, 64}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Claim balance, N = %d\n\n", n)
+	fmt.Fprintf(&buf, "Generated by `go test ./ring -run TestClaimBalanceTable -update`; do not edit.\n\n")
+	fmt.Fprintf(&buf, "min and max are the fewest and most partitions one node owns. A violation is a\n")
+	fmt.Fprintf(&buf, "window of %d consecutive partitions (one per starting partition, wrapping) with a\n", n)
+	fmt.Fprintf(&buf, "repeated owner. With 3 nodes no balanced claim avoids them: Q = 3k+1, so one\n")
+	fmt.Fprintf(&buf, "node owns k+1 partitions and needs 3(k+1) = Q+2 slots; 2 violations is the least.\n\n")
+	fmt.Fprintf(&buf, "| nodes | Q | min | max | violations |\n|---:|---:|---:|---:|---:|\n")
+	for _, m := range sizes {
+		for _, q := range []int{64, 256, 1024} {
+			b := Measure(Claim(q, nodeNames(m), n), n)
+			fmt.Fprintf(&buf, "| %d | %d | %d | %d | %d |\n", m, q, b.Min, b.Max, b.Violations)
+			if b.Nodes != m || b.Max-b.Min > 1 {
+				t.Errorf("M=%d Q=%d: %d owning nodes, counts %d..%d", m, q, b.Nodes, b.Min, b.Max)
+			}
+			if m >= n+1 && b.Violations != 0 {
+				t.Errorf("M=%d Q=%d: %d violations, want 0", m, q, b.Violations)
+			}
+		}
+	}
+
+	golden := filepath.Join("testdata", "claim_balance.md")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("%s is out of date; run go test ./ring -run TestClaimBalanceTable -update and review the diff.\ngot:\n%s", golden, buf.Bytes())
+	}
+}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dynago/dynago/cluster"
+	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/ring"
+	"github.com/dynago/dynago/storage"
+)
+
+// stateView is what the HTTP goroutines see of the core's cluster state; the
+// loop replaces it whenever the state changes.
+type stateView struct {
+	version  uint64
+	next     *ring.Ring
+	progress node.HandoffProgress
+}
+
+// publishView refreshes the ring and state snapshots. Loop goroutine only.
+func (s *Server) publishView() {
+	s.ring.Store(s.core.Ring())
+	st := s.core.State()
+	old := s.view.Load()
+	s.view.Store(&stateView{version: st.Version, next: s.core.NextRing(), progress: s.core.Progress()})
+	if old == nil || old.version != st.Version {
+		msg := fmt.Sprintf("ring version %d", st.Version)
+		if st.InTransition() {
+			msg += fmt.Sprintf(", moving partitions (claimant %s)", st.Claimant)
+		}
+		s.events.publish("ring", msg, map[string]any{"version": st.Version, "in_transition": st.InTransition(), "claimant": st.Claimant})
+	}
+}
+
+// loadState returns the persisted cluster state; on first boot of a static
+// cluster it creates and persists the initial one; a node started only
+// with --join has none until gossip brings it.
+func (s *Server) loadState() (*cluster.State, error) {
+	raw, err := s.engine.Get(storage.MetaKey("cluster"))
+	switch {
+	case err == nil:
+		st, err := cluster.Decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("server: persisted cluster state: %w", err)
+		}
+		if len(s.cfg.Cluster) > 0 {
+			s.log.Info("using the persisted cluster state; --cluster only seeds a new cluster", "ring_version", st.Version)
+		}
+		return &st, nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, err
+	case len(s.cfg.Cluster) == 0:
+		s.log.Info("no cluster state yet: waiting for gossip from the nodes in --join")
+		return nil, nil
+	}
+	st, err := cluster.Initial(s.cfg.Partitions, s.cfg.N, s.cfg.memberIDs())
+	if err != nil {
+		return nil, fmt.Errorf("server: building the initial ring: %w", err)
+	}
+	var b storage.Batch
+	b.Set(storage.MetaKey("cluster"), cluster.Encode(st))
+	if err := s.engine.Apply(&b, true); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// onState receives a cluster state from gossip.
+func (s *Server) onState(version uint64, raw []byte) {
+	st, err := cluster.Decode(raw)
+	if err != nil || st.Version != version {
+		s.log.Warn("ignoring a bad gossiped cluster state", "version", version, "err", err)
+		return
+	}
+	select {
+	case s.inputs <- input{state: &st}:
+	case <-s.stop:
+	}
+}
+
+// inLoop runs fn on the event loop goroutine and waits for it.
+func (s *Server) inLoop(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case s.inputs <- input{fn: func() { fn(); close(done) }}:
+	case <-s.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-s.stop:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// aliveMembers lists the nodes gossip reports alive, this one included.
+func (s *Server) aliveMembers() []ring.NodeID {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	out := []ring.NodeID{s.cfg.ID}
+	for id, m := range s.seen {
+		if m.Status == node.Alive {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Plan implements httpapi.Admin.
+func (s *Server) Plan(ctx context.Context) (node.Plan, error) {
+	alive := s.aliveMembers()
+	var (
+		pl  node.Plan
+		err error
+	)
+	if e := s.inLoop(ctx, func() { pl, err = s.core.Plan(alive) }); e != nil {
+		return pl, e
+	}
+	return pl, err
+}
+
+// Commit implements httpapi.Admin.
+func (s *Server) Commit(ctx context.Context) (node.Plan, error) {
+	alive := s.aliveMembers()
+	var (
+		pl  node.Plan
+		err error
+	)
+	if e := s.inLoop(ctx, func() { pl, err = s.core.Commit(s.now(), alive) }); e != nil {
+		return pl, e
+	}
+	if err == nil {
+		s.log.Info("membership change committed", "joining", pl.Joining, "leaving", pl.Leaving, "moves", len(pl.Moves), "transfers", len(pl.Transfers))
+	}
+	return pl, err
+}
+
+// StageLeave implements httpapi.Admin.
+func (s *Server) StageLeave(ctx context.Context, id ring.NodeID) error {
+	var err error
+	if e := s.inLoop(ctx, func() { err = s.core.StageLeave(s.now(), id) }); e != nil {
+		return e
+	}
+	return err
+}
+
+// Progress implements httpapi.Admin.
+func (s *Server) Progress() (node.HandoffProgress, *ring.Ring) {
+	v := s.view.Load()
+	return v.progress, v.next
+}
+
+// now is the clock the daemon feeds the core.
+func (s *Server) now() time.Time { return time.Now() }

@@ -1,0 +1,244 @@
+package server
+
+import (
+	"time"
+
+	"github.com/dynago/dynago/cluster"
+	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/storage"
+)
+
+// statsEvery is how often the loop refreshes the core counters it
+// publishes for metrics.
+const statsEvery = 500 * time.Millisecond
+
+// coreStats is a snapshot of the core's counters.
+type coreStats struct {
+	ae                          node.AEStats
+	hintsStored, hintsDelivered uint64
+	hintsHeld                   int
+	reaped                      uint64
+}
+
+// publishStats snapshots the core's counters. Loop goroutine only.
+func (s *Server) publishStats() {
+	st := coreStats{ae: s.core.AEStats(), reaped: s.core.ReapStats()}
+	st.hintsStored, st.hintsDelivered = s.core.HintStats()
+	for _, n := range s.core.HintsHeld() {
+		st.hintsHeld += n
+	}
+	s.coreStats.Store(&st)
+}
+
+// stats returns the latest snapshot of the core's counters.
+func (s *Server) stats() coreStats {
+	if st := s.coreStats.Load(); st != nil {
+		return *st
+	}
+	return coreStats{}
+}
+
+// maxDrain bounds how many queued inputs one loop iteration feeds the core
+// before collecting its Ready, so that one burst cannot delay everything
+// else indefinitely while still batching many writes into one fsync.
+const maxDrain = 1024
+
+// loop is the event loop: the only goroutine that touches the core.
+func (s *Server) loop() {
+	defer close(s.loopDone)
+	ticker := time.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	s.core.Tick(time.Now())
+	for {
+		select {
+		case <-s.stop:
+			return
+		case in := <-s.inputs:
+			now := time.Now()
+			builds := s.core.AEStats().TreeBuilds
+			s.feed(now, in)
+		drain:
+			for i := 1; i < maxDrain; i++ {
+				select {
+				case in := <-s.inputs:
+					s.feed(now, in)
+				default:
+					break drain
+				}
+			}
+			if s.core.AEStats().TreeBuilds != builds {
+				// A peer's exchange request built a tree.
+				s.metrics.treeBuild.Observe(time.Since(now).Seconds())
+			}
+		case <-ticker.C:
+			now := time.Now()
+			builds := s.core.AEStats().TreeBuilds
+			s.core.Tick(now)
+			if s.core.AEStats().TreeBuilds != builds {
+				s.metrics.treeBuild.Observe(time.Since(now).Seconds())
+			}
+			if now.Sub(s.statsAt) >= statsEvery {
+				s.statsAt = now
+				s.publishStats()
+			}
+		case res := <-s.syncDone:
+			s.syncing = false
+			if res.err != nil {
+				// An fsync failure means we cannot know what is durable.
+				// Acknowledging anything now could lie; stopping the node is
+				// the only safe answer (as PostgreSQL and Pebble do).
+				s.log.Error("fsync failed; stopping the node to protect acknowledged data", "err", res.err)
+				s.failStop()
+				return
+			}
+			s.syncedSeq = res.seq
+			s.releaseHeld()
+		}
+		s.collect()
+		s.observe(time.Now()) // dashboard events: counters that moved
+		s.metrics.inflight.Set(float64(s.core.InFlight()))
+	}
+}
+
+func (s *Server) feed(now time.Time, in input) {
+	if in.fn != nil {
+		s.core.Tick(now)
+		in.fn()
+		return
+	}
+	if in.state != nil {
+		if err := s.core.SetState(now, *in.state); err != nil {
+			s.log.Warn("ignoring gossiped cluster state", "err", err)
+		}
+		return
+	}
+	if in.status != nil {
+		s.core.Tick(now)
+		s.core.SetStatus(in.status.ID, in.status.Status)
+		return
+	}
+	if in.req != nil {
+		s.core.Propose(now, *in.req)
+		return
+	}
+	for _, m := range in.msgs {
+		s.core.Step(now, m)
+	}
+}
+
+// collect takes the core's Ready: writes go to Pebble unsynced (visible to
+// the core's reads at once) and the outputs wait for the fsync that makes
+// them durable.
+func (s *Server) collect() {
+	if !s.core.HasReady() {
+		return
+	}
+	rd := s.core.Ready()
+	if len(rd.Writes) > 0 {
+		var b storage.Batch
+		for _, w := range rd.Writes {
+			if w.Value == nil {
+				b.Delete(w.Key)
+			} else {
+				b.Set(w.Key, w.Value)
+			}
+		}
+		if err := s.engine.Apply(&b, false); err != nil {
+			s.log.Error("storage write failed; stopping the node", "err", err)
+			s.failStop()
+			return
+		}
+		s.writeSeq++
+		s.metrics.batchWrites.Observe(float64(len(rd.Writes)))
+	}
+	s.core.Advance()
+	for _, m := range rd.Requests {
+		s.trans.Send(m)
+	}
+	if rd.State != nil || s.view.Load().version != s.core.State().Version {
+		s.publishView()
+	}
+	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && rd.State == nil {
+		s.requestSync()
+		return
+	}
+	h := held{seq: s.writeSeq, msgs: rd.Messages, replies: rd.Replies, state: rd.State}
+	if s.writeSeq == s.syncedSeq {
+		s.release(h)
+		return
+	}
+	s.hold = append(s.hold, h)
+	s.requestSync()
+}
+
+// requestSync starts an fsync unless one is running; the one running will
+// be followed by another when it returns (releaseHeld checks).
+func (s *Server) requestSync() {
+	if s.syncing || s.writeSeq == s.syncedSeq {
+		return
+	}
+	s.syncing = true
+	s.syncReq <- s.writeSeq // never blocks: at most one request is outstanding
+}
+
+func (s *Server) releaseHeld() {
+	i := 0
+	for ; i < len(s.hold) && s.hold[i].seq <= s.syncedSeq; i++ {
+		s.release(s.hold[i])
+	}
+	s.hold = s.hold[i:]
+	s.requestSync()
+}
+
+func (s *Server) release(h held) {
+	if h.state != nil && s.members != nil {
+		if err := s.members.SetState(h.state.Version, cluster.Encode(*h.state)); err != nil {
+			s.log.Warn("publishing cluster state", "version", h.state.Version, "err", err)
+		}
+	}
+	for _, m := range h.msgs {
+		s.trans.Send(m)
+	}
+	if len(h.replies) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, r := range h.replies {
+		if ch, ok := s.waiters[r.ID]; ok {
+			ch <- r // buffered; exactly one reply per request
+		}
+	}
+	s.mu.Unlock()
+}
+
+// syncer performs fsyncs on request. The loop sends a request, carrying the
+// number of the last batch it applied, only when no fsync is running; the
+// fsync that follows covers that batch and every one before it.
+func (s *Server) syncer() {
+	defer close(s.syncDead)
+	var seq uint64
+	for {
+		select {
+		case <-s.stop:
+			return
+		case seq = <-s.syncReq:
+		}
+		start := time.Now()
+		err := s.engine.Sync()
+		s.metrics.fsync.Observe(time.Since(start).Seconds())
+		select {
+		case s.syncDone <- syncResult{seq: seq, err: err}:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// failStop stops the node after a storage failure, answering nothing more.
+func (s *Server) failStop() {
+	s.failed.Store(true)
+	s.halt()
+}
+
+// halt closes stop exactly once, whoever calls it first.
+func (s *Server) halt() { s.stopOnce.Do(func() { close(s.stop) }) }

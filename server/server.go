@@ -1,0 +1,532 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dynago/dynago/cluster"
+	"github.com/dynago/dynago/fault"
+	"github.com/dynago/dynago/httpapi"
+	"github.com/dynago/dynago/membership"
+	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/object"
+	"github.com/dynago/dynago/ring"
+	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/transport"
+)
+
+// ErrStopped is returned for requests made while the server shuts down.
+var ErrStopped = errors.New("server: stopped")
+
+// input is one thing for the event loop to feed the core.
+type input struct {
+	req    *node.Request
+	msgs   []node.Message
+	status *membership.Member
+	state  *cluster.State
+	fn     func() // runs on the loop goroutine, with the core
+}
+
+// held is a Ready's outputs waiting for the fsync numbered seq.
+type held struct {
+	seq     uint64
+	msgs    []node.Message
+	replies []node.Reply
+	state   *cluster.State
+}
+
+// Server is a running dynago node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	engine  *storage.Pebble
+	epoch   uint64
+	core    *node.Node
+	ring    atomic.Pointer[ring.Ring]
+	view    atomic.Pointer[stateView] // for the HTTP goroutines
+	trans   *transport.Transport
+	members *membership.Membership
+	inj     *fault.Injector
+	reg     *prometheus.Registry
+	metrics *metrics
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	inputs   chan input
+	syncReq  chan uint64
+	syncDone chan syncResult
+	stop     chan struct{}
+	loopDone chan struct{}
+	syncDead chan struct{}
+
+	coreStats atomic.Pointer[coreStats]
+	events    *eventBus // the node's event log, for /events
+	// coreSnapshot is the core's latest Stats, for /admin/stats.
+	coreSnapshot atomic.Pointer[node.Stats]
+
+	// Owned by the event loop.
+	obs       observer
+	statsAt   time.Time
+	writeSeq  uint64
+	syncedSeq uint64
+	syncing   bool
+	hold      []held
+
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	waiters map[uint64]chan node.Reply
+
+	// Liveness and addresses as gossip reports them, for /cluster and the
+	// transport. Guarded by peerMu.
+	peerMu sync.Mutex
+	seen   map[ring.NodeID]membership.Member
+	rpc    map[ring.NodeID]string
+
+	closeOnce sync.Once
+	stopOnce  sync.Once
+	failed    atomic.Bool // storage failed: the shutdown is not clean
+}
+
+type syncResult struct {
+	seq uint64
+	err error
+}
+
+// Start opens the node's data, starts its transport, event loop and HTTP
+// API, and returns once it is serving.
+func Start(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", string(cfg.ID)),
+		inputs:   make(chan input, 4096),
+		syncReq:  make(chan uint64, 1),
+		syncDone: make(chan syncResult, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		syncDead: make(chan struct{}),
+		waiters:  map[uint64]chan node.Reply{},
+		seen:     map[ring.NodeID]membership.Member{},
+		rpc:      map[ring.NodeID]string{},
+		events:   newEventBus(cfg.ID),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+
+	var err error
+	s.engine, err = storage.OpenPebble(filepath.Join(cfg.DataDir, "db"), storage.PebbleOptions{CacheSize: cfg.CacheSize, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("server: opening storage: %w", err)
+	}
+	var why string
+	s.epoch, why, err = storage.StartEpoch(s.engine, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("server: loading epoch: %w", err)
+	}
+	actor := node.ActorFor(cfg.ID, s.epoch)
+	s.log.Info("storage open", "dir", cfg.DataDir, "actor", actor, "epoch", why)
+
+	st, err := s.loadState()
+	if err != nil {
+		return nil, err
+	}
+	s.core, err = node.New(node.Config{
+		ID: cfg.ID, Actor: actor, State: st, N: cfg.N, R: cfg.R, W: cfg.W,
+		RequestTimeout: cfg.RequestTimeout, MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize,
+		ReplicaTimeout: cfg.ReplicaTimeout, HintRetry: 5 * cfg.ReplicaTimeout,
+		AEInterval: cfg.AEInterval, AETimeout: 10 * cfg.AEInterval, AEMaxKeys: cfg.AEMaxKeys,
+	}, s.engine)
+	if err != nil {
+		return nil, err
+	}
+	s.publishView()
+
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = newMetrics(s.reg, s)
+
+	for _, p := range cfg.Cluster {
+		if p.ID != cfg.ID {
+			s.rpc[p.ID] = p.RPCAddr
+		}
+	}
+	s.trans, err = transport.New(transport.Config{ID: cfg.ID, ListenAddr: cfg.RPCAddr, Peers: maps.Clone(s.rpc), Mode: transport.ModeStream, Logger: s.log}, s.onMessages)
+	if err != nil {
+		return nil, err
+	}
+	// Fault injection applies to node-to-node RPC here and to gossip below.
+	s.inj = fault.NewInjector(uint64(time.Now().UnixNano()))
+	if err := s.inj.Set(cfg.Faults); err != nil {
+		return nil, err
+	}
+	s.trans.SetInterceptor(s.inj)
+	if err := s.trans.Start(); err != nil {
+		return nil, fmt.Errorf("server: starting transport: %w", err)
+	}
+
+	go s.syncer()
+	go s.loop()
+
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listening for HTTP: %w", err)
+	}
+	var handler http.Handler = httpapi.New(s, httpapi.Options{
+		MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize, DefaultTimeout: cfg.RequestTimeout,
+		Registry: s.reg, Logger: s.log,
+	})
+	if cfg.Pprof {
+		// Go's profiler, for "a profile, not a guess": off by default, as
+		// it exposes internals to anyone who reaches the HTTP port.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	s.httpSrv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: /events streams for as long as the client
+		// listens.
+	}
+	// Shutdown waits for active connections; end the event streams so
+	// that it need not wait them out.
+	s.httpSrv.RegisterOnShutdown(s.events.close)
+	go func() {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	s.members, err = membership.Start(membership.Config{
+		ID: cfg.ID, BindAddr: cfg.GossipAddr, Preset: membershipPreset(cfg.Preset), Logger: s.log,
+		Meta:    membership.Meta{HTTPAddr: s.HTTPAddr(), RPCAddr: s.trans.Addr()},
+		OnEvent: s.onMember,
+		OnState: s.onState,
+		WrapTransport: func(nt memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+			return fault.WrapGossip(nt, s.inj, s.gossipNode)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: starting gossip: %w", err)
+	}
+	if st := s.core.State(); st.Version > 0 {
+		if err := s.members.SetState(st.Version, cluster.Encode(st)); err != nil {
+			s.log.Warn("publishing cluster state", "err", err)
+		}
+	}
+	if len(cfg.Join) > 0 {
+		go s.joinLoop(cfg.Join)
+	}
+	ok = true
+	s.log.Info("node serving", "http", s.HTTPAddr(), "rpc", s.trans.Addr(), "gossip", s.members.Addr(), "ring_version", s.core.State().Version, "n", cfg.N, "r", cfg.R, "w", cfg.W)
+	return s, nil
+}
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// RPCAddr returns the address the node-to-node transport listens on.
+func (s *Server) RPCAddr() string { return s.trans.Addr() }
+
+// Epoch returns the storage epoch this process runs with.
+func (s *Server) Epoch() uint64 { return s.epoch }
+
+// Done is closed when the node stops serving, by Close or because its
+// storage failed.
+func (s *Server) Done() <-chan struct{} { return s.loopDone }
+
+// Registry returns the node's metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Close stops serving and closes the node's data. Writes already
+// acknowledged are durable whether or not Close runs.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.closeResources() })
+	return err
+}
+
+func (s *Server) closeResources() error {
+	var errs []error
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	} else if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.members != nil {
+		// Leaving tells the others at once, so they hint instead of waiting
+		// for the failure detector.
+		if err := s.members.Leave(time.Second); err != nil {
+			s.log.Warn("leaving gossip", "err", err)
+		}
+		if err := s.members.Shutdown(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.trans != nil {
+		if err := s.trans.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.core != nil && s.inputs != nil {
+		s.halt()
+		<-s.loopDone
+		<-s.syncDead
+	}
+	if s.engine != nil {
+		// Everything the loop applied is synced by now only if the loop
+		// stopped normally; a node that stopped after a storage failure
+		// must not claim a clean shutdown.
+		if s.core != nil && !s.failed.Load() {
+			if err := s.engine.Sync(); err == nil {
+				if err := storage.MarkClean(s.engine); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := s.engine.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// onMessages is the transport's handler: it queues peer messages for the
+// event loop. It blocks when the loop is saturated, which pushes back on
+// the sending peer through gRPC flow control.
+func (s *Server) onMessages(msgs []node.Message) {
+	select {
+	case s.inputs <- input{msgs: msgs}:
+	case <-s.stop:
+	}
+}
+
+// Do implements httpapi.Backend: it runs one client request through the
+// core and waits for its reply.
+func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
+	start := time.Now()
+	req.ID = s.nextID.Add(1)
+	ch := make(chan node.Reply, 1)
+	s.mu.Lock()
+	s.waiters[req.ID] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.waiters, req.ID)
+		s.mu.Unlock()
+	}()
+	r := &req
+	select {
+	case s.inputs <- input{req: r}:
+	case <-s.stop:
+		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
+	case <-ctx.Done():
+		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ctx.Err().Error()}
+	}
+	var rep node.Reply
+	select {
+	case rep = <-ch:
+	case <-s.stop:
+		rep = node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
+	case <-ctx.Done():
+		// The core still finishes the operation; its reply is discarded.
+		rep = node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: max(req.R, req.W)}
+	}
+	took := time.Since(start)
+	s.metrics.observeRequest(req.Op, rep.Code, took)
+	s.requestEvent(req, rep, took)
+	return rep
+}
+
+// NodeID implements httpapi.Backend.
+func (s *Server) NodeID() ring.NodeID { return s.cfg.ID }
+
+// Ring implements httpapi.Backend.
+func (s *Server) Ring() *ring.Ring { return s.ring.Load() }
+
+// Defaults implements httpapi.Backend.
+func (s *Server) Defaults() (n, r, w int) { return s.cfg.N, s.cfg.R, s.cfg.W }
+
+// Members implements httpapi.Backend: every node of the ring and every node
+// gossip knows, with liveness as the failure detector reports it. A ring
+// member gossip has not heard of (yet) is reported dead.
+func (s *Server) Members() []httpapi.Member {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	ids := map[ring.NodeID]bool{}
+	for _, id := range s.Ring().Members() {
+		ids[id] = true
+	}
+	for id := range s.seen {
+		ids[id] = true
+	}
+	httpOf := map[ring.NodeID]string{}
+	for _, p := range s.cfg.Cluster {
+		httpOf[p.ID] = p.HTTPAddr
+	}
+	out := make([]httpapi.Member, 0, len(ids))
+	for id := range ids {
+		m := httpapi.Member{ID: id, HTTPAddr: httpOf[id], Status: node.Dead.String()}
+		if seen, ok := s.seen[id]; ok {
+			m.Status = seen.Status.String()
+			if seen.Meta.HTTPAddr != "" {
+				m.HTTPAddr = seen.Meta.HTTPAddr
+			}
+		}
+		if id == s.cfg.ID {
+			m.Status, m.HTTPAddr = node.Alive.String(), s.HTTPAddr()
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b httpapi.Member) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// onMember receives gossip's liveness events: it records them for
+// /cluster, keeps the transport's peer addresses current and tells the core.
+func (s *Server) onMember(ev membership.Event) {
+	m := ev.Member
+	if m.ID == s.cfg.ID {
+		return
+	}
+	s.peerMu.Lock()
+	s.seen[m.ID] = m
+	changed := m.Meta.RPCAddr != "" && s.rpc[m.ID] != m.Meta.RPCAddr
+	if changed {
+		s.rpc[m.ID] = m.Meta.RPCAddr
+	}
+	peers := maps.Clone(s.rpc)
+	s.peerMu.Unlock()
+	if changed {
+		s.trans.SetPeers(peers)
+	}
+	s.log.Info("member status", "member", string(m.ID), "status", m.Status.String())
+	s.events.publish("member", fmt.Sprintf("%s is %s", m.ID, m.Status), map[string]any{"id": m.ID, "status": m.Status.String()})
+	select {
+	case s.inputs <- input{status: &m}:
+	case <-s.stop:
+	}
+}
+
+// gossipNode maps a gossip address to the node there, for fault rules
+// that name destinations by node ID.
+func (s *Server) gossipNode(addr string) (string, bool) {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	for id, m := range s.seen {
+		if m.Addr == addr {
+			return string(id), true
+		}
+	}
+	return "", false
+}
+
+// FaultRules implements httpapi.Faults.
+func (s *Server) FaultRules() fault.Rules { return s.inj.Rules() }
+
+// SetFaultRules implements httpapi.Faults.
+func (s *Server) SetFaultRules(r fault.Rules) error {
+	if err := s.inj.Set(r); err != nil {
+		return err
+	}
+	s.log.Info("fault rules changed", "rules", r)
+	s.events.publish("fault", "fault rules changed", map[string]any{"rules": s.inj.Rules()})
+	return nil
+}
+
+// FaultStats implements httpapi.Faults.
+func (s *Server) FaultStats() fault.Stats { return s.inj.Stats() }
+
+// joinLoop joins the cluster through seeds, retrying until one answers:
+// seeds may start after this node.
+func (s *Server) joinLoop(seeds []string) {
+	for attempt := 0; ; attempt++ {
+		n, err := s.members.Join(seeds)
+		if err == nil && n > 0 {
+			s.log.Info("joined gossip", "contacted", n)
+			return
+		}
+		if attempt%10 == 0 {
+			s.log.Warn("cannot join gossip yet; retrying", "seeds", seeds, "err", err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func membershipPreset(p string) string {
+	if p == "lab" {
+		return membership.PresetLab
+	}
+	return membership.PresetLAN
+}
+
+// Local implements httpapi.Backend: this node's own copy of key, read
+// straight from storage.
+func (s *Server) Local(key []byte) (httpapi.Local, bool, error) {
+	var out httpapi.Local
+	p := s.Ring().PartitionOf(key)
+	raw, err := s.engine.Get(storage.ObjectKey(p, key))
+	found := false
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return out, false, err
+	default:
+		o, err := object.Decode(raw)
+		if err != nil {
+			return out, false, err
+		}
+		out.Siblings = o.Siblings()
+		out.Context = o.Context()
+		found = true
+	}
+	lo, hi := storage.AllHintsRange()
+	err = s.engine.Scan(lo, hi, func(k, _ []byte) error {
+		target, hp, uk, ok := storage.ParseHintKey(k)
+		if ok && hp == p && string(uk) == string(key) {
+			out.Hints = append(out.Hints, ring.NodeID(target))
+		}
+		return nil
+	})
+	if err != nil {
+		return out, false, err
+	}
+	return out, found || len(out.Hints) > 0, nil
+}

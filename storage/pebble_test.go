@@ -1,0 +1,112 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// fillAndFlush writes n keys of 1 KiB values and flushes them into
+// sstables, so reads go through the block cache and filters.
+func fillAndFlush(t *testing.T, p *Pebble, n int) {
+	t.Helper()
+	var b Batch
+	value := make([]byte, 1024)
+	for i := range n {
+		b.Set(fmt.Appendf(nil, "key-%06d", i), value)
+		if b.Len() == 100 {
+			if err := p.Apply(&b, false); err != nil {
+				t.Fatal(err)
+			}
+			b.Reset()
+		}
+	}
+	if err := p.Apply(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pebble never builds filters for L0 by default; OpenPebble must, since a
+// freshly flushed sstable is where a read of an absent key first looks.
+func TestPebbleBloomFiltersOnL0(t *testing.T) {
+	for _, bits := range []int{0, -1} {
+		t.Run(fmt.Sprint("bits=", bits), func(t *testing.T) {
+			p, err := OpenPebble(t.TempDir(), PebbleOptions{BloomBitsPerKey: bits, Logger: quietLogger})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			fillAndFlush(t, p, 2000)
+			before, err := p.Metrics()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 200 {
+				// Inside the table's key range, so only a filter can skip it.
+				wantMissing(t, p, fmt.Sprintf("key-%06d-absent", i))
+			}
+			after, _ := p.Metrics()
+			hits := after.FilterHits - before.FilterHits
+			if bits >= 0 && hits < 150 {
+				t.Fatalf("bloom filters skipped the sstable for %d of 200 absent keys, want nearly all", hits)
+			}
+			if bits < 0 && hits != 0 {
+				t.Fatalf("filters disabled, yet %d filter hits", hits)
+			}
+		})
+	}
+}
+
+// Pebble charges memtables to the block cache; OpenPebble must leave room
+// for them, or a cache no larger than two memtables holds no blocks at all.
+func TestPebbleBlockCacheSurvivesMemtables(t *testing.T) {
+	p, err := OpenPebble(t.TempDir(), PebbleOptions{CacheSize: 1 << 20, MemTableSize: 1 << 20, Logger: quietLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fillAndFlush(t, p, 6000) // 6 MiB: memtables grow to their full size
+	read := func() {
+		for i := range 100 {
+			if _, err := p.Get(fmt.Appendf(nil, "key-%06d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	read()
+	before, _ := p.Metrics()
+	read()
+	after, _ := p.Metrics()
+	hits, misses := after.BlockCacheHits-before.BlockCacheHits, after.BlockCacheMisses-before.BlockCacheMisses
+	if hits == 0 || misses > hits {
+		t.Fatalf("re-reading 100 keys: %d block cache hits, %d misses; the cache holds no blocks", hits, misses)
+	}
+}
+
+func TestPebbleMetricsClosed(t *testing.T) {
+	p := openTestPebble(t, t.TempDir())
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Metrics(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Metrics after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestPebbleOptionsValidate(t *testing.T) {
+	for _, o := range []PebbleOptions{{CacheSize: -1}, {MemTableSize: 4 << 30}} {
+		if _, err := OpenPebble(t.TempDir(), o); err == nil {
+			t.Errorf("OpenPebble(%+v) accepted invalid options", o)
+		}
+	}
+	var o PebbleOptions
+	if err := o.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.CacheSize != DefaultCacheSize || o.MemTableSize != DefaultMemTableSize || o.BloomBitsPerKey != DefaultBloomBitsPerKey || o.Logger == nil {
+		t.Fatalf("defaults not filled: %+v", o)
+	}
+}

@@ -1,0 +1,161 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"time"
+
+	"github.com/dynago/dynago/ring"
+)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultCallTimeout bounds one Step call. It only has to cover a
+	// loopback or LAN round trip of one batch; the core's own request
+	// timeouts (seconds) are what clients see.
+	DefaultCallTimeout = 2 * time.Second
+	// DefaultQueueSize is messages queued per peer. At a few hundred
+	// thousand messages per second it absorbs tens of milliseconds of
+	// stall before dropping.
+	DefaultQueueSize = 8192
+	// DefaultMaxBatch is messages per Step call: large enough to amortise
+	// the per-call cost, small enough that one batch is not a latency spike.
+	DefaultMaxBatch = 256
+	// DefaultMaxBatchBytes caps the approximate payload of one Step call,
+	// so that a batch of 1 MiB values is split rather than hitting the
+	// message size limit.
+	DefaultMaxBatchBytes = 4 << 20
+	// DefaultMaxInFlight is Step calls in flight per peer, so that one slow
+	// call does not serialise a peer's traffic.
+	DefaultMaxInFlight = 4
+	// DefaultMaxReconnectDelay caps gRPC's reconnect backoff. gRPC's own
+	// default (120s) would hide a revived peer for minutes; in a cluster a
+	// refused connect attempt per second per peer costs nothing.
+	DefaultMaxReconnectDelay = time.Second
+)
+
+// maxMsgSize is the gRPC message size limit on both sides. Values are up to
+// 1 MiB and an object may hold several siblings, so a single message can be
+// a few MiB; batches are split at MaxBatchBytes well below this.
+const maxMsgSize = 64 << 20
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("transport: invalid config")
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("transport: closed")
+
+// ErrStarted is returned by a second Start.
+var ErrStarted = errors.New("transport: already started")
+
+// Config configures a Transport.
+type Config struct {
+	// ID is this node's ID. Messages with To == ID are delivered locally;
+	// received envelopes addressed to another ID are rejected.
+	ID ring.NodeID
+	// ListenAddr is the host:port the gRPC server listens on (":0" style
+	// ports allowed; Addr reports the real one after Start).
+	ListenAddr string
+	// Peers maps every other node to its RPC address (host:port). An entry
+	// for ID itself is ignored.
+	Peers map[ring.NodeID]string
+	// CallTimeout is the deadline of each Step call. Default 2s.
+	CallTimeout time.Duration
+	// QueueSize is the per-peer outbound queue, in messages. When full, Send
+	// drops and counts. Memory follows the queue's length, not this bound.
+	// Default 8192.
+	QueueSize int
+	// MaxBatch is the most messages per Step call. Default 256.
+	MaxBatch int
+	// MaxBatchBytes caps the approximate payload bytes of one Step call; a
+	// single larger message still goes, alone. Default 4 MiB.
+	MaxBatchBytes int
+	// MaxInFlight is the most Step calls in flight per peer. Default 4.
+	MaxInFlight int
+	// MaxReconnectDelay caps the backoff between connection attempts to an
+	// unreachable peer. Default 1s.
+	MaxReconnectDelay time.Duration
+	// Mode selects unary Step calls (the default) or one stream per peer.
+	Mode Mode
+	// Logger receives connection state changes. Default: discard.
+	Logger *slog.Logger
+}
+
+// validate fills defaults and rejects bad values. It copies Peers so that the
+// caller may reuse its map.
+func (c *Config) validate() error {
+	if c.ID == "" {
+		return fmt.Errorf("%w: empty ID", ErrConfig)
+	}
+	if c.ListenAddr == "" {
+		return fmt.Errorf("%w: empty ListenAddr", ErrConfig)
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("%w: ListenAddr: %w", ErrConfig, err)
+	}
+	for id, addr := range c.Peers {
+		if err := checkPeer(id, addr); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	c.Peers = maps.Clone(c.Peers)
+	delete(c.Peers, c.ID)
+	if c.Peers == nil {
+		c.Peers = map[ring.NodeID]string{}
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"QueueSize", &c.QueueSize, DefaultQueueSize},
+		{"MaxBatch", &c.MaxBatch, DefaultMaxBatch},
+		{"MaxBatchBytes", &c.MaxBatchBytes, DefaultMaxBatchBytes},
+		{"MaxInFlight", &c.MaxInFlight, DefaultMaxInFlight},
+	} {
+		if *f.v < 0 {
+			return fmt.Errorf("%w: negative %s %d", ErrConfig, f.name, *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.Mode != ModeUnary && c.Mode != ModeStream {
+		return fmt.Errorf("%w: unknown %v", ErrConfig, c.Mode)
+	}
+	if c.MaxBatchBytes > maxMsgSize/2 {
+		return fmt.Errorf("%w: MaxBatchBytes %d above %d", ErrConfig, c.MaxBatchBytes, maxMsgSize/2)
+	}
+	for _, f := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"CallTimeout", &c.CallTimeout, DefaultCallTimeout},
+		{"MaxReconnectDelay", &c.MaxReconnectDelay, DefaultMaxReconnectDelay},
+	} {
+		if *f.v < 0 {
+			return fmt.Errorf("%w: negative %s %v", ErrConfig, f.name, *f.v)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func checkPeer(id ring.NodeID, addr string) error {
+	if id == "" {
+		return errors.New("peer with empty ID")
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("peer %s address %q: %w", id, addr, err)
+	}
+	return nil
+}
