@@ -395,6 +395,14 @@ func (b *browser) record(s string) {
 	b.errors = append(b.errors, s)
 }
 
+// networkErrors returns the browser's own error log so far: failed
+// requests, mostly.
+func (b *browser) networkErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.browserLog...)
+}
+
 // consoleErrors returns what the page reported so far.
 func (b *browser) consoleErrors() []string {
 	b.mu.Lock()

@@ -91,6 +91,22 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 
 	t.Run("put_shows_trace", func(t *testing.T) {
+		// Through a node outside the key's preference list, so the trace
+		// must carry the coordinator's own steps back across the forward.
+		var tp struct {
+			PreferenceList []string `json:"preference_list"`
+		}
+		if err := getJSON("http://"+dev.nodeHTTP[0]+"/kv/trace-key/placement", &tp); err != nil {
+			t.Fatalf("placement of trace-key: %v", err)
+		}
+		via := ""
+		for i := 1; i <= 5 && via == ""; i++ {
+			if id := fmt.Sprintf("n%d", i); !slices.Contains(tp.PreferenceList, id) {
+				via = id
+			}
+		}
+		b.setField(t, "#console-via", via)
+		defer b.setField(t, "#console-via", "")
 		res := b.console(t, "put", "trace-key", "hello", "")
 		if !regexp.MustCompile(`\b20[04]\b`).MatchString(res) {
 			t.Errorf("the PUT did not succeed; #console-result: %q", res)
@@ -100,14 +116,22 @@ func TestBrowserDashboard(t *testing.T) {
 			if err := b.evalErr(`document.querySelectorAll('#trace li.trace-event[data-what="ack"]').length`, &n); err != nil {
 				return err
 			}
+			var txt string
+			b.evalErr(`(document.querySelector('#trace')||{}).innerText||''`, &txt)
 			if n < 2 {
-				var txt string
-				b.evalErr(`(document.querySelector('#trace')||{}).innerText||''`, &txt)
 				return fmt.Errorf("%d ack events; #trace: %q", n, txt)
+			}
+			if !strings.Contains(txt, "forwarded by "+via) {
+				return fmt.Errorf("#trace does not say the PUT was forwarded by %s: %q", via, txt)
 			}
 			return nil
 		})
 	})
+	// Before any node is killed, every request the page makes must succeed:
+	// a failed fetch shows in the browser's log even when the page copes.
+	if errs := b.networkErrors(); len(errs) > 0 {
+		t.Errorf("the page made %d failing requests on a healthy cluster:\n  %s", len(errs), strings.Join(errs, "\n  "))
+	}
 
 	// A key whose preference list is known: the victim is a replica but
 	// not the coordinator, so the put below must fall back and leave a hint.

@@ -102,6 +102,10 @@ type History struct {
 	Clock     []Dot            `json:"clock"` // the version vector a read's context carries
 	Siblings  []HistorySibling `json:"siblings"`
 	Hints     []HistoryHint    `json:"hints"`
+	// Held is false when the node holds neither a copy nor a hint. That is
+	// an answer, not an error: the dashboard asks every node about a key,
+	// and most hold nothing for it.
+	Held bool `json:"held"`
 }
 
 // Dot names one write: the Counter-th write coordinated by Actor.
@@ -287,10 +291,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusInternalServerError, CodeInternal, "reading the local copy: " + err.Error()})
 		return
 	}
-	if !ok {
-		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "this node holds nothing for the key"})
-		return
-	}
+	h.Key, h.Held = string(key), ok
 	h.Clock = nonNil(h.Clock)
 	h.Siblings = nonNil(h.Siblings)
 	h.Hints = nonNil(h.Hints)

@@ -236,12 +236,15 @@ func TestAdminStats(t *testing.T) {
 
 func TestAdminHistoryGivesEachSiblingItsDot(t *testing.T) {
 	srv := serve(t, newObserved(0), httpapi.Options{})
-	wantError(t, call(t, srv, "GET", "/admin/history/other", nil), http.StatusNotFound, httpapi.CodeNotFound)
+	none := call(t, srv, "GET", "/admin/history/other", nil)
+	if none.status != http.StatusOK || !strings.Contains(string(none.body), `"held":false`) || !strings.Contains(string(none.body), `"siblings":[]`) {
+		t.Fatalf("key held nowhere: status %d: %s; want 200 with held:false", none.status, none.body)
+	}
 	a := call(t, srv, "GET", "/admin/history/k", nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
-	if got, want := fields(t, a), []string{"clock", "hints", "key", "node", "partition", "siblings"}; !slices.Equal(got, want) {
+	if got, want := fields(t, a), []string{"clock", "held", "hints", "key", "node", "partition", "siblings"}; !slices.Equal(got, want) {
 		t.Fatalf("fields = %v, want %v", got, want)
 	}
 	var h httpapi.History

@@ -24,6 +24,7 @@ type forwardOp struct {
 	pl      []ring.NodeID
 	tried   map[ring.NodeID]bool
 	retryAt time.Time
+	sentAt  time.Time // when the request went to the current coordinator
 }
 
 // forwardMargin is the share of a forwarded request's timeout the
@@ -56,6 +57,7 @@ func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
 
 func (n *Node) sendForward(id uint64, op *forwardOp, to ring.NodeID) {
 	op.to = to
+	op.sentAt = n.now
 	op.tried[to] = true
 	op.trace.t.Coordinator = to
 	// Retrying risks a duplicate (two coordinators applying one write), so
@@ -93,6 +95,7 @@ func (n *Node) onForwardResp(m Message) {
 		return
 	}
 	delete(n.fwds, m.ReqID)
+	op.trace.merge(n.now, op.sentAt, m.Trace)
 	op.trace.event(n.now, m.From, "answer", m.Code.String())
 	n.reply(Reply{ID: op.client, Code: m.Code, Err: m.Err, Context: m.Context, Dot: m.Dot, Acks: m.Acks, Required: m.Required, Trace: op.trace.finish()})
 }

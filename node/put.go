@@ -200,6 +200,7 @@ func (n *Node) finishPut(o origin, r Reply) {
 	n.send(Message{
 		Type: MsgForwardResp, To: o.remote, ReqID: o.reqID,
 		Code: r.Code, Err: r.Err, Context: r.Context, Dot: r.Dot, Acks: r.Acks, Required: r.Required,
+		Trace: traceEvents(r.Trace),
 	})
 }
 

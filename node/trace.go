@@ -1,6 +1,7 @@
 package node
 
 import (
+	"sort"
 	"time"
 
 	"github.com/dynago/dynago/ring"
@@ -26,4 +27,33 @@ func (tr *tracer) finish() *Trace {
 	t := tr.t
 	t.Events = append([]TraceEvent(nil), tr.t.Events...)
 	return &t
+}
+
+func traceEvents(t *Trace) []TraceEvent {
+	if t == nil {
+		return nil
+	}
+	return t.Events
+}
+
+// merge adds a remote coordinator's events to a forwarding node's trace.
+// The two nodes' clocks are not comparable, so the remote offsets are
+// shifted to the middle of the forward's round trip: the coordinator's
+// work is centred between the forwarding node's "sent" (at sentAt) and the
+// answer (at now), which is exact when both legs take equally long.
+func (tr *tracer) merge(now, sentAt time.Time, remote []TraceEvent) {
+	if len(remote) == 0 {
+		return
+	}
+	span := remote[len(remote)-1].At
+	for _, e := range remote {
+		span = max(span, e.At)
+	}
+	rtt := now.Sub(sentAt)
+	shift := sentAt.Sub(tr.start) + max(0, (rtt-span)/2)
+	for _, e := range remote {
+		e.At += shift
+		tr.t.Events = append(tr.t.Events, e)
+	}
+	sort.SliceStable(tr.t.Events, func(i, j int) bool { return tr.t.Events[i].At < tr.t.Events[j].At })
 }

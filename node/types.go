@@ -221,6 +221,10 @@ type Message struct {
 	Required int     // MsgForwardResp
 	Repair   bool    // MsgReplicaPut sent by read repair: no answer wanted
 
+	// Trace is the coordinator's trace of a forwarded request
+	// (MsgForwardResp), merged into the forwarding node's own.
+	Trace []TraceEvent
+
 	// Hint names the primary a fallback stores this write for (sloppy quorum).
 	Hint ring.NodeID
 

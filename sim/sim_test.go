@@ -184,6 +184,20 @@ func TestPutThroughNodeOutsidePreferenceListIsForwarded(t *testing.T) {
 	if r.Trace == nil || r.Trace.ForwardedBy != outsider || r.Trace.Coordinator != pl[0] {
 		t.Fatalf("trace %+v: want forwarded by %s to %s", r.Trace, outsider, pl[0])
 	}
+	// The client asked the outsider, yet its trace shows the replicas'
+	// answers that the coordinator waited on, in time order.
+	acks := map[ring.NodeID]bool{}
+	for i, e := range r.Trace.Events {
+		if i > 0 && e.At < r.Trace.Events[i-1].At {
+			t.Fatalf("trace events out of order: %+v", r.Trace.Events)
+		}
+		if e.What == "ack" {
+			acks[e.Node] = true
+		}
+	}
+	if len(acks) < 2 {
+		t.Fatalf("forwarded trace shows acks from %v; want the coordinator's W=2 replica acks: %+v", acks, r.Trace.Events)
+	}
 	if err := c.Settle(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}

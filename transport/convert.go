@@ -46,7 +46,30 @@ func toEnvelope(m *node.Message) *dynagopb.Envelope {
 		Buckets:    m.Buckets,
 		Keys:       m.Keys,
 		Versions:   m.Versions,
+		Trace:      toTrace(m.Trace),
 	}
+}
+
+func toTrace(events []node.TraceEvent) []*dynagopb.TraceEvent {
+	if events == nil {
+		return nil
+	}
+	out := make([]*dynagopb.TraceEvent, len(events))
+	for i, e := range events {
+		out[i] = &dynagopb.TraceEvent{AtNs: int64(e.At), Node: []byte(e.Node), What: e.What, Note: e.Note}
+	}
+	return out
+}
+
+func fromTrace(events []*dynagopb.TraceEvent) []node.TraceEvent {
+	if events == nil {
+		return nil
+	}
+	out := make([]node.TraceEvent, len(events))
+	for i, e := range events {
+		out[i] = node.TraceEvent{At: time.Duration(e.GetAtNs()), Node: ring.NodeID(e.GetNode()), What: e.GetWhat(), Note: e.GetNote()}
+	}
+	return out
 }
 
 func toHashLists(hashes [][]uint64) []*dynagopb.HashList {
@@ -113,6 +136,7 @@ func fromEnvelope(e *dynagopb.Envelope) (node.Message, error) {
 		Buckets:   e.Buckets,
 		Keys:      e.Keys,
 		Versions:  e.Versions,
+		Trace:     fromTrace(e.Trace),
 	}, nil
 }
 
@@ -130,6 +154,9 @@ func approxSize(m *node.Message) int {
 	}
 	for _, h := range m.Hashes {
 		n += 3 + 8*len(h)
+	}
+	for _, e := range m.Trace {
+		n += 16 + len(e.Node) + len(e.What) + len(e.Note)
 	}
 	return n
 }

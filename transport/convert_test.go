@@ -44,6 +44,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 		Buckets:   []uint32{uint32(i), 1 << 31},
 		Keys:      [][]byte{fmt.Appendf(nil, "k-%d", i), {0, 0xff}},
 		Versions:  []uint64{uint64(i) ^ 0xdeadbeefcafef00d, 0},
+		Trace:     []node.TraceEvent{{At: time.Duration(i) * time.Microsecond, Node: "n\xff2", What: "ack", Note: "hint for n3"}},
 	}
 }
 

@@ -436,13 +436,16 @@ async function renderLocal(key) {
   const tbody = $("#console-local tbody");
   const rows = await Promise.all(state.ids.map(async (id) => {
     if (statusOf(id) === "dead") return h("tr", { "data-node": id }, h("th", { scope: "row", text: id }), h("td", { class: "na", text: "node down" }), h("td"), h("td", { class: "hints" }));
-    const r = await api(nodeURL(id, "/admin/local/" + encodeURIComponent(key)), { timeout: 3000 });
-    if (r.status === 404 || !r.ok || !r.json) {
-      return h("tr", { "data-node": id }, h("th", { scope: "row", text: id }), h("td", { class: "na", text: r.status === 404 ? "nothing" : describe(r) }), h("td"), h("td", { class: "hints" }));
+    // /admin/history answers 200 with held:false for a key the node does
+    // not hold, so asking every node leaves no failed requests behind.
+    const r = await api(nodeURL(id, "/admin/history/" + encodeURIComponent(key)), { timeout: 3000 });
+    if (!r.ok || !r.json || !r.json.held) {
+      return h("tr", { "data-node": id }, h("th", { scope: "row", text: id }), h("td", { class: "na", text: r.ok ? "nothing" : describe(r) }), h("td"), h("td", { class: "hints" }));
     }
     const sibs = (r.json.siblings || []).map((s) => s.deleted ? "(tombstone)" : b64text(s.value));
+    const clock = (r.json.clock || []).map((c) => `${c.actor}:${c.counter}`).join(", ");
     return h("tr", { "data-node": id }, h("th", { scope: "row", text: id }), h("td", { class: "mono", text: sibs.join(" | ") || "—" }),
-      h("td", { class: "mono muted", text: (r.json.context || "").slice(0, 24) }),
+      h("td", { class: "mono muted", text: clock.slice(0, 40) }),
       h("td", { class: "hints", text: (r.json.hints || []).map((x) => x.for).join(", ") }));
   }));
   if (state.lastKey === key) tbody.replaceChildren(...rows);
@@ -457,13 +460,13 @@ async function showHistory() {
   const ids = pl.ok && pl.json ? [...pl.json.preference_list, ...(pl.json.fallbacks || [])] : state.ids;
   const pref = new Set(pl.ok && pl.json ? pl.json.preference_list : []);
   const results = await Promise.all(ids.map(async (id) => [id, await api(nodeURL(id, "/admin/history/" + encodeURIComponent(key)), { timeout: 3000 })]));
-  if (results.every(([, r]) => r.status === 404 && !(r.json && r.json.code === "not_found"))) { out.replaceChildren(h("p", { class: "na", text: "key history: not available on these nodes" })); return; }
+  if (results.every(([, r]) => r.status === 404)) { out.replaceChildren(h("p", { class: "na", text: "key history: not available on these nodes" })); return; }
   // versions: dot → which node holds it, as a replica or in a hint.
   const versions = new Map();
   const cards = [];
   for (const [id, r] of results) {
-    if (!r.ok || !r.json) {
-      if (pref.has(id)) cards.push(h("div", { class: "history-node", "data-node": id }, h("strong", { text: id }), " (preference list): ", h("span", { class: "na", text: r.status === 404 ? "holds nothing" : describe(r) })));
+    if (!r.ok || !r.json || !r.json.held) {
+      if (pref.has(id)) cards.push(h("div", { class: "history-node", "data-node": id }, h("strong", { text: id }), " (preference list): ", h("span", { class: "na", text: r.ok ? "holds nothing" : describe(r) })));
       continue;
     }
     const hist = r.json;

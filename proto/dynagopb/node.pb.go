@@ -70,13 +70,16 @@ type Envelope struct {
 	DotCounter uint64 `protobuf:"varint,20,opt,name=dot_counter,json=dotCounter,proto3" json:"dot_counter,omitempty"`
 	// Anti-entropy (Merkle tree exchange). Hashes and versions are fixed64:
 	// they are uniformly random, so varints would take 10 bytes instead of 8.
-	Partition     int64       `protobuf:"varint,21,opt,name=partition,proto3" json:"partition,omitempty"`
-	Levels        []uint32    `protobuf:"varint,22,rep,packed,name=levels,proto3" json:"levels,omitempty"` // tree node addresses: (levels[i], indexes[i])
-	Indexes       []uint32    `protobuf:"varint,23,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
-	Hashes        []*HashList `protobuf:"bytes,24,rep,name=hashes,proto3" json:"hashes,omitempty"`           // child hashes per requested tree node
-	Buckets       []uint32    `protobuf:"varint,25,rep,packed,name=buckets,proto3" json:"buckets,omitempty"` // differing leaf buckets
-	Keys          [][]byte    `protobuf:"bytes,26,rep,name=keys,proto3" json:"keys,omitempty"`
-	Versions      []uint64    `protobuf:"fixed64,27,rep,packed,name=versions,proto3" json:"versions,omitempty"` // object hash of each key's encoding
+	Partition int64       `protobuf:"varint,21,opt,name=partition,proto3" json:"partition,omitempty"`
+	Levels    []uint32    `protobuf:"varint,22,rep,packed,name=levels,proto3" json:"levels,omitempty"` // tree node addresses: (levels[i], indexes[i])
+	Indexes   []uint32    `protobuf:"varint,23,rep,packed,name=indexes,proto3" json:"indexes,omitempty"`
+	Hashes    []*HashList `protobuf:"bytes,24,rep,name=hashes,proto3" json:"hashes,omitempty"`           // child hashes per requested tree node
+	Buckets   []uint32    `protobuf:"varint,25,rep,packed,name=buckets,proto3" json:"buckets,omitempty"` // differing leaf buckets
+	Keys      [][]byte    `protobuf:"bytes,26,rep,name=keys,proto3" json:"keys,omitempty"`
+	Versions  []uint64    `protobuf:"fixed64,27,rep,packed,name=versions,proto3" json:"versions,omitempty"` // object hash of each key's encoding
+	// MsgForwardResp: the coordinator's trace of the request, so that the
+	// node the client asked can show the whole path, not just its own hop.
+	Trace         []*TraceEvent `protobuf:"bytes,28,rep,name=trace,proto3" json:"trace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,6 +303,82 @@ func (x *Envelope) GetVersions() []uint64 {
 	return nil
 }
 
+func (x *Envelope) GetTrace() []*TraceEvent {
+	if x != nil {
+		return x.Trace
+	}
+	return nil
+}
+
+// TraceEvent is one step of a request's trace (node.TraceEvent).
+type TraceEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtNs          int64                  `protobuf:"varint,1,opt,name=at_ns,json=atNs,proto3" json:"at_ns,omitempty"` // since the coordinator took the request
+	Node          []byte                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	What          string                 `protobuf:"bytes,3,opt,name=what,proto3" json:"what,omitempty"`
+	Note          string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceEvent) Reset() {
+	*x = TraceEvent{}
+	mi := &file_dynago_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceEvent) ProtoMessage() {}
+
+func (x *TraceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_dynago_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceEvent.ProtoReflect.Descriptor instead.
+func (*TraceEvent) Descriptor() ([]byte, []int) {
+	return file_dynago_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TraceEvent) GetAtNs() int64 {
+	if x != nil {
+		return x.AtNs
+	}
+	return 0
+}
+
+func (x *TraceEvent) GetNode() []byte {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *TraceEvent) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+func (x *TraceEvent) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // HashList is one tree node's child hashes. An empty list arrives as nil.
 type HashList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -310,7 +389,7 @@ type HashList struct {
 
 func (x *HashList) Reset() {
 	*x = HashList{}
-	mi := &file_dynago_v1_node_proto_msgTypes[1]
+	mi := &file_dynago_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +401,7 @@ func (x *HashList) String() string {
 func (*HashList) ProtoMessage() {}
 
 func (x *HashList) ProtoReflect() protoreflect.Message {
-	mi := &file_dynago_v1_node_proto_msgTypes[1]
+	mi := &file_dynago_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +414,7 @@ func (x *HashList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashList.ProtoReflect.Descriptor instead.
 func (*HashList) Descriptor() ([]byte, []int) {
-	return file_dynago_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_dynago_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HashList) GetHashes() []uint64 {
@@ -356,7 +435,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_dynago_v1_node_proto_msgTypes[2]
+	mi := &file_dynago_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +447,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_dynago_v1_node_proto_msgTypes[2]
+	mi := &file_dynago_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +460,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_dynago_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_dynago_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Batch) GetMessages() []*Envelope {
@@ -405,7 +484,7 @@ type StepAck struct {
 
 func (x *StepAck) Reset() {
 	*x = StepAck{}
-	mi := &file_dynago_v1_node_proto_msgTypes[3]
+	mi := &file_dynago_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +496,7 @@ func (x *StepAck) String() string {
 func (*StepAck) ProtoMessage() {}
 
 func (x *StepAck) ProtoReflect() protoreflect.Message {
-	mi := &file_dynago_v1_node_proto_msgTypes[3]
+	mi := &file_dynago_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +509,7 @@ func (x *StepAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepAck.ProtoReflect.Descriptor instead.
 func (*StepAck) Descriptor() ([]byte, []int) {
-	return file_dynago_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_dynago_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StepAck) GetRejected() uint32 {
@@ -444,7 +523,7 @@ var File_dynago_v1_node_proto protoreflect.FileDescriptor
 
 const file_dynago_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\xd2\x05\n" +
+	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\xff\x05\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\rR\x04type\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
@@ -475,12 +554,19 @@ const file_dynago_v1_node_proto_rawDesc = "" +
 	"\x06hashes\x18\x18 \x03(\v2\x13.dynago.v1.HashListR\x06hashes\x12\x18\n" +
 	"\abuckets\x18\x19 \x03(\rR\abuckets\x12\x12\n" +
 	"\x04keys\x18\x1a \x03(\fR\x04keys\x12\x1a\n" +
-	"\bversions\x18\x1b \x03(\x06R\bversionsB\x06\n" +
+	"\bversions\x18\x1b \x03(\x06R\bversions\x12+\n" +
+	"\x05trace\x18\x1c \x03(\v2\x15.dynago.v1.TraceEventR\x05traceB\x06\n" +
 	"\x04_keyB\t\n" +
 	"\a_objectB\b\n" +
 	"\x06_valueB\n" +
 	"\n" +
-	"\b_context\"\"\n" +
+	"\b_context\"]\n" +
+	"\n" +
+	"TraceEvent\x12\x13\n" +
+	"\x05at_ns\x18\x01 \x01(\x03R\x04atNs\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\fR\x04node\x12\x12\n" +
+	"\x04what\x18\x03 \x01(\tR\x04what\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\"\n" +
 	"\bHashList\x12\x16\n" +
 	"\x06hashes\x18\x01 \x03(\x06R\x06hashes\"8\n" +
 	"\x05Batch\x12/\n" +
@@ -503,25 +589,27 @@ func file_dynago_v1_node_proto_rawDescGZIP() []byte {
 	return file_dynago_v1_node_proto_rawDescData
 }
 
-var file_dynago_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_dynago_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_dynago_v1_node_proto_goTypes = []any{
-	(*Envelope)(nil), // 0: dynago.v1.Envelope
-	(*HashList)(nil), // 1: dynago.v1.HashList
-	(*Batch)(nil),    // 2: dynago.v1.Batch
-	(*StepAck)(nil),  // 3: dynago.v1.StepAck
+	(*Envelope)(nil),   // 0: dynago.v1.Envelope
+	(*TraceEvent)(nil), // 1: dynago.v1.TraceEvent
+	(*HashList)(nil),   // 2: dynago.v1.HashList
+	(*Batch)(nil),      // 3: dynago.v1.Batch
+	(*StepAck)(nil),    // 4: dynago.v1.StepAck
 }
 var file_dynago_v1_node_proto_depIdxs = []int32{
-	1, // 0: dynago.v1.Envelope.hashes:type_name -> dynago.v1.HashList
-	0, // 1: dynago.v1.Batch.messages:type_name -> dynago.v1.Envelope
-	2, // 2: dynago.v1.Node.Step:input_type -> dynago.v1.Batch
-	2, // 3: dynago.v1.Node.Stream:input_type -> dynago.v1.Batch
-	3, // 4: dynago.v1.Node.Step:output_type -> dynago.v1.StepAck
-	3, // 5: dynago.v1.Node.Stream:output_type -> dynago.v1.StepAck
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 0: dynago.v1.Envelope.hashes:type_name -> dynago.v1.HashList
+	1, // 1: dynago.v1.Envelope.trace:type_name -> dynago.v1.TraceEvent
+	0, // 2: dynago.v1.Batch.messages:type_name -> dynago.v1.Envelope
+	3, // 3: dynago.v1.Node.Step:input_type -> dynago.v1.Batch
+	3, // 4: dynago.v1.Node.Stream:input_type -> dynago.v1.Batch
+	4, // 5: dynago.v1.Node.Step:output_type -> dynago.v1.StepAck
+	4, // 6: dynago.v1.Node.Stream:output_type -> dynago.v1.StepAck
+	5, // [5:7] is the sub-list for method output_type
+	3, // [3:5] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_dynago_v1_node_proto_init() }
@@ -536,7 +624,7 @@ func file_dynago_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dynago_v1_node_proto_rawDesc), len(file_dynago_v1_node_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
