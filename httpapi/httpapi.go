@@ -175,6 +175,9 @@ func New(b Backend, opts Options) http.Handler {
 		ep(http.MethodGet, "admin_faults", a.faults),
 		ep(http.MethodPut, "admin_faults", a.faults),
 		ep(http.MethodDelete, "admin_faults", a.faults)))
+	mux.Handle("/admin/defaults", resource(other,
+		ep(http.MethodGet, "admin_defaults", a.defaults),
+		ep(http.MethodPut, "admin_defaults", a.defaults)))
 	mux.Handle("/healthz", resource(other, ep(http.MethodGet, "healthz", a.healthz)))
 	mux.Handle("/metrics", resource(other, ep(http.MethodGet, "metrics", metrics.ServeHTTP)))
 	mux.Handle("/", other(func(w http.ResponseWriter, _ *http.Request) {

@@ -152,3 +152,51 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	return time.Duration(h.max)
 }
+
+// Bin is one bar of a coarse latency histogram: Count values fell in
+// (previous bin's UpTo, UpTo].
+type Bin struct {
+	UpTo  time.Duration
+	Count uint64
+}
+
+// Bins returns the distribution in bins that grow geometrically, perOctave
+// of them per power of two, from the bin holding Min to the one holding
+// Max, empty bins between included so that a chart of them has a true
+// x-axis. Latencies spread over orders of magnitude; equal-width bins would
+// put the body in one bar and the tail in hundreds of empty ones. It is
+// nil when empty.
+func (h *Histogram) Bins(perOctave int) []Bin {
+	if h.n == 0 {
+		return nil
+	}
+	perOctave = max(perOctave, 1)
+	// Bin i holds (2^((i-1)/perOctave), 2^(i/perOctave)] nanoseconds.
+	index := func(v int64) int {
+		if v <= 1 {
+			return 0
+		}
+		return int(math.Ceil(math.Log2(float64(v)) * float64(perOctave)))
+	}
+	lo, hi := index(h.min), index(h.max)
+	counts := make([]uint64, hi-lo+1)
+	for o, oct := range h.octaves {
+		if oct == nil {
+			continue
+		}
+		for b, c := range oct {
+			if c == 0 {
+				continue
+			}
+			low, width := bounds(o, b)
+			mid := min(max(low+(width-1)/2, h.min), h.max)
+			counts[index(mid)-lo] += c
+		}
+	}
+	out := make([]Bin, len(counts))
+	for i, c := range counts {
+		up := math.Exp2(float64(lo+i) / float64(perOctave))
+		out[i] = Bin{UpTo: time.Duration(math.Round(up)), Count: c}
+	}
+	return out
+}

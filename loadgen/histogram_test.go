@@ -99,3 +99,37 @@ func TestHistogramExtremeValues(t *testing.T) {
 		t.Fatalf("quantiles = %v, %v, want 0 and MaxInt64", h.Quantile(0), h.Quantile(1))
 	}
 }
+
+func TestHistogramBinsCoverEveryValueOnce(t *testing.T) {
+	h := NewHistogram()
+	vals := []time.Duration{900 * time.Microsecond, time.Millisecond, time.Millisecond, 3 * time.Millisecond, 40 * time.Millisecond}
+	for _, v := range vals {
+		h.Record(v)
+	}
+	bins := h.Bins(4)
+	var total uint64
+	for i, b := range bins {
+		total += b.Count
+		if i > 0 && b.UpTo <= bins[i-1].UpTo {
+			t.Fatalf("bins not increasing: %v", bins)
+		}
+	}
+	if total != uint64(len(vals)) {
+		t.Fatalf("bins hold %d values, recorded %d: %v", total, len(vals), bins)
+	}
+	if first, last := bins[0], bins[len(bins)-1]; first.Count == 0 || last.Count != 1 || last.UpTo < 40*time.Millisecond || last.UpTo > 48*time.Millisecond {
+		t.Fatalf("first %v last %v: want the min in the first bin and 40ms alone in a last bin ending within 2^(1/4) of it", first, last)
+	}
+	// 1ms twice lands in one bin, and a bin that holds it ends at or after 1ms.
+	for _, b := range bins {
+		if b.UpTo >= time.Millisecond {
+			if b.Count < 2 {
+				t.Fatalf("the bin ending at %v holds %d values; 1ms was recorded twice: %v", b.UpTo, b.Count, bins)
+			}
+			break
+		}
+	}
+	if NewHistogram().Bins(4) != nil {
+		t.Fatal("empty histogram has bins")
+	}
+}

@@ -54,6 +54,11 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
 
+	// Dashboard serves the web dashboard under /dashboard/ on the HTTP
+	// address: the observing views, with every member reached through
+	// this node (process control is dynago dev's alone).
+	Dashboard bool
+
 	// Faults are the fault-injection rules at start (the lab's latency,
 	// loss and partitions; changeable at run time through /admin/faults).
 	Faults fault.Rules

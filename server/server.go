@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dynago/dynago/cluster"
+	"github.com/dynago/dynago/dashboard"
 	"github.com/dynago/dynago/fault"
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/membership"
@@ -91,6 +92,7 @@ type Server struct {
 	hold      []held
 
 	nextID  atomic.Uint64
+	quorum  atomic.Uint64 // default R<<32 | W; see SetDefaults
 	mu      sync.Mutex
 	waiters map[uint64]chan node.Reply
 
@@ -130,6 +132,7 @@ func Start(cfg Config) (*Server, error) {
 		rpc:      map[ring.NodeID]string{},
 		events:   newEventBus(cfg.ID),
 	}
+	s.quorum.Store(uint64(cfg.R)<<32 | uint64(cfg.W))
 	ok := false
 	defer func() {
 		if !ok {
@@ -199,15 +202,22 @@ func Start(cfg Config) (*Server, error) {
 		MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize, DefaultTimeout: cfg.RequestTimeout,
 		Registry: s.reg, Logger: s.log,
 	})
-	if cfg.Pprof {
-		// Go's profiler, for "a profile, not a guess": off by default, as
-		// it exposes internals to anyone who reaches the HTTP port.
+	if cfg.Pprof || cfg.Dashboard {
 		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		if cfg.Pprof {
+			// Go's profiler, for "a profile, not a guess": off by default,
+			// as it exposes internals to anyone who reaches the HTTP port.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+		if cfg.Dashboard {
+			d := dashboard.NodeHandler(string(cfg.ID), s.dashboardPeers)
+			mux.Handle(dashboard.NodePrefix, d)
+			mux.Handle(dashboard.NodePrefix+"/", d)
+		}
 		mux.Handle("/", handler)
 		handler = mux
 	}
@@ -339,6 +349,15 @@ func (s *Server) onMessages(msgs []node.Message) {
 func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
 	start := time.Now()
 	req.ID = s.nextID.Add(1)
+	if req.R == 0 || req.W == 0 {
+		_, r, w := s.Defaults()
+		if req.R == 0 {
+			req.R = r
+		}
+		if req.W == 0 {
+			req.W = w
+		}
+	}
 	ch := make(chan node.Reply, 1)
 	s.mu.Lock()
 	s.waiters[req.ID] = ch
@@ -378,7 +397,23 @@ func (s *Server) NodeID() ring.NodeID { return s.cfg.ID }
 func (s *Server) Ring() *ring.Ring { return s.ring.Load() }
 
 // Defaults implements httpapi.Backend.
-func (s *Server) Defaults() (n, r, w int) { return s.cfg.N, s.cfg.R, s.cfg.W }
+func (s *Server) Defaults() (n, r, w int) {
+	q := s.quorum.Load()
+	return s.cfg.N, int(q >> 32), int(uint32(q))
+}
+
+// SetDefaults implements httpapi.DefaultsSetter: the R and W of requests
+// that name none, from now until the node restarts (then --r and --w
+// apply again). Requests carry explicit R and W into the core, so one in
+// flight keeps the quorum it started with.
+func (s *Server) SetDefaults(r, w int) error {
+	if r < 1 || r > s.cfg.N || w < 1 || w > s.cfg.N {
+		return fmt.Errorf("R=%d and W=%d must be within 1..N=%d", r, w, s.cfg.N)
+	}
+	s.quorum.Store(uint64(r)<<32 | uint64(w))
+	s.log.Info("default quorums changed", "r", r, "w", w)
+	return nil
+}
 
 // Members implements httpapi.Backend: every node of the ring and every node
 // gossip knows, with liveness as the failure detector reports it. A ring
@@ -412,6 +447,18 @@ func (s *Server) Members() []httpapi.Member {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b httpapi.Member) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// dashboardPeers lists the members the dashboard reaches through this
+// node: every member with a known HTTP address, as /cluster shows them.
+func (s *Server) dashboardPeers() []dashboard.Peer {
+	var out []dashboard.Peer
+	for _, m := range s.Members() {
+		if m.HTTPAddr != "" {
+			out = append(out, dashboard.Peer{ID: string(m.ID), HTTPAddr: m.HTTPAddr})
+		}
+	}
 	return out
 }
 

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -217,4 +219,85 @@ func TestCoreCountersAreExported(t *testing.T) {
 		}
 	}
 	t.Fatal("no tree build time observed")
+}
+
+// TestDashboardOnAnyNode checks what `dynago server --dashboard` promises:
+// the page under /dashboard/ and, through it, every member's API.
+func TestDashboardOnAnyNode(t *testing.T) {
+	srvs := startCluster(t, 3, func(c *Config) { c.Dashboard = c.ID == "n2" })
+	base := "http://" + srvs[1].HTTPAddr()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/dashboard/"); code != http.StatusOK || !strings.Contains(body, "<title>dynago dashboard</title>") {
+		t.Fatalf("GET /dashboard/: %d %.200s", code, body)
+	}
+	code, body := get("/dashboard/api/config")
+	if code != http.StatusOK || !strings.Contains(body, `"mode":"node"`) || !strings.Contains(body, `"n3"`) {
+		t.Fatalf("GET /dashboard/api/config: %d %s; want node mode listing n1..n3", code, body)
+	}
+	// n3's own /healthz, reached through n2's dashboard proxy.
+	if code, body := get("/dashboard/api/node/n3/healthz"); code != http.StatusOK {
+		t.Fatalf("GET /dashboard/api/node/n3/healthz: %d %s", code, body)
+	}
+	// The API is unchanged beside it, and a node without --dashboard has none.
+	if code, _ := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz beside the dashboard: %d", code)
+	}
+	resp, err := http.Get("http://" + srvs[0].HTTPAddr() + "/dashboard/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("n1 without --dashboard: GET /dashboard/ = %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestDefaultsChangeAtRunTime: PUT /admin/defaults changes the R and W of
+// requests that name none; N cannot change, and bad values change nothing.
+func TestDefaultsChangeAtRunTime(t *testing.T) {
+	srvs := startCluster(t, 3, nil)
+	base := "http://" + srvs[0].HTTPAddr() + "/admin/defaults"
+	put := func(body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, base, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, bad := range []string{`{"r":0}`, `{"w":4}`, `{"n":5}`, `{"r":"two"}`, `{"q":1}`, `nonsense`} {
+		if code, body := put(bad); code != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
+			t.Errorf("PUT %s: %d %s; want 400 with a JSON error", bad, code, body)
+		}
+	}
+	if _, r, w := srvs[0].Defaults(); r != 2 || w != 2 {
+		t.Fatalf("rejected updates changed the defaults to R=%d W=%d", r, w)
+	}
+	if code, body := put(`{"r":1,"w":1}`); code != http.StatusOK || body != "{\"n\":3,\"r\":1,\"w\":1}\n" {
+		t.Fatalf("PUT r=1 w=1: %d %q", code, body)
+	}
+	rep := srvs[0].Do(context.Background(), node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("v")})
+	if rep.Code != node.CodeOK || rep.Required != 1 {
+		t.Fatalf("put with no W after W=1: %s required=%d", rep.Code, rep.Required)
+	}
+	g := srvs[0].Do(context.Background(), node.Request{Op: node.OpGet, Key: []byte("k")})
+	if g.Code != node.CodeOK || g.Required != 1 {
+		t.Fatalf("get with no R after R=1: %s required=%d", g.Code, g.Required)
+	}
+	// Only this node changed.
+	if _, r, w := srvs[1].Defaults(); r != 2 || w != 2 {
+		t.Fatalf("n2's defaults changed to R=%d W=%d", r, w)
+	}
 }

@@ -212,6 +212,25 @@ type benchLine struct {
 	NotFound   uint64  `json:"not_found"`
 	ElapsedS   float64 `json:"elapsed_s"`
 	FirstError string  `json:"first_error,omitempty"`
+	// Hist is the latency distribution in bins four to a power of two,
+	// for charts (the dashboard draws it).
+	Hist []histBin `json:"hist,omitempty"`
+}
+
+type histBin struct {
+	UpToMS float64 `json:"le_ms"` // the bin holds latencies up to this
+	Count  uint64  `json:"count"`
+}
+
+func histBins(h *loadgen.Histogram) []histBin {
+	if h == nil {
+		return nil
+	}
+	var out []histBin
+	for _, b := range h.Bins(4) {
+		out = append(out, histBin{UpToMS: ms(b.UpTo), Count: b.Count})
+	}
+	return out
 }
 
 func writeBenchJSON(w io.Writer, res *loadgen.Result) error {
@@ -221,6 +240,7 @@ func writeBenchJSON(w io.Writer, res *loadgen.Result) error {
 			Op: s.Op.String(), Count: s.Count, Errors: s.Errors,
 			MeanMS: ms(s.Mean), StdMS: ms(s.Std), P50MS: ms(s.P50), P99MS: ms(s.P99), P999MS: ms(s.P999), MaxMS: ms(s.Max),
 			OpsPerSec: s.OpsPerSec, NotFound: s.NotFound, ElapsedS: res.Elapsed.Seconds(), FirstError: s.FirstError,
+			Hist: histBins(s.Latency),
 		}); err != nil {
 			return err
 		}

@@ -85,6 +85,15 @@ func TestBenchJSONAgainstFakeCluster(t *testing.T) {
 		if l.Count == 0 || l.OpsPerSec <= 0 || l.MaxMS <= 0 || l.P50MS > l.P99MS || l.P99MS > l.P999MS || l.P999MS > l.MaxMS {
 			t.Errorf("%s: implausible line %+v", op, l)
 		}
+		var binned uint64
+		for _, b := range l.Hist {
+			binned += b.Count
+		}
+		if ok := l.Count - l.Errors; binned != ok || len(l.Hist) == 0 {
+			t.Errorf("%s: histogram holds %d of %d answers: %+v", op, binned, ok, l.Hist)
+		} else if last := l.Hist[len(l.Hist)-1]; last.UpToMS < l.MaxMS || last.Count == 0 {
+			t.Errorf("%s: last bin %+v; want it to hold the max, %v ms", op, last, l.MaxMS)
+		}
 	}
 	if total != 500 {
 		t.Fatalf("%d operations reported, want 500", total)

@@ -251,7 +251,7 @@ func writeSeedJSON(w io.Writer, rows []seedRow) error {
 			"op": r.op, "count": h.Count() + r.errs, "errors": r.errs,
 			"mean_ms": ms(h.Mean()), "std_ms": ms(h.Std()), "p50_ms": ms(h.Quantile(0.5)), "p99_ms": ms(h.Quantile(0.99)),
 			"p999_ms": ms(h.Quantile(0.999)), "max_ms": ms(h.Max()), "ops_per_sec": float64(h.Count()) / r.took.Seconds(),
-			"config": r.cfg.String(), "route": r.route, "floor_ms": r.floor,
+			"config": r.cfg.String(), "route": r.route, "floor_ms": r.floor, "hist": histBins(h),
 		}
 		if err := enc.Encode(line); err != nil {
 			return err
