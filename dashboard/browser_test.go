@@ -35,6 +35,7 @@ var views = []struct{ file, section string }{
 	{"gossip", "view-gossip"},
 	{"antientropy", "view-ae"},
 	{"events", "view-events"},
+	{"experiments", "view-experiments"},
 }
 
 func TestBrowserDashboard(t *testing.T) {
@@ -253,6 +254,62 @@ func TestBrowserDashboard(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("experiments_defaults_and_bench", func(t *testing.T) {
+		b.show(t, "view-experiments")
+		// Quorums changed on the page reach every node's API.
+		b.setField(t, "#defaults-r", "1")
+		b.setField(t, "#defaults-w", "1")
+		b.run(t, "clicking apply defaults", chromedp.Click(chromedp.CSS(`#defaults-apply`)))
+		b.waitFor(t, "every node reports R=1 W=1", 10*time.Second, func() error {
+			for _, a := range dev.nodeHTTP {
+				var d struct{ N, R, W int }
+				if err := getJSON("http://"+a+"/admin/defaults", &d); err != nil {
+					return err
+				}
+				if d.R != 1 || d.W != 1 {
+					return fmt.Errorf("%s: %+v", a, d)
+				}
+			}
+			return nil
+		})
+		// A preset runs the bench tool and the page draws its numbers.
+		b.setField(t, "#preset-name", "write-only")
+		b.run(t, "clicking run preset", chromedp.Click(chromedp.CSS(`#preset-run`)))
+		b.waitFor(t, "the write-only preset finishes with a results row and a histogram", 30*time.Second, func() error {
+			var st struct {
+				State  string `json:"state"`
+				Text   string `json:"text"`
+				Rows   int    `json:"rows"`
+				Bars   int    `json:"bars"`
+				Runs   int    `json:"runs"`
+				Errors string `json:"errors"`
+			}
+			if err := b.evalErr(`(() => { const p = document.querySelector('#preset-progress');
+				return { state: p.dataset.state || '', text: p.textContent,
+					rows: document.querySelectorAll('#preset-results tbody tr[data-op="put"]').length,
+					bars: document.querySelectorAll('#preset-charts figure[data-op="put"] rect.bar').length,
+					runs: document.querySelectorAll('#preset-history tbody tr').length,
+					errors: document.querySelector('#errors').innerText } })()`, &st); err != nil {
+				return err
+			}
+			if st.State == "failed" {
+				t.Fatalf("the preset failed: %s (errors shown: %q)", st.Text, st.Errors)
+			}
+			if st.State != "done" || st.Rows != 1 || st.Bars == 0 || st.Runs == 0 {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+		var quorum string
+		b.eval(t, `document.querySelector('#preset-history tbody tr td:nth-child(3)').textContent`, &quorum)
+		if quorum != "N3R1W1" {
+			t.Errorf("the run is listed with quorums %q, want N3R1W1", quorum)
+		}
+		b.setField(t, "#defaults-r", "2")
+		b.setField(t, "#defaults-w", "2")
+		b.run(t, "restoring defaults", chromedp.Click(chromedp.CSS(`#defaults-apply`)))
 	})
 
 	t.Run("screenshots", func(t *testing.T) {

@@ -40,10 +40,26 @@ const (
 	startTimeout = 60 * time.Second
 )
 
+// Dev is the dashboard as `dynago dev` serves it; Close ends a running
+// benchmark.
+type Dev struct {
+	http.Handler
+	bench *benchRunner
+}
+
+// Close stops a running bench preset and waits for it.
+func (d *Dev) Close() {
+	if d.bench != nil {
+		d.bench.stop()
+	}
+}
+
 // DevHandler is the dashboard as `dynago dev` serves it at the root of
 // its own address: the page, api/config, the control API backed by ctl,
-// and api/node/{id}/... proxied to each node's HTTP address.
-func DevHandler(ctl Controller) http.Handler {
+// api/bench when ctl implements BenchBinary, and api/node/{id}/...
+// proxied to each node's HTTP address.
+func DevHandler(ctl Controller) *Dev {
+	dev := &Dev{}
 	peers := func() []Peer {
 		var out []Peer
 		for _, n := range ctl.Nodes() {
@@ -59,8 +75,20 @@ func DevHandler(ctl Controller) http.Handler {
 		for _, n := range ctl.Nodes() {
 			ids = append(ids, n.ID)
 		}
-		writeJSON(w, http.StatusOK, Config{Mode: "dev", Control: true, Nodes: ids})
+		writeJSON(w, http.StatusOK, Config{Mode: "dev", Control: true, Bench: dev.bench != nil, Nodes: ids})
 	})
+	if bb, ok := ctl.(BenchBinary); ok {
+		dev.bench = &benchRunner{binary: bb.Binary(), addrs: func() []string {
+			var out []string
+			for _, n := range ctl.Nodes() {
+				if n.Running {
+					out = append(out, n.HTTPAddr)
+				}
+			}
+			return out
+		}}
+		dev.bench.routes(mux)
+	}
 	mux.HandleFunc("GET /api/nodes", func(w http.ResponseWriter, r *http.Request) {
 		nodes := ctl.Nodes()
 		if nodes == nil {
@@ -109,7 +137,8 @@ func DevHandler(ctl Controller) http.Handler {
 		writeError(w, http.StatusNotFound, "not_found", "no such dashboard endpoint")
 	}))
 	mux.Handle("/", staticHandler())
-	return sameOrigin(mux)
+	dev.Handler = sameOrigin(mux)
+	return dev
 }
 
 func writeControlError(w http.ResponseWriter, err error) {
@@ -132,6 +161,9 @@ type devControl struct {
 	mu sync.Mutex
 	c  *devcluster.Cluster
 }
+
+// Binary implements BenchBinary: bench presets run the nodes' binary.
+func (d *devControl) Binary() string { return d.c.Binary() }
 
 func (d *devControl) Nodes() []NodeInfo {
 	var out []NodeInfo

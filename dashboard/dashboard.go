@@ -41,6 +41,7 @@ type Peer struct {
 type Config struct {
 	Mode    string   `json:"mode"`    // "dev" or "node"
 	Control bool     `json:"control"` // kill/restart/wipe/add available
+	Bench   bool     `json:"bench"`   // api/bench runs presets
 	Self    string   `json:"self,omitempty"`
 	Nodes   []string `json:"nodes"`
 }

@@ -311,6 +311,9 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	return n, WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
 }
 
+// Binary returns the path of the dynago binary the nodes run.
+func (c *Cluster) Binary() string { return c.cfg.Binary }
+
 // List returns a snapshot of the nodes, safe to call while AddNode runs.
 func (c *Cluster) List() []*Node {
 	c.mu.Lock()

@@ -108,8 +108,9 @@ func printCluster(w io.Writer, c *devcluster.Cluster, kept bool, dashURL string)
 // serveDashboard serves the dashboard and the dev control API on ln and
 // returns the function that stops it.
 func serveDashboard(ln net.Listener, c *devcluster.Cluster) (stop func()) {
+	dev := dashboard.DevHandler(dashboard.DevCluster(c))
 	srv := &http.Server{
-		Handler:           dashboard.DevHandler(dashboard.DevCluster(c)),
+		Handler:           dev,
 		ReadHeaderTimeout: 10 * time.Second,
 		// No WriteTimeout: event streams stay open, and restart answers
 		// only when the node is healthy again.
@@ -122,6 +123,7 @@ func serveDashboard(ln net.Listener, c *devcluster.Cluster) (stop func()) {
 		}
 	}()
 	return func() {
+		dev.Close()
 		// Event streams never go idle, so a graceful shutdown would wait
 		// out its whole timeout; give ordinary requests a moment, then close.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -624,6 +624,142 @@ function drawBench(lat) {
     kids.push(h("text", { svg: true, x: x + 2, y: H - B + 12, text: e < 1 ? e : String(Math.round(e)) }));
   });
   $("#bench-chart").replaceChildren(...kids.filter(Boolean));
+  $("#bench-chart").classList.remove("hidden");
+}
+
+// ---------- cluster defaults ----------
+async function loadDefaults() {
+  if (!state.ref) return;
+  const r = await api(nodeURL(state.ref, "/admin/defaults"), { timeout: 3000 });
+  if (!r.ok || !r.json) return;
+  $("#defaults-n").value = r.json.n;
+  for (const k of ["r", "w"]) {
+    const el = $(`#defaults-${k}`);
+    el.max = r.json.n;
+    if (document.activeElement !== el) el.value = r.json[k];
+  }
+  state.defaults = r.json;
+}
+async function applyDefaults() {
+  const body = JSON.stringify({ r: Number($("#defaults-r").value), w: Number($("#defaults-w").value) });
+  const ids = aliveIDs();
+  const results = await Promise.all(ids.map(async (id) => [id, await api(nodeURL(id, "/admin/defaults"), { method: "PUT", body, headers: { "Content-Type": "application/json" }, timeout: 5000 })]));
+  const bad = results.filter(([, r]) => !r.ok);
+  if (bad.length) showError(`defaults: ${bad.map(([id, r]) => `${id}: ${describe(r)}`).join("; ")}`);
+  const ok = results.filter(([, r]) => r.ok).map(([id]) => id);
+  $("#defaults-note").textContent = ok.length ? `R=${JSON.parse(body).r} W=${JSON.parse(body).w} on ${ok.join(", ")}` : "";
+  await loadDefaults();
+}
+
+// ---------- bench presets (dynago dev only) ----------
+const fmtMS = (x) => (x === undefined || x === null) ? "" : (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+async function loadPresets() {
+  const r = await api("api/bench/presets", { timeout: 3000 });
+  if (!r.ok || !r.json) return;
+  state.presets = r.json;
+  $("#preset-name").replaceChildren(...r.json.map((p) => h("option", { value: p.name, text: p.title })));
+  describePreset();
+}
+function describePreset() {
+  const p = (state.presets || []).find((x) => x.name === $("#preset-name").value);
+  $("#preset-description").textContent = p ? `${p.description}. dynago bench ${p.args.join(" ")}` : "";
+}
+async function runPreset() {
+  const preset = $("#preset-name").value;
+  const r = await api("api/bench", { method: "POST", body: JSON.stringify({ preset }), headers: { "Content-Type": "application/json" }, timeout: 10000 });
+  if (!r.ok) { showError(`bench: ${describe(r)}`); return; }
+  state.benchQuorum = state.defaults ? `N${state.defaults.n}R${state.defaults.r}W${state.defaults.w}` : "";
+  state.benchShown = 0;
+  pollBench();
+}
+async function cancelPreset() {
+  const r = await api("api/bench", { method: "DELETE", timeout: 20000 });
+  if (!r.ok) showError(`cancel bench: ${describe(r)}`);
+  pollBench();
+}
+async function pollBench() {
+  if (!state.config || !state.config.bench) return;
+  const r = await api("api/bench", { timeout: 3000 });
+  if (!r.ok || !r.json || !r.json.run) return;
+  const run = r.json.run;
+  run.results = run.results || [];
+  $("#preset-run").disabled = run.running;
+  $("#preset-cancel").disabled = !run.running;
+  $("#preset-progress").textContent = run.running
+    ? `running ${run.preset} · ${run.elapsed_s.toFixed(0)} s · ${run.progress || "starting"}`
+    : `${run.preset}: ${run.error ? "failed: " + run.error : `done in ${run.elapsed_s.toFixed(1)} s`}`;
+  $("#preset-progress").dataset.state = run.running ? "running" : (run.error ? "failed" : "done");
+  if (run.running) { clearTimeout(state.benchTimer); state.benchTimer = setTimeout(pollBench, 500); }
+  // Redraw only when something new arrived.
+  const key = `${run.id}:${run.results.length}:${run.running}`;
+  if (state.benchKey === key) return;
+  state.benchKey = key;
+  renderBenchResults(run.results.map((x) => x));
+  if (!run.running && !run.error && run.results.length && state.benchRecorded !== run.id) {
+    state.benchRecorded = run.id;
+    recordRun(run);
+  }
+}
+function renderBenchResults(lines) {
+  const seed = lines.some((l) => l.floor_ms !== undefined);
+  const cols = [...(seed ? ["config", "route"] : []), "op", "count", "errors", "mean", "std", "p50", "p99", "p99.9", "max", "ops/s", ...(seed ? ["floor", "mean/floor", "p99.9/floor"] : [])];
+  const head = h("thead", {}, h("tr", {}, cols.map((c) => h("th", { class: /^[a-z]/.test(c) && !["config", "route", "op"].includes(c) ? "num" : "", text: ["mean", "std", "p50", "p99", "p99.9", "max", "floor"].includes(c) ? `${c} (ms)` : c }))));
+  const ratio = (x, f, limit) => {
+    if (!f) return h("td", { class: "num" });
+    const v = x / f;
+    return h("td", { class: `num ratio${v > limit ? " over" : ""}`, text: `${v.toFixed(2)}×` });
+  };
+  const rows = lines.map((l) => h("tr", { "data-op": l.op },
+    seed ? [h("td", { text: l.config }), h("td", { text: l.route })] : [],
+    h("td", { text: l.op }), h("td", { class: "num", text: l.count }), h("td", { class: "num", text: l.errors }),
+    ["mean_ms", "std_ms", "p50_ms", "p99_ms", "p999_ms", "max_ms"].map((k) => h("td", { class: "num", text: fmtMS(l[k]) })),
+    h("td", { class: "num", text: (l.ops_per_sec || 0).toFixed(0) }),
+    seed ? [h("td", { class: "num", text: fmtMS(l.floor_ms) }), ratio(l.mean_ms, l.floor_ms, 1.15), ratio(l.p999_ms, l.floor_ms, 1.5)] : []));
+  $("#preset-results").replaceChildren(head, h("tbody", {}, rows));
+  $("#preset-charts").replaceChildren(...lines.filter((l) => (l.hist || []).length).map((l) => histChart(l, seed ? `${l.config} ${l.route} ${l.op}` : l.op)));
+}
+// histChart draws one operation's latency distribution: bars on a log
+// latency axis (the bins grow by 2^(1/4)), with p50, p99 and p99.9 marked.
+function histChart(l, title) {
+  const bins = l.hist;
+  const W = 440, H = 200, L = 36, B = 34, T = 18;
+  const max = Math.max(1, ...bins.map((b) => b.count));
+  const bw = (W - L - 8) / bins.length;
+  const y = (n) => H - B - ((H - B - T) * n) / max;
+  const lo = Math.log2(bins[0].le_ms) - 0.25, hi = Math.log2(bins[bins.length - 1].le_ms);
+  const xOf = (ms) => L + ((Math.log2(Math.max(ms, 1e-6)) - lo) / Math.max(hi - lo, 1e-9)) * (W - L - 8);
+  const kids = [
+    h("text", { svg: true, x: L, y: 12, text: `${title}: ${l.count} ops, latency (ms, log scale)` }),
+    h("line", { svg: true, class: "axis", x1: L, y1: H - B, x2: W - 4, y2: H - B }),
+    h("line", { svg: true, class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
+    h("text", { svg: true, x: 2, y: T + 8, text: String(max) }),
+  ];
+  bins.forEach((b, i) => {
+    if (b.count) kids.push(h("rect", { svg: true, class: `bar op-${l.op}`, x: L + i * bw + 0.5, width: Math.max(bw - 1, 1), y: y(b.count), height: H - B - y(b.count) },
+      h("title", { svg: true, text: `${b.count} ops ≤ ${fmtMS(b.le_ms)} ms` })));
+  });
+  // x labels: about five, at bin edges.
+  const step = Math.max(1, Math.ceil(bins.length / 5));
+  for (let i = 0; i < bins.length; i += step) kids.push(h("text", { svg: true, x: L + (i + 1) * bw - 8, y: H - B + 12, text: fmtMS(bins[i].le_ms) }));
+  [["p50", l.p50_ms], ["p99", l.p99_ms], ["p99.9", l.p999_ms]].forEach(([name, v], i) => {
+    if (!v) return;
+    const x = Math.min(Math.max(xOf(v), L), W - 4);
+    const end = x > W - 40;
+    kids.push(h("line", { svg: true, class: "pct", x1: x, x2: x, y1: T, y2: H - B }),
+      h("text", { svg: true, x: end ? x - 2 : x + 2, y: H - B + 22 + (i % 2) * 9, "text-anchor": end ? "end" : "start", text: name }));
+  });
+  return h("figure", { class: "chart", "data-op": l.op }, h("svg", { svg: true, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title} latency histogram` }, kids));
+}
+// recordRun keeps one row per finished run so that runs with different
+// quorums can be compared side by side.
+function recordRun(run) {
+  state.runs = state.runs || [];
+  for (const l of run.results) state.runs.push({ id: run.id, preset: run.preset, quorum: l.config || state.benchQuorum || "", route: l.route || "", l });
+  const head = h("thead", {}, h("tr", {}, ["run", "preset", "quorums", "route", "op", "mean (ms)", "p99 (ms)", "p99.9 (ms)", "ops/s"].map((c) => h("th", { text: c }))));
+  $("#preset-history").replaceChildren(head, h("tbody", {}, state.runs.slice(-60).map((x) => h("tr", {},
+    h("td", { text: x.id }), h("td", { text: x.preset }), h("td", { text: x.quorum }), h("td", { text: x.route }), h("td", { text: x.l.op }),
+    h("td", { class: "num", text: fmtMS(x.l.mean_ms) }), h("td", { class: "num", text: fmtMS(x.l.p99_ms) }), h("td", { class: "num", text: fmtMS(x.l.p999_ms) }),
+    h("td", { class: "num", text: (x.l.ops_per_sec || 0).toFixed(0) })))));
 }
 
 // ---------- start ----------
@@ -653,6 +789,10 @@ async function main() {
   $("#events-clear").addEventListener("click", () => $("#events").replaceChildren());
   $("#ae-node").addEventListener("change", renderAE);
   $("#bench-form").addEventListener("submit", (e) => { e.preventDefault(); runBench(); });
+  $("#defaults-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#defaults-apply"), applyDefaults); });
+  $("#preset-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#preset-run"), runPreset); });
+  $("#preset-name").addEventListener("change", describePreset);
+  $("#preset-cancel").addEventListener("click", (e) => busy(e.currentTarget, cancelPreset));
   $("#plan-refresh").addEventListener("click", (e) => planAction("GET", "/admin/plan", "plan", e.currentTarget));
   $("#plan-commit").addEventListener("click", (e) => planAction("POST", "/admin/commit", "committed", e.currentTarget));
   $("#leave-stage").addEventListener("click", (e) => { const id = $("#leave-node").value; if (id) planAction("POST", "/admin/leave/" + encodeURIComponent(id), `staged leave of ${id}`, e.currentTarget); });
@@ -665,6 +805,7 @@ async function main() {
 
   state.config = await loadConfig();
   document.body.classList.toggle("no-control", !state.config.control);
+  document.body.classList.toggle("no-bench", !state.config.bench);
   $("#mode").textContent = state.config.mode === "dev" ? "dev cluster" : `served by ${state.config.self}`;
   if (state.config.self) state.ref = state.config.self;
   addIDs(state.config.nodes || []);
@@ -674,5 +815,7 @@ async function main() {
   every(2000, pollStats);
   every(2000, connectEvents);
   every(2000, () => state.lastKey ? renderLocal(state.lastKey) : null);
+  every(5000, loadDefaults);
+  if (state.config.bench) { await loadPresets(); pollBench(); }
 }
 main().catch((err) => showError(err.message));

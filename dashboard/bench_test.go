@@ -1,0 +1,165 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchControl is a fakeControl whose "dynago binary" is a script that
+// records its arguments and prints what `dynago bench --json` prints.
+type benchControl struct {
+	fakeControl
+	binary string
+}
+
+func (b *benchControl) Binary() string { return b.binary }
+
+func fakeBench(t *testing.T, script string) *benchControl {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "dynago")
+	body := "#!/bin/sh\necho \"$@\" > " + filepath.Join(dir, "args") + "\n" + script
+	if err := os.WriteFile(bin, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &benchControl{
+		fakeControl: fakeControl{nodes: []NodeInfo{
+			{ID: "n1", HTTPAddr: "127.0.0.1:9101", Running: true},
+			{ID: "n2", HTTPAddr: "127.0.0.1:9102", Running: false},
+			{ID: "n3", HTTPAddr: "127.0.0.1:9103", Running: true},
+		}},
+		binary: bin,
+	}
+}
+
+func benchState(t *testing.T, h http.Handler) BenchRun {
+	t.Helper()
+	rec := do(t, h, "GET", "/api/bench", nil, nil)
+	var body struct{ Run *BenchRun }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("GET /api/bench: %d %s", rec.Code, rec.Body)
+	}
+	if body.Run == nil {
+		return BenchRun{}
+	}
+	return *body.Run
+}
+
+func waitBench(t *testing.T, h http.Handler) BenchRun {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := benchState(t, h)
+		if !r.Running {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bench still running after 10s: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestBenchPresetRunsTheBenchToolAgainstRunningNodes(t *testing.T) {
+	ctl := fakeBench(t, `printf 'preloading\r50%% done\r' >&2
+echo '{"op":"get","count":10,"errors":0,"mean_ms":1.5,"hist":[{"le_ms":2,"count":10}]}'
+echo '{"op":"put","count":5,"errors":0,"mean_ms":2.5}'
+`)
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	if r := benchState(t, dev); r.ID != 0 {
+		t.Fatalf("a run before any was started: %+v", r)
+	}
+	rec := do(t, dev, "GET", "/api/config", nil, nil)
+	if !strings.Contains(rec.Body.String(), `"bench":true`) {
+		t.Fatalf("api/config does not offer bench: %s", rec.Body)
+	}
+	rec = do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"read-heavy"}`), nil)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /api/bench: %d %s", rec.Code, rec.Body)
+	}
+	r := waitBench(t, dev)
+	if r.Error != "" || r.Preset != "read-heavy" || len(r.Results) != 2 || r.Progress != "50% done" {
+		t.Fatalf("finished run: %+v", r)
+	}
+	var get struct {
+		Op   string
+		Hist []struct {
+			LeMS  float64 `json:"le_ms"`
+			Count int
+		}
+	}
+	if err := json.Unmarshal(r.Results[0], &get); err != nil || get.Op != "get" || len(get.Hist) != 1 {
+		t.Fatalf("first result %s: %v", r.Results[0], err)
+	}
+	args, err := os.ReadFile(filepath.Join(filepath.Dir(ctl.binary), "args"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the running nodes, and JSON output.
+	if a := string(args); !strings.HasPrefix(a, "bench --mix get=95,put=5") ||
+		!strings.Contains(a, "--addr 127.0.0.1:9101,127.0.0.1:9103 ") || !strings.HasSuffix(strings.TrimSpace(a), "--json") {
+		t.Fatalf("bench ran with %q", a)
+	}
+}
+
+func TestBenchRejectsBadPresetsAndSecondRuns(t *testing.T) {
+	ctl := fakeBench(t, "sleep 5\n")
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	for _, body := range []string{`{"preset":"nope"}`, `nonsense`, `{"preset":"mixed","x":1}`} {
+		if rec := do(t, dev, "POST", "/api/bench", strings.NewReader(body), nil); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"error"`) {
+			t.Errorf("POST %s: %d %s; want 400 with a JSON error", body, rec.Code, rec.Body)
+		}
+	}
+	if rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil); rec.Code != http.StatusAccepted {
+		t.Fatalf("first run: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil); rec.Code != http.StatusConflict {
+		t.Fatalf("second run while the first runs: %d %s; want 409", rec.Code, rec.Body)
+	}
+	began := time.Now()
+	rec := do(t, dev, "DELETE", "/api/bench", nil, nil)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"error":"canceled"`) || time.Since(began) > 4*time.Second {
+		t.Fatalf("cancel: %d %s after %v", rec.Code, rec.Body, time.Since(began))
+	}
+}
+
+func TestBenchFailureIsReported(t *testing.T) {
+	ctl := fakeBench(t, "echo 'bench: no node answers at 127.0.0.1:9101' >&2\nexit 1\n")
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"write-only"}`), nil)
+	r := waitBench(t, dev)
+	if !strings.Contains(r.Error, "no node answers") {
+		t.Fatalf("failed run: %+v; want its stderr in error", r)
+	}
+}
+
+func TestBenchAbsentWithoutABinary(t *testing.T) {
+	dev := DevHandler(&fakeControl{})
+	if rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("POST /api/bench with no bench binary: %d", rec.Code)
+	}
+	if rec := do(t, dev, "GET", "/api/config", nil, nil); !strings.Contains(rec.Body.String(), `"bench":false`) {
+		t.Fatalf("api/config: %s", rec.Body)
+	}
+}
+
+func TestBenchResultsAreAnArrayWhileEmpty(t *testing.T) {
+	ctl := fakeBench(t, "sleep 2\n")
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil)
+	if !strings.Contains(rec.Body.String(), `"results":[]`) {
+		t.Fatalf("POST answer %s; want results [] before any line arrived", rec.Body)
+	}
+	if rec := do(t, dev, "GET", "/api/bench", nil, nil); !strings.Contains(rec.Body.String(), `"results":[]`) {
+		t.Fatalf("GET answer %s; want results []", rec.Body)
+	}
+}
