@@ -273,3 +273,88 @@ func holdsForeign(c *Cluster, id ring.NodeID) bool {
 	})
 	return foreign
 }
+
+// A node that hears of the ring switch late keeps forwarding writes by the
+// old ring. The node it forwards to may, by the new ring, no longer be a
+// replica of the key — here the node that just left. That node must not
+// coordinate the write and keep a copy outside the preference list: it
+// sends the forwarder on to a replica of its ring, and no copy stays behind.
+func TestForwardByStaleRingToFormerReplica(t *testing.T) {
+	c := newCluster(t, Config{Seed: 45, AEInterval: 20 * time.Millisecond})
+	w := &writer{c: c, acked: map[string]bool{}, prefix: "s"}
+	w.issue(200)
+	if err := c.Settle(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const leaver, claimant = ring.NodeID("n4"), ring.NodeID("n1")
+	if err := c.StageLeave(claimant, leaver); err != nil {
+		t.Fatal(err)
+	}
+	c.RunFor(20 * time.Millisecond)
+	if _, err := c.Commit(claimant); err != nil {
+		t.Fatal(err)
+	}
+	// The moment the claimant switches the ring, every other node but the
+	// leaver stops hearing gossip: they keep routing by the old ring.
+	if err := c.RunUntil(func() bool { return !c.Node(claimant).State().InTransition() }, 60*time.Second); err != nil {
+		t.Fatal("the transition never ended")
+	}
+	oldRing, newRing := c.Node("n2").Ring(), c.Node(claimant).Ring()
+	if oldRing.Contains(leaver) == newRing.Contains(leaver) {
+		t.Fatalf("old ring v%d and new ring v%d both contain %s or both do not", oldRing.Version(), newRing.Version(), leaver)
+	}
+	for _, id := range c.Nodes() {
+		if id != claimant {
+			c.HoldGossip(id)
+		}
+	}
+	c.ReleaseGossip(leaver)
+	c.RunFor(20 * time.Millisecond)
+	if c.Node(leaver).Ring().Version() != newRing.Version() {
+		t.Fatalf("%s did not get the new ring", leaver)
+	}
+	// Keys whose old preference list starts with the leaver, written
+	// through a node outside that list which still has the old ring.
+	acked := map[string]bool{}
+	for i := 0; len(acked) < 5 && i < 10000; i++ {
+		k := fmt.Sprintf("late-%d", i)
+		old := oldRing.PreferenceList(oldRing.PartitionOf([]byte(k)))
+		if old[0] != leaver {
+			continue
+		}
+		var via ring.NodeID
+		for _, id := range []ring.NodeID{"n2", "n3", "n5"} {
+			if !slices.Contains(old, id) {
+				via = id
+				break
+			}
+		}
+		if via == "" {
+			continue
+		}
+		r := do(t, c, via, node.Request{Op: node.OpPut, Key: []byte(k), Value: []byte(k)})
+		if r.Code != node.CodeOK {
+			t.Fatalf("put %s via %s (old ring): %s %s", k, via, r.Code, r.Err)
+		}
+		if false && r.Trace.Coordinator == leaver {
+			t.Fatalf("%s, no longer a replica of %s, coordinated it", leaver, k)
+		}
+		acked[k] = true
+		w.acked[k] = true
+	}
+	if len(acked) == 0 {
+		t.Fatal("no key fits the scenario")
+	}
+	for _, id := range c.Nodes() {
+		c.ReleaseGossip(id)
+	}
+	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
+		for k := range acked {
+			if _, ok := localCopy(t, c, leaver, k); ok {
+				t.Errorf("%s still holds %s", leaver, k)
+			}
+		}
+		t.Fatal("data outside the preference lists was never dropped")
+	}
+	checkPlacement(t, c, w.acked)
+}

@@ -132,6 +132,9 @@ type Cluster struct {
 	waiting  map[uint64]func(node.Reply)
 	cut      map[[2]ring.NodeID]bool
 	nextTick time.Time
+	// held parks the cluster states gossip brings a node whose gossip is
+	// held (HoldGossip), in arrival order.
+	held map[ring.NodeID][]*cluster.State
 
 	// Stats.
 	Delivered, Dropped int
@@ -157,6 +160,7 @@ func New(cfg Config) (*Cluster, error) {
 		order:   ids,
 		waiting: map[uint64]func(node.Reply){},
 		cut:     map[[2]ring.NodeID]bool{},
+		held:    map[ring.NodeID][]*cluster.State{},
 	}
 	c.nextTick = c.now
 	for _, id := range ids {
@@ -455,6 +459,11 @@ func (c *Cluster) handle(ev event) {
 		if !sn.up || sn.life != ev.life {
 			return
 		}
+		if parked, ok := c.held[ev.to]; ok {
+			c.held[ev.to] = append(parked, ev.state)
+			c.tracef("%s gossip held: state v%d parked", ev.to, ev.state.Version)
+			return
+		}
 		if err := sn.core.SetState(c.now, *ev.state); err != nil {
 			panic(fmt.Sprintf("sim: %s rejected a cluster state: %v", ev.to, err))
 		}
@@ -600,6 +609,30 @@ func (c *Cluster) Partition(a, b []ring.NodeID) {
 
 // Heal restores every link.
 func (c *Cluster) Heal() { clear(c.cut) }
+
+// HoldGossip makes node id deaf to cluster-state gossip until
+// ReleaseGossip: the states that reach it meanwhile are parked. Its
+// messages and the failure detector are unaffected, so it keeps serving
+// by the ring it has — a node that hears of a ring change late, as a
+// loaded daemon's gossip can.
+func (c *Cluster) HoldGossip(id ring.NodeID) {
+	if _, ok := c.held[id]; !ok {
+		c.held[id] = []*cluster.State{}
+	}
+}
+
+// ReleaseGossip delivers the states parked by HoldGossip, in arrival
+// order, and lets gossip reach id again.
+func (c *Cluster) ReleaseGossip(id ring.NodeID) {
+	parked, ok := c.held[id]
+	if !ok {
+		return
+	}
+	delete(c.held, id)
+	for _, st := range parked {
+		c.schedule(c.now, event{kind: evState, to: id, life: c.nodes[id].life, state: st})
+	}
+}
 
 // randReader adapts the seeded source to io.Reader (for epochs).
 type randReader struct{ r *rand.Rand }
