@@ -312,6 +312,47 @@ func TestBrowserDashboard(t *testing.T) {
 		b.run(t, "restoring defaults", chromedp.Click(chromedp.CSS(`#defaults-apply`)))
 	})
 
+	t.Run("network_cut_and_heal", func(t *testing.T) {
+		b.show(t, "view-nodes")
+		b.setField(t, "#cut-node", "n1")
+		b.eval(t, `(() => { const c = document.querySelector('#cut-others input[value="n2"]');
+			if (!c) throw new Error('no n2 checkbox in #cut-others'); c.checked = true; return true })()`, nil)
+		cuts := func(addr string) ([]string, error) {
+			var f struct {
+				Rules struct {
+					Cut []string `json:"cut"`
+				} `json:"rules"`
+			}
+			err := getJSON("http://"+addr+"/admin/faults", &f)
+			return f.Rules.Cut, err
+		}
+		b.run(t, "clicking cut links", chromedp.Click(chromedp.CSS(`#cut-apply`)))
+		b.waitFor(t, "n1 and n2 cut both ways, n3 untouched", 10*time.Second, func() error {
+			c1, err1 := cuts(dev.nodeHTTP[0])
+			c2, err2 := cuts(dev.nodeHTTP[1])
+			c3, err3 := cuts(dev.nodeHTTP[2])
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return err
+			}
+			if !slices.Equal(c1, []string{"n2"}) || !slices.Equal(c2, []string{"n1"}) || len(c3) != 0 {
+				return fmt.Errorf("cuts: n1 %v, n2 %v, n3 %v", c1, c2, c3)
+			}
+			return nil
+		})
+		b.run(t, "clicking heal links", chromedp.Click(chromedp.CSS(`#cut-heal`)))
+		b.waitFor(t, "n1 and n2 healed", 10*time.Second, func() error {
+			c1, err1 := cuts(dev.nodeHTTP[0])
+			c2, err2 := cuts(dev.nodeHTTP[1])
+			if err := errors.Join(err1, err2); err != nil {
+				return err
+			}
+			if len(c1) != 0 || len(c2) != 0 {
+				return fmt.Errorf("cuts left: n1 %v, n2 %v", c1, c2)
+			}
+			return nil
+		})
+	})
+
 	t.Run("screenshots", func(t *testing.T) {
 		if os.Getenv("DYNAGO_SCREENSHOTS") != "1" && !*update {
 			t.Skip("set DYNAGO_SCREENSHOTS=1 (or -update) to write docs/screenshots/*.png")

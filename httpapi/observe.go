@@ -70,6 +70,18 @@ type PartitionStats struct {
 	Partition    int           `json:"partition"`
 	Replicas     []ring.NodeID `json:"replicas"`      // its preference list
 	LastExchange *Exchange     `json:"last_exchange"` // null until this node ran one
+	// Pairs is anti-entropy with each other replica of the partition.
+	Pairs []PairStats `json:"pairs"`
+}
+
+// PairStats is anti-entropy between this node and one other replica of a
+// partition.
+type PairStats struct {
+	Peer ring.NodeID `json:"peer"`
+	// LastExchange is the last exchange this node started with Peer; null
+	// when it has not started one (Peer may have started some).
+	LastExchange *Exchange `json:"last_exchange"`
+	KeysSent     uint64    `json:"keys_sent"` // objects sent to Peer to repair or hand off this partition
 }
 
 // Exchange is the last anti-entropy exchange this node ran for a partition.

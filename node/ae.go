@@ -285,6 +285,7 @@ func (n *Node) onAEKeys(m Message) {
 		if budget > 0 {
 			n.send(Message{Type: MsgReplicaPut, To: m.From, Key: k, Object: encs[i], Repair: true})
 			n.aeStats.KeysRepaired++
+			n.obs.noteSent(m.Partition, m.From)
 			budget--
 		}
 	}
@@ -318,5 +319,6 @@ func (n *Node) onAEWant(m Message) {
 		}
 		n.send(Message{Type: MsgReplicaPut, To: m.From, Key: k, Object: raw, Repair: true})
 		n.aeStats.KeysRepaired++
+		n.obs.noteSent(m.Partition, m.From)
 	}
 }

@@ -30,12 +30,29 @@ type ExchangeRecord struct {
 	InSync bool      // the roots were equal: nothing to repair
 }
 
+// Pair names a partition and another replica of it: anti-entropy is
+// observed per pair, since each replica pair converges on its own.
+type Pair struct {
+	Partition int
+	Peer      ring.NodeID
+}
+
+// PairStats is anti-entropy between this node and Peer for Partition.
+type PairStats struct {
+	Last ExchangeRecord // the last exchange this node ran with Peer; zero At: none yet
+	// Sent counts objects this node sent Peer for the partition to repair
+	// it or hand it off, whichever side started the exchange. What Peer
+	// sent this node is in Peer's own stats.
+	Sent uint64
+}
+
 // observeState is what the core counts only to be observed.
 type observeState struct {
 	recentHints []HintRecord // newest last, at most recentHintsCap
 	deliveredTo map[ring.NodeID]uint64
 	readRepairs uint64
 	exchanges   map[int]ExchangeRecord
+	pairs       map[Pair]PairStats
 }
 
 func (o *observeState) noteHint(primary ring.NodeID, key []byte) {
@@ -58,6 +75,25 @@ func (o *observeState) noteExchange(p int, r ExchangeRecord) {
 		o.exchanges = map[int]ExchangeRecord{}
 	}
 	o.exchanges[p] = r
+	k := Pair{p, r.Peer}
+	ps := o.pair(k)
+	ps.Last = r
+	o.pairs[k] = ps
+}
+
+// noteSent counts one object sent to peer to repair or hand off p.
+func (o *observeState) noteSent(p int, peer ring.NodeID) {
+	k := Pair{p, peer}
+	ps := o.pair(k)
+	ps.Sent++
+	o.pairs[k] = ps
+}
+
+func (o *observeState) pair(k Pair) PairStats {
+	if o.pairs == nil {
+		o.pairs = map[Pair]PairStats{}
+	}
+	return o.pairs[k]
 }
 
 // Stats is a snapshot of the core's observable state. Every map and slice
@@ -81,6 +117,9 @@ type Stats struct {
 	// Exchanges holds the last completed exchange per partition, for the
 	// partitions this node has exchanged since it started.
 	Exchanges map[int]ExchangeRecord
+	// Pairs holds anti-entropy per partition and peer, for the pairs this
+	// node has exchanged with or sent repairs to since it started.
+	Pairs map[Pair]PairStats
 }
 
 // Stats returns a snapshot of the core's counters. It does no I/O beyond
@@ -96,6 +135,7 @@ func (n *Node) Stats() Stats {
 		RecentHints:    append([]HintRecord(nil), n.obs.recentHints...),
 		ReadRepairs:    n.obs.readRepairs,
 		Exchanges:      maps.Clone(n.obs.exchanges),
+		Pairs:          maps.Clone(n.obs.pairs),
 	}
 	for _, t := range n.ae.trees {
 		st.Keys += t.Keys()

@@ -389,6 +389,7 @@ func (n *Node) pumpPush(run *aeRun) {
 		n.ae.pushing[id] = run
 		n.send(Message{Type: MsgReplicaPut, To: run.peer, ReqID: id, Key: it.key, Object: it.enc})
 		n.aeStats.KeysRepaired++
+		n.obs.noteSent(run.p, run.peer)
 	}
 	run.deadline = n.now.Add(n.cfg.AETimeout)
 	if len(pj.acks) == 0 && len(pj.queue) == 0 {

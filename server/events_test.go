@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -183,9 +184,10 @@ func TestObservingAPutOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Fatalf("history of an unwritten key: %s, want 404", resp.Status)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"held":false`) {
+			t.Fatalf("history of an unwritten key: %s %s, want 200 with held:false", resp.Status, body)
 		}
 	}
 

@@ -34,6 +34,20 @@ func (s *Server) Stats() httpapi.Stats {
 			if x, ok := cs.Exchanges[p]; ok {
 				ps.LastExchange = &httpapi.Exchange{Peer: x.Peer, At: x.At, InSync: x.InSync}
 			}
+			ps.Pairs = []httpapi.PairStats{}
+			for _, peer := range ps.Replicas {
+				if peer == s.cfg.ID {
+					continue
+				}
+				pair := httpapi.PairStats{Peer: peer}
+				if x, ok := cs.Pairs[node.Pair{Partition: p, Peer: peer}]; ok {
+					pair.KeysSent = x.Sent
+					if !x.Last.At.IsZero() {
+						pair.LastExchange = &httpapi.Exchange{Peer: peer, At: x.Last.At, InSync: x.Last.InSync}
+					}
+				}
+				ps.Pairs = append(ps.Pairs, pair)
+			}
 			out.Partitions = append(out.Partitions, ps)
 		}
 	}

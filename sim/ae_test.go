@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,6 +71,24 @@ func TestAntiEntropyRestoresWipedNode(t *testing.T) {
 		if o, ok := localCopy(t, c, victim, k); !ok || string(o.Live()[0].Value) != k {
 			t.Fatalf("%s not restored on the wiped node", k)
 		}
+	}
+	// Per-pair stats account for the repair: the others sent the wiped
+	// node at least one object per key it lost, and each pair that sent
+	// something names a partition both replicate.
+	var sent uint64
+	for _, id := range c.Nodes() {
+		for pair, ps := range c.Node(id).Stats().Pairs {
+			if pair.Peer != victim || ps.Sent == 0 {
+				continue
+			}
+			if !slices.Contains(c.Node(id).Ring().PreferenceList(pair.Partition), victim) {
+				t.Fatalf("%s counts repairs to %s for partition %d, which %s does not replicate", id, victim, pair.Partition, victim)
+			}
+			sent += ps.Sent
+		}
+	}
+	if sent < uint64(len(mine)) {
+		t.Fatalf("the other replicas' pair stats show %d objects sent to %s; it lost %d", sent, victim, len(mine))
 	}
 }
 

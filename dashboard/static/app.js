@@ -235,18 +235,36 @@ async function heal(id, btn) {
     rules.cut = rules.cut.filter((c) => c !== (x === id ? "*" : id));
   }));
 }
+// cutBetween cuts (or with heal, restores) the links between id and each
+// of others, in both directions.
+async function cutBetween(id, others, healing, btn) {
+  if (!id || !others.length) { showError("network: choose a node and at least one other"); return; }
+  await busy(btn, () => editFaults([id, ...others], (x, rules) => {
+    const peers = x === id ? others : [id];
+    if (healing) rules.cut = rules.cut.filter((c) => !peers.includes(c));
+    else for (const p of peers) if (!rules.cut.includes(p)) rules.cut.push(p);
+  }));
+}
+function renderCutOthers() {
+  const id = $("#cut-node").value;
+  const box = $("#cut-others");
+  const checked = new Set([...box.querySelectorAll("input:checked")].map((x) => x.value));
+  box.replaceChildren(...state.ids.filter((x) => x !== id).map((x) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", value: x, checked: checked.has(x) }), ` ${x}`)));
+}
 async function setLatency(id, spec) {
   await editFaults([id], (x, rules) => { if (spec) rules.delay["*"] = spec; else delete rules.delay["*"]; });
 }
 
 // ---------- join / leave ----------
 function refreshNodeSelects() {
-  for (const sel of [$("#leave-node"), $("#console-via"), $("#ae-node")]) {
+  for (const sel of [$("#leave-node"), $("#console-via"), $("#ae-node"), $("#cut-node")]) {
     if (!sel) continue;
     const cur = sel.value;
     sel.replaceChildren(...state.ids.map((id) => h("option", { value: id, text: id })));
     if (cur && state.ids.includes(cur)) sel.value = cur;
   }
+  renderCutOthers();
 }
 function renderPlan(plan, note) {
   const pre = $("#plan");
@@ -515,12 +533,37 @@ function renderAE() {
   if (!s) { $("#ae-summary").textContent = state.statsMissing ? "not available (no /admin/stats)" : "waiting for /admin/stats"; tbody.replaceChildren(); return; }
   const ae = s.ae || {};
   $("#ae-summary").textContent = `${id}: ${ae.exchanges} exchanges, ${ae.in_sync} found equal roots, ${ae.keys_repaired} keys repaired, ${ae.tree_builds} trees built`;
-  tbody.replaceChildren(...(s.partitions || []).map((p) => {
-    const le = p.last_exchange;
-    return h("tr", {}, h("td", { text: p.partition }), h("td", { text: (p.replicas || []).join(", ") }),
-      h("td", { text: le ? le.peer : "never" }), h("td", { text: le ? new Date(le.at).toLocaleTimeString() : "" }),
-      h("td", { text: le ? (le.in_sync ? "yes" : "no → repaired") : "" }));
-  }));
+  // One row per partition and replica pair: what this node last found
+  // when it compared trees with the peer, and the objects each side sent
+  // the other (the peer's count comes from the peer's own stats).
+  const sentBy = (from, p, to) => {
+    const ps = state.stats[from] && (state.stats[from].partitions || []).find((x) => x.partition === p);
+    const pair = ps && (ps.pairs || []).find((x) => x.peer === to);
+    return pair ? pair.keys_sent : null;
+  };
+  const rows = [];
+  for (const p of s.partitions || []) {
+    const pairs = p.pairs || [];
+    if (!pairs.length) {
+      const le = p.last_exchange;
+      rows.push(h("tr", {}, h("td", { text: p.partition }), h("td", { text: (p.replicas || []).join(", ") }),
+        h("td", { text: le ? le.peer : "never" }), h("td", { text: le ? new Date(le.at).toLocaleTimeString() : "" }),
+        h("td", { text: le ? (le.in_sync ? "yes" : "no → repaired") : "" }), h("td"), h("td")));
+      continue;
+    }
+    pairs.forEach((pair, i) => {
+      const le = pair.last_exchange;
+      const got = sentBy(pair.peer, p.partition, id);
+      rows.push(h("tr", { "data-partition": p.partition, "data-peer": pair.peer, class: i ? "cont" : "" },
+        h("td", { text: i ? "" : p.partition }), h("td", { text: i ? "" : (p.replicas || []).join(", ") }),
+        h("td", { text: pair.peer }),
+        h("td", { text: le ? new Date(le.at).toLocaleTimeString() : "not yet" }),
+        h("td", { class: le ? (le.in_sync ? "st-alive" : "st-suspect") : "na", text: le ? (le.in_sync ? "equal" : "differed → repaired") : "" }),
+        h("td", { class: "num", text: pair.keys_sent }),
+        h("td", { class: "num", text: got === null ? "?" : got })));
+    });
+  }
+  tbody.replaceChildren(...rows);
 }
 
 // ---------- events ----------
@@ -788,6 +831,10 @@ async function main() {
   $("#events-filter").addEventListener("input", () => document.querySelectorAll("#events li.event").forEach(applyFilter));
   $("#events-clear").addEventListener("click", () => $("#events").replaceChildren());
   $("#ae-node").addEventListener("change", renderAE);
+  $("#cut-node").addEventListener("change", renderCutOthers);
+  const cutChoice = () => [$("#cut-node").value, [...document.querySelectorAll("#cut-others input:checked")].map((x) => x.value)];
+  $("#cut-apply").addEventListener("click", (e) => { const [id, others] = cutChoice(); cutBetween(id, others, false, e.currentTarget); });
+  $("#cut-heal").addEventListener("click", (e) => { const [id, others] = cutChoice(); cutBetween(id, others, true, e.currentTarget); });
   $("#bench-form").addEventListener("submit", (e) => { e.preventDefault(); runBench(); });
   $("#defaults-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#defaults-apply"), applyDefaults); });
   $("#preset-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#preset-run"), runPreset); });
