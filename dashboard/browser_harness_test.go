@@ -138,7 +138,7 @@ func freeAddr(t *testing.T) string {
 // them with SIGINT and then kills whatever is left of this cluster: dev's
 // group, and every process whose command line names this test's private
 // data directory.
-func startDev(t *testing.T, bin string, nodes int) *devCluster {
+func startDev(t *testing.T, bin string, nodes int, extra ...string) *devCluster {
 	t.Helper()
 	base, err := devcluster.FreePortBase(nodes)
 	if err != nil {
@@ -152,6 +152,7 @@ func startDev(t *testing.T, bin string, nodes int) *devCluster {
 		"--dashboard-addr", dashAddr,
 		"--data-dir", d.dataDir,
 		"--quiet")
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stdout
 	for i := range nodes {

@@ -313,7 +313,14 @@ function drawRing() {
     h("title", { svg: true, text: `partition ${p}: ${owner}` })));
   kids.push(h("text", { svg: true, class: "marker", x: 0, y: -4, "text-anchor": "middle", text: `${q} partitions` }));
   kids.push(h("text", { svg: true, class: "marker", x: 0, y: 14, "text-anchor": "middle", text: `ring v${ring.version}, N=${ring.n}` }));
+  // A marker outside the ring points at the highlighted key's partition:
+  // with 1,024 partitions a segment is a third of a degree wide.
+  kids.push(h("g", { svg: true, id: "key-marker", class: "hidden" },
+    h("line", { svg: true, x1: 0, y1: -128, x2: 0, y2: -208 }), h("circle", { svg: true, cx: 0, cy: -206, r: 4 })));
   svg.replaceChildren(...kids);
+  // Thin white borders separate partitions; past a few hundred they
+  // would be most of what is drawn.
+  svg.classList.toggle("dense", q > 256);
   const counts = {};
   for (const o of ring.owners) counts[o] = (counts[o] || 0) + 1;
   $("#ring-legend").replaceChildren(...Object.keys(counts).sort(byNodeOrder).map((id) => h("li", {},
@@ -336,6 +343,12 @@ function applyHighlight() {
       if (!seen.has(o)) { seen.add(o); pref.add(p); }
     }
   }
+  const marker = $("#key-marker");
+  if (marker && pl && state.ring) {
+    const deg = (360 * (pl.partition + 0.5)) / state.ring.owners.length;
+    marker.setAttribute("transform", `rotate(${deg.toFixed(2)})`);
+    marker.classList.remove("hidden");
+  } else if (marker) marker.classList.add("hidden");
   const pending = new Set(((state.cluster && state.cluster.handoff && state.cluster.handoff.pending) || []).map((x) => x.partition));
   paths.forEach((el) => {
     const p = Number(el.dataset.partition);
@@ -514,6 +527,9 @@ async function showHistory() {
 // ---------- gossip & anti-entropy ----------
 function renderGossip() {
   const t = $("#gossip");
+  // The matrix grows with the square of the cluster: past eight nodes
+  // it gets the page's whole width.
+  $("#view-gossip").classList.toggle("wide", state.ids.length > 8);
   const have = state.ids.filter((id) => state.stats[id]);
   if (!have.length) { t.replaceChildren(h("tbody", {}, h("tr", {}, h("td", { class: "na", text: state.statsMissing ? "not available (no /admin/stats)" : "waiting for /admin/stats" })))); return; }
   t.replaceChildren(
