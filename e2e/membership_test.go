@@ -138,7 +138,11 @@ func TestJoinUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "n6 is seen alive by n1", func() bool { return statusOf(t, c.Nodes[0], n6.ID) == "alive" })
+	// Gossip reaches the members one by one: n3, through which the plan
+	// and commit below run, must see n6 as well as n1 does.
+	eventually(t, 15*time.Second, "n6 is seen alive by n1 and n3", func() bool {
+		return statusOf(t, c.Nodes[0], n6.ID) == "alive" && statusOf(t, c.Nodes[2], n6.ID) == "alive"
+	})
 
 	// The operator's commands, through the CLI against any node.
 	out, err := exec.Command(binary, "admin", "plan", "--addr", c.Nodes[2].HTTPAddr).CombinedOutput()
@@ -180,14 +184,20 @@ func TestLeaveUnderLoad(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("leave: %d %s", r.Status, r.Body)
 	}
-	var plan struct {
-		Leaving []string `json:"leaving"`
-		Moves   []any    `json:"moves"`
-	}
-	// The staged leave reaches the other nodes by gossip.
-	eventually(t, 10*time.Second, "the staged leave shows in another node's plan", func() bool {
-		call(t, "GET", base(c.Nodes[4])+"/admin/plan", nil, nil).json(t, &plan)
-		return slices.Equal(plan.Leaving, []string{"n3"}) && len(plan.Moves) > 0
+	// The staged leave reaches the other nodes by gossip, not all at the
+	// same moment: wait for every node, n2 (which commits below) included.
+	eventually(t, 10*time.Second, "the staged leave shows in every node's plan", func() bool {
+		for _, n := range c.Nodes {
+			var plan struct {
+				Leaving []string `json:"leaving"`
+				Moves   []any    `json:"moves"`
+			}
+			call(t, "GET", base(n)+"/admin/plan", nil, nil).json(t, &plan)
+			if !slices.Equal(plan.Leaving, []string{"n3"}) || len(plan.Moves) == 0 {
+				return false
+			}
+		}
+		return true
 	})
 	if r := call(t, "POST", base(c.Nodes[1])+"/admin/commit", nil, nil); r.Status != 200 {
 		t.Fatalf("commit: %d %s", r.Status, r.Body)

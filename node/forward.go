@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/dynago/dynago/ring"
@@ -25,6 +26,10 @@ type forwardOp struct {
 	tried   map[ring.NodeID]bool
 	retryAt time.Time
 	sentAt  time.Time // when the request went to the current coordinator
+
+	// refused holds the nodes that answered CodeNotCoordinator: by their
+	// ring they are not replicas of the key, and they applied nothing.
+	refused map[ring.NodeID]bool
 }
 
 // forwardMargin is the share of a forwarded request's timeout the
@@ -50,7 +55,7 @@ func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
 	}
 	id := n.newOpID()
 	op := &forwardOp{client: req.ID, w: req.W, timeout: req.Timeout, deadline: n.now.Add(req.Timeout), trace: tr,
-		req: req, pl: pl, tried: map[ring.NodeID]bool{}}
+		req: req, pl: pl, tried: map[ring.NodeID]bool{}, refused: map[ring.NodeID]bool{}}
 	n.fwds[id] = op
 	n.sendForward(id, op, to)
 }
@@ -89,9 +94,71 @@ func (n *Node) redirect(id uint64, op *forwardOp) {
 	}
 }
 
+// onForward coordinates a write forwarded by another node — if this node
+// is in the key's preference list by its own ring. During a membership
+// change nodes hear of the ring switch at different times, so the
+// forwarding node may route by a ring in which this node still (or
+// already) is a replica while by this node's ring it is not. It must not
+// coordinate then: it would store the write in a partition it no longer
+// replicates, where nothing hands it off or drops it (it stays there for
+// good), count that copy towards W, and, if it had already dropped its
+// old copy of the key, stamp a version its actor had used for another
+// value, which the replicas would skip as already seen. It answers
+// CodeNotCoordinator instead, naming the coordinator by its ring, and
+// the forwarding node tries that one.
+func (n *Node) onForward(m Message) {
+	p := n.ring.PartitionOf(m.Key)
+	pl := n.ring.PreferenceList(p)
+	if !n.inList(pl) {
+		resp := Message{Type: MsgForwardResp, To: m.From, ReqID: m.ReqID, Code: CodeNotCoordinator,
+			Err: fmt.Sprintf("node: %s is not a replica of partition %d by ring version %d", n.cfg.ID, p, n.ring.Version())}
+		for _, id := range pl {
+			if id != m.From && n.reachable(id) {
+				resp.Hint = id
+				break
+			}
+		}
+		n.send(resp)
+		return
+	}
+	n.startPut(origin{remote: m.From, reqID: m.ReqID}, m.Key, m.Value, m.Context, m.Delete, m.W, m.Timeout, m.From)
+}
+
+// onNotCoordinator moves a forwarded write on from a node that declined to
+// coordinate it: to the node it named, else to the next preference-list
+// node. When every node tried declined, nothing was applied and the client
+// hears so at once.
+func (n *Node) onNotCoordinator(id uint64, op *forwardOp, m Message) {
+	op.refused[m.From] = true
+	op.trace.event(n.now, m.From, "redirect", m.Err)
+	if m.From != op.to {
+		return // a late answer from an earlier attempt; the current one runs
+	}
+	if h := m.Hint; h != "" && !op.tried[h] && n.reachable(h) {
+		n.sendForward(id, op, h)
+		return
+	}
+	for _, next := range op.pl {
+		if !op.tried[next] && n.reachable(next) {
+			n.sendForward(id, op, next)
+			return
+		}
+	}
+	if len(op.refused) < len(op.tried) {
+		return // an earlier, silent coordinator may still answer: wait for it or the deadline
+	}
+	delete(n.fwds, id)
+	n.reply(Reply{ID: op.client, Code: CodeUnavailable, Required: op.w, Trace: op.trace.finish(),
+		Err: "node: no node would coordinate the write while the ring is changing; it was not applied"})
+}
+
 func (n *Node) onForwardResp(m Message) {
 	op, ok := n.fwds[m.ReqID]
 	if !ok {
+		return
+	}
+	if m.Code == CodeNotCoordinator {
+		n.onNotCoordinator(m.ReqID, op, m)
 		return
 	}
 	delete(n.fwds, m.ReqID)

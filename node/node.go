@@ -490,7 +490,7 @@ func (n *Node) Step(now time.Time, m Message) {
 	case MsgReap:
 		n.onReap(m)
 	case MsgForward:
-		n.startPut(origin{remote: m.From, reqID: m.ReqID}, m.Key, m.Value, m.Context, m.Delete, m.W, m.Timeout, m.From)
+		n.onForward(m)
 	case MsgForwardResp:
 		n.onForwardResp(m)
 	case MsgReplicaPut:

@@ -53,6 +53,11 @@ const (
 	CodeBadRequest               // invalid key, context or parameter
 	CodeUnavailable              // no node of the preference list is reachable
 	CodeInternal                 // a local storage error
+	// CodeNotCoordinator answers a MsgForward only, never a client: by the
+	// receiver's ring it is not in the key's preference list (the rings of
+	// the two nodes differ during a membership change), so it did not
+	// apply the write; Hint names the node it would forward to.
+	CodeNotCoordinator
 )
 
 func (c Code) String() string {
@@ -69,6 +74,8 @@ func (c Code) String() string {
 		return "unavailable"
 	case CodeInternal:
 		return "internal"
+	case CodeNotCoordinator:
+		return "not_coordinator"
 	}
 	return "unknown"
 }
@@ -101,7 +108,7 @@ type Trace struct {
 type TraceEvent struct {
 	At   time.Duration // since the coordinator took the request
 	Node ring.NodeID
-	What string // "sent", "ack", "answer", "not_found", "error", "timeout", "repair", "hint"
+	What string // "sent", "ack", "answer", "not_found", "error", "timeout", "repair", "hint", "redirect"
 	Note string
 }
 
@@ -113,7 +120,8 @@ const (
 	// preference list to the coordinator (the first reachable preference-list
 	// node). Request fields: Key, Value, Context, W, Timeout, Delete.
 	MsgForward MsgType = iota + 1
-	// MsgForwardResp carries the coordinator's Reply back to the forwarding node.
+	// MsgForwardResp carries the coordinator's Reply back to the forwarding
+	// node, or CodeNotCoordinator with the node to try instead in Hint.
 	MsgForwardResp
 	// MsgReplicaPut asks a replica to merge Object into its copy and persist it.
 	// Also used for read repair (Repair=true), in which case no answer is awaited.
@@ -225,7 +233,9 @@ type Message struct {
 	// (MsgForwardResp), merged into the forwarding node's own.
 	Trace []TraceEvent
 
-	// Hint names the primary a fallback stores this write for (sloppy quorum).
+	// Hint names the primary a fallback stores this write for (sloppy
+	// quorum); in a MsgForwardResp with CodeNotCoordinator, the node the
+	// sender would forward the write to.
 	Hint ring.NodeID
 
 	// Anti-entropy.

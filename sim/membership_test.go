@@ -309,7 +309,10 @@ func TestForwardByStaleRingToFormerReplica(t *testing.T) {
 		}
 	}
 	c.ReleaseGossip(leaver)
-	c.RunFor(20 * time.Millisecond)
+	// The leaver hands off and drops everything it held.
+	if err := c.RunUntil(func() bool { return !holdsForeign(c, leaver) }, 30*time.Second); err != nil {
+		t.Fatalf("%s never dropped its data", leaver)
+	}
 	if c.Node(leaver).Ring().Version() != newRing.Version() {
 		t.Fatalf("%s did not get the new ring", leaver)
 	}
@@ -336,8 +339,8 @@ func TestForwardByStaleRingToFormerReplica(t *testing.T) {
 		if r.Code != node.CodeOK {
 			t.Fatalf("put %s via %s (old ring): %s %s", k, via, r.Code, r.Err)
 		}
-		if false && r.Trace.Coordinator == leaver {
-			t.Fatalf("%s, no longer a replica of %s, coordinated it", leaver, k)
+		if !slices.Contains(newRing.PreferenceList(newRing.PartitionOf([]byte(k))), r.Trace.Coordinator) {
+			t.Fatalf("%s coordinated %s, which it does not replicate by the new ring", r.Trace.Coordinator, k)
 		}
 		acked[k] = true
 		w.acked[k] = true
