@@ -1,7 +1,8 @@
 # dynago — build, test and generate.
 #
-# make test   installs what the tests need, then runs the gofmt check, go vet
-#             and every test with the race detector.
+# make test   installs what the tests need, then runs the gofmt check, go vet,
+#             every test with the race detector, the simulator's seeds and
+#             the go-ycsb binding's module (bench/).
 # make build  builds the static binary into bin/dynago.
 # make proto  regenerates the committed protobuf code.
 
@@ -11,14 +12,14 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test test-deps fmt-check vet unit sim-check bench proto clean
+.PHONY: all build test test-deps fmt-check vet unit sim-check bench-test bench proto clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dynago ./cmd/dynago
 
-test: test-deps fmt-check vet unit sim-check
+test: test-deps fmt-check vet unit sim-check bench-test
 
 # Tools the tests need that a fresh machine may lack. Idempotent.
 test-deps:
@@ -41,6 +42,11 @@ SIM_FAULTS ?= partition,crash,restart,wipe,join,leave
 sim-check:
 	$(GO) run ./cmd/dynago sim run --seeds 200 --faults $(SIM_FAULTS) --quiet
 	$(GO) run ./cmd/dynago sim run --seeds 20 --faults $(SIM_FAULTS) --lww --quiet
+
+# The go-ycsb binding lives in its own module (bench/) so that go-ycsb's
+# dependencies stay out of the dynago binary; ./... above does not reach it.
+bench-test:
+	./bench/test.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./server/ ./storage/ ./object/ ./ring/
