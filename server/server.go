@@ -480,6 +480,12 @@ func (s *Server) onMember(ev membership.Event) {
 	if changed {
 		s.trans.SetPeers(peers)
 	}
+	if m.Status == node.Alive {
+		// A node that was down or not yet started left the connection
+		// to it in reconnect backoff; try it now, before the core sends
+		// it hints and repairs.
+		s.trans.Reconnect(m.ID)
+	}
 	s.log.Info("member status", "member", string(m.ID), "status", m.Status.String())
 	s.events.publish("member", fmt.Sprintf("%s is %s", m.ID, m.Status), map[string]any{"id": m.ID, "status": m.Status.String()})
 	select {

@@ -40,6 +40,12 @@ type peer struct {
 	started bool          // guarded by t.mu
 
 	conn *grpc.ClientConn // owned by the run goroutine
+	// shared is conn for other goroutines (Reconnect): gRPC's ClientConn
+	// methods are safe for concurrent use, the conn field is not.
+	shared atomic.Pointer[grpc.ClientConn]
+	// waitUntil (unix ns) is set by Reconnect: until then calls wait for
+	// the connection being re-established instead of failing at once.
+	waitUntil atomic.Int64
 
 	// failing remembers whether the last Step call failed, so that state
 	// changes are logged once rather than once per batch.
@@ -132,6 +138,7 @@ func (p *peer) client() (dynagopb.NodeClient, error) {
 			return nil, err
 		}
 		p.conn = conn
+		p.shared.Store(conn)
 	}
 	return dynagopb.NewNodeClient(p.conn), nil
 }
@@ -199,7 +206,7 @@ func (p *peer) dial() (*grpc.ClientConn, error) {
 // the core's timeouts decide what happens next.
 func (p *peer) step(client dynagopb.NodeClient, batch []*dynagopb.Envelope) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.t.cfg.CallTimeout)
-	ack, err := client.Step(ctx, &dynagopb.Batch{Messages: batch})
+	ack, err := client.Step(ctx, &dynagopb.Batch{Messages: batch}, p.callOptions()...)
 	cancel()
 	n := uint64(len(batch))
 	if err != nil {
@@ -214,6 +221,22 @@ func (p *peer) step(client dynagopb.NodeClient, batch []*dynagopb.Envelope) {
 			"peer", p.id, "addr", p.addr, "rejected", rejected)
 	}
 	p.reachable()
+}
+
+// reconnectGrace is how long after Reconnect calls wait for the connection
+// (bounded by CallTimeout) rather than fail fast: long enough for a
+// connection attempt on a loaded machine, short enough that a node which
+// died again right away costs little.
+const reconnectGrace = time.Second
+
+// callOptions makes calls wait for the connection while a Reconnect is
+// fresh: gRPC re-dials in the background, and a call made before the dial
+// completes would otherwise fail at once and lose its batch.
+func (p *peer) callOptions() []grpc.CallOption {
+	if time.Now().UnixNano() < p.waitUntil.Load() {
+		return []grpc.CallOption{grpc.WaitForReady(true)}
+	}
+	return nil
 }
 
 // failed counts n messages lost to err and logs the peer going down once.

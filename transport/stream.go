@@ -115,7 +115,7 @@ func (p *peer) openStream(client dynagopb.NodeClient) (*outStream, error) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	ctx = metadata.AppendToOutgoingContext(ctx, addresseeKey, string(p.id))
 	o := &outStream{cancel: cancel, watchdog: time.AfterFunc(p.t.cfg.CallTimeout, cancel)}
-	s, err := client.Stream(ctx)
+	s, err := client.Stream(ctx, p.callOptions()...)
 	if err == nil {
 		o.s = s
 		var md metadata.MD

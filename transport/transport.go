@@ -251,6 +251,26 @@ func (t *Transport) SetPeers(peers map[ring.NodeID]string) {
 	}
 }
 
+// Reconnect tells the transport that id has just been seen alive (the
+// failure detector says so). A connection to it that failed sits out
+// gRPC's reconnect backoff, up to MaxReconnectDelay, and every send in
+// that time fails at once; Reconnect ends the wait, so messages to a node
+// that has just started or restarted (hints for it, say) go through
+// instead of being dropped until the next attempt: for a short while
+// after Reconnect, calls wait for the connection rather than fail fast.
+func (t *Transport) Reconnect(id ring.NodeID) {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p == nil {
+		return
+	}
+	p.waitUntil.Store(time.Now().Add(reconnectGrace).UnixNano())
+	if conn := p.shared.Load(); conn != nil {
+		conn.ResetConnectBackoff()
+	}
+}
+
 // SetInterceptor installs i on outbound traffic; nil removes it. Messages
 // already delayed keep their delay.
 func (t *Transport) SetInterceptor(i Interceptor) {

@@ -722,3 +722,33 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Fatalf("defaults = %+v, want %+v", tr.cfg, want)
 	}
 }
+
+// TestReconnectEndsTheBackoff: after a peer was down long enough for the
+// reconnect backoff to grow, a send right after it comes back fails at
+// once unless Reconnect says the peer is alive again.
+func TestReconnectEndsTheBackoff(t *testing.T) {
+	forEachMode(t, func(t *testing.T, e env) {
+		b1 := e.start(t, "b", func([]node.Message) {}, nil)
+		addr := b1.Addr()
+		if err := b1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		a := e.start(t, "a", func([]node.Message) {}, func(c *Config) {
+			c.Peers = map[ring.NodeID]string{"b": addr}
+			c.MaxReconnectDelay = 10 * time.Second
+		})
+		// Fail for long enough that the backoff grows past a few seconds
+		// (50ms × 1.6^k: about 2.7 s after 1.5 s of failures).
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for i := 0; time.Now().Before(deadline); i++ {
+			a.Send(fullMessage(i, "a", "b"))
+			time.Sleep(20 * time.Millisecond)
+		}
+		sb := newSink()
+		e.start(t, "b", sb.handle, func(c *Config) { c.ListenAddr = addr })
+		a.Reconnect("b")
+		a.Reconnect("nobody") // unknown peers are ignored
+		a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: 1 << 50})
+		sb.wait(t, 1, 1500*time.Millisecond)
+	})
+}
