@@ -50,7 +50,9 @@ func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
 		}
 	}
 	if to == "" {
-		n.reply(Reply{ID: req.ID, Code: CodeUnavailable, Required: req.W, Err: "node: no node of the preference list is reachable", Trace: tr.finish()})
+		// Every primary is down or cut off: this node coordinates the
+		// write itself, on fallbacks only (Dynamo's sloppy quorum).
+		n.startHintedPut(origin{client: req.ID}, req, p, pl)
 		return
 	}
 	id := n.newOpID()

@@ -253,13 +253,14 @@ type Node struct {
 	now    time.Time
 	status map[ring.NodeID]Status
 
-	nextOp uint64
-	puts   map[uint64]*putOp
-	gets   map[uint64]*getOp
-	fwds   map[uint64]*forwardOp
-	hints  hintState
-	ae     aeState
-	ho     handoffState
+	nextOp    uint64
+	puts      map[uint64]*putOp
+	gets      map[uint64]*getOp
+	fwds      map[uint64]*forwardOp
+	hints     hintState
+	hintedSeq uint64 // writes coordinated for unreachable primaries (startHintedPut)
+	ae        aeState
+	ho        handoffState
 
 	aeStats AEStats
 	obs     observeState

@@ -128,6 +128,111 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 	}
 }
 
+// startHintedPut coordinates a write no primary can take: every node of
+// the preference list is down or cut off from this node, which is not in
+// it. The write goes to the first reachable fallbacks, one per primary,
+// each holding it as a hint for that primary (this node included, when it
+// is one of them), and the hints reach the primaries when liveness reports
+// them back. W counts the fallbacks' acknowledgements, as in any sloppy
+// quorum.
+//
+// The version stamp needs care. A coordinator stamps dot (actor, c+1) on
+// top of its own copy of the key; this node has no copy, so it cannot know
+// which counters its actor already used for the key, and a reused dot
+// would be skipped by replicas as already seen (Riak's kv679). So each
+// such write gets an actor of its own: this node's actor, the time and a
+// sequence number. The version vector grows by one entry per hinted write,
+// a fair price for a write that otherwise would be refused.
+func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
+	tr := newTracer(n.now, n.cfg.ID, p, pl)
+	fail := func(code Code, err string) {
+		tr.event(n.now, n.cfg.ID, "error", err)
+		n.finishPut(o, Reply{Code: code, Err: err, Required: req.W, Trace: tr.finish()})
+	}
+	if req.W < 1 || req.W > len(pl) {
+		fail(CodeBadRequest, fmt.Sprintf("node: w=%d outside 1..%d", req.W, len(pl)))
+		return
+	}
+	cctx, err := dvv.DecodeContext(req.Context)
+	if err != nil {
+		fail(CodeBadRequest, err.Error())
+		return
+	}
+	n.hintedSeq++
+	actor := fmt.Sprintf("%s+%x.%x", n.cfg.Actor, n.now.UnixNano(), n.hintedSeq)
+	sib := object.Sibling{Value: req.Value, Deleted: req.Op == OpDelete, Timestamp: n.now.UnixMilli()}
+	updated := object.Update(object.Object{}, cctx, sib, actor)
+	if n.cfg.LWW {
+		updated = object.LWW(updated)
+	}
+	id := n.newOpID()
+	op := &putOp{
+		origin:     o,
+		key:        req.Key,
+		p:          p,
+		enc:        object.Encode(updated),
+		q:          coord.NewQuorum(req.W, len(pl)),
+		context:    updated.Context(),
+		dot:        dvv.Dot{Actor: actor, Counter: updated.Clock.Join().Get(actor)},
+		deadline:   n.now.Add(req.Timeout),
+		trace:      tr,
+		sent:       map[ring.NodeID]ring.NodeID{},
+		fallbackAt: n.now.Add(req.Timeout).Add(time.Nanosecond), // no second round: every fallback is used at once
+	}
+	// Pair each primary with the next reachable fallback first, so that
+	// the quorum's total is known before any acknowledgement is counted.
+	fbs := n.ring.Fallbacks(p)
+	i := 0
+	for _, primary := range pl {
+		tr.event(n.now, primary, "timeout", "primary unreachable")
+		for ; i < len(fbs); i++ {
+			if fb := fbs[i]; n.reachable(fb) || fb == n.cfg.ID {
+				op.sent[fb] = primary
+				i++
+				break
+			}
+		}
+	}
+	outcome := op.q.SetTotal(len(op.sent))
+	if outcome == coord.Failed {
+		fail(CodeUnavailable, fmt.Sprintf("node: no node of the preference list is reachable and only %d fallbacks are, for W=%d; the write was not applied", len(op.sent), req.W))
+		return
+	}
+	for _, fb := range fbs {
+		primary, ok := op.sent[fb]
+		if !ok || outcome == coord.Failed {
+			continue
+		}
+		if fb != n.cfg.ID {
+			n.send(Message{Type: MsgReplicaPut, To: fb, ReqID: id, Key: op.key, Object: op.enc, Hint: primary})
+			tr.event(n.now, fb, "hint", "sent, for "+string(primary))
+			continue
+		}
+		if err := n.storeHint(primary, p, op.key, op.enc); err != nil {
+			tr.event(n.now, fb, "error", err.Error())
+			outcome = op.q.Fail(fb)
+			continue
+		}
+		tr.event(n.now, fb, "hint", "stored locally for "+string(primary))
+		if o := op.q.Ack(fb); o != coord.Pending {
+			outcome = o
+		}
+	}
+	if outcome == coord.Failed {
+		n.finishPut(o, Reply{
+			Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: req.W, Trace: tr.finish(),
+			Err: "node: a fallback failed to store the write; it may be stored on the others",
+		})
+		return
+	}
+	if outcome == coord.Succeeded {
+		n.replyPut(op)
+	}
+	if !op.q.Complete() {
+		n.puts[id] = op
+	}
+}
+
 // hintFor sends op's write to one fallback for each primary in down, with a
 // hint naming the primary, so that W can still be met (sloppy quorum). It
 // returns Succeeded when a hint stored locally completed the quorum.

@@ -138,3 +138,85 @@ func TestForwardToUndetectedDeadCoordinatorIsRetried(t *testing.T) {
 		t.Fatalf("read: %v", got)
 	}
 }
+
+// TestWriteWithEveryPrimaryDownGoesToFallbacks: when a node outside the
+// preference list cannot reach any primary, it coordinates the write on
+// fallbacks as hints (Dynamo's "always writeable"), the write reads back
+// through the same node's fallbacks once the primaries return, and a
+// later write with its context supersedes it everywhere.
+func TestWriteWithEveryPrimaryDownGoesToFallbacks(t *testing.T) {
+	c := newCluster(t, Config{Seed: 23, W: 2})
+	pl := preflist(c, "all-down")
+	via := notIn(c, pl)
+	for _, id := range pl {
+		c.Crash(id)
+	}
+	c.RunFor(time.Second) // detection
+
+	first := put(t, c, via, "all-down", "v1", nil)
+	if first.Acks != 2 || first.Trace == nil || first.Trace.Coordinator != via {
+		t.Fatalf("put with every primary down: acks %d, trace %+v; want 2 fallback acks, coordinated by %s", first.Acks, first.Trace, via)
+	}
+	if err := c.Settle(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var hinted int
+	for _, primary := range pl {
+		hinted += len(hintsFor(t, c, primary, "all-down"))
+	}
+	if hinted != 2 {
+		t.Fatalf("%d hints stored for the primaries, want 2 (one per reachable fallback)", hinted)
+	}
+
+	for _, id := range pl {
+		if err := c.Restart(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The hinted primaries get the write; anti-entropy and read repair
+	// bring the third.
+	if err := c.RunUntil(func() bool {
+		for _, id := range pl {
+			if _, ok := localCopy(t, c, id, "all-down"); !ok {
+				return false
+			}
+		}
+		for _, id := range pl {
+			if len(hintsFor(t, c, id, "all-down")) > 0 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second); err != nil {
+		t.Fatal("the write never reached every primary, or hints were left behind")
+	}
+	if got := values(get(t, c, pl[0], "all-down")); !slices.Equal(got, []string{"v1"}) {
+		t.Fatalf("after the primaries returned: %v, want [v1]", got)
+	}
+	// A second hinted write through the same node must not be mistaken for
+	// the first (each gets an actor of its own): it becomes a sibling when
+	// blind, and supersedes with the context.
+	for _, id := range pl {
+		c.Crash(id)
+	}
+	c.RunFor(time.Second)
+	put(t, c, via, "all-down", "v2", nil)
+	for _, id := range pl {
+		if err := c.Restart(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.RunUntil(func() bool { return len(values(get(t, c, pl[0], "all-down"))) == 2 }, 30*time.Second); err != nil {
+		t.Fatalf("a second blind hinted write: %v, want siblings v1 and v2", values(get(t, c, pl[0], "all-down")))
+	}
+	g := get(t, c, pl[1], "all-down")
+	put(t, c, via, "all-down", "v3", g.Context)
+	if err := c.Settle(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range c.Nodes() {
+		if got := values(get(t, c, id, "all-down")); !slices.Equal(got, []string{"v3"}) {
+			t.Fatalf("via %s: %v, want [v3]", id, got)
+		}
+	}
+}
