@@ -142,6 +142,51 @@ func TestDeadCoordinatorPutAndGetThroughAnotherNode(t *testing.T) {
 	}
 }
 
+// TestWriteWithWholePreferenceListDead: with every primary of a key
+// killed, a node outside its preference list still accepts the write (on
+// the two surviving nodes, as hints), and the primaries hold it once they
+// are back.
+func TestWriteWithWholePreferenceListDead(t *testing.T) {
+	c := startCluster(t, devcluster.Config{Nodes: 5, N: 3, W: 2})
+	var pl placement
+	call(t, "GET", base(c.Nodes[0])+"/kv/lonely/placement", nil, nil).json(t, &pl)
+	for _, id := range pl.PreferenceList {
+		if err := c.Kill(nodeByID(t, c, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := nodeByID(t, c, pl.Fallbacks[0])
+	eventually(t, 15*time.Second, "every primary reported dead", func() bool {
+		for _, id := range pl.PreferenceList {
+			if statusOf(t, entry, id) != "dead" {
+				return false
+			}
+		}
+		return true
+	})
+	if r := call(t, "PUT", base(entry)+"/kv/lonely", []byte("still writeable"), nil); r.Status != 204 {
+		t.Fatalf("PUT with all of %v dead: %d %s", pl.PreferenceList, r.Status, r.Body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, id := range pl.PreferenceList {
+		if err := c.Restart(ctx, nodeByID(t, c, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "every primary holds the write", func() bool {
+		for _, id := range pl.PreferenceList {
+			if l := call(t, "GET", base(nodeByID(t, c, id))+"/admin/local/lonely", nil, nil); l.Status != 200 {
+				return false
+			}
+		}
+		return true
+	})
+	if g := call(t, "GET", base(c.Nodes[0])+"/kv/lonely", nil, nil); g.Status != 200 || string(g.Body) != "still writeable" {
+		t.Fatalf("GET after the primaries returned: %d %q", g.Status, g.Body)
+	}
+}
+
 func TestWipedDiskIsRestoredByAntiEntropy(t *testing.T) {
 	c := startCluster(t, devcluster.Config{Nodes: 5})
 	const total = 3000
