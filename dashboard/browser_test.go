@@ -312,6 +312,40 @@ func TestBrowserDashboard(t *testing.T) {
 		b.run(t, "restoring defaults", chromedp.Click(chromedp.CSS(`#defaults-apply`)))
 	})
 
+	t.Run("ring_highlights_key", func(t *testing.T) {
+		b.show(t, "view-ring")
+		b.setField(t, "#ring-key", hintKey)
+		b.waitFor(t, "the ring marks the key's replicas and the legend names replicas and fallbacks", 10*time.Second, func() error {
+			var got struct {
+				Pref   int               `json:"pref"`
+				Key    int               `json:"key"`
+				Roles  map[string]string `json:"roles"`
+				Marker bool              `json:"marker"`
+			}
+			if err := b.evalErr(`(() => { const roles = {};
+				document.querySelectorAll('#ring-legend li[data-node]').forEach(li => { roles[li.dataset.node] = (li.querySelector('.role')||{}).textContent || '' });
+				return { pref: document.querySelectorAll('#ring path.partition.pref').length,
+					key: document.querySelectorAll('#ring path.partition.key').length,
+					marker: !document.querySelector('#key-marker').classList.contains('hidden'), roles } })()`, &got); err != nil {
+				return err
+			}
+			if got.Pref != len(place.PreferenceList) || got.Key != 1 || !got.Marker {
+				return fmt.Errorf("%d partitions marked as preference list, %d as the key's, marker %v", got.Pref, got.Key, got.Marker)
+			}
+			for i, id := range place.PreferenceList {
+				if want := fmt.Sprintf("replica %d", i+1); got.Roles[id] != want {
+					return fmt.Errorf("legend role of %s is %q, want %q (all: %v)", id, got.Roles[id], want, got.Roles)
+				}
+			}
+			for i, id := range place.Fallbacks {
+				if want := fmt.Sprintf("fallback %d", i+1); got.Roles[id] != want {
+					return fmt.Errorf("legend role of %s is %q, want %q (all: %v)", id, got.Roles[id], want, got.Roles)
+				}
+			}
+			return nil
+		})
+	})
+
 	t.Run("network_cut_and_heal", func(t *testing.T) {
 		b.show(t, "view-nodes")
 		b.setField(t, "#cut-node", "n1")

@@ -323,7 +323,7 @@ function drawRing() {
   svg.classList.toggle("dense", q > 256);
   const counts = {};
   for (const o of ring.owners) counts[o] = (counts[o] || 0) + 1;
-  $("#ring-legend").replaceChildren(...Object.keys(counts).sort(byNodeOrder).map((id) => h("li", {},
+  $("#ring-legend").replaceChildren(...Object.keys(counts).sort(byNodeOrder).map((id) => h("li", { "data-node": id },
     h("button", { type: "button", class: "legend-node", "aria-pressed": String(state.highlightOwner === id), onclick: () => { state.highlightOwner = state.highlightOwner === id ? null : id; drawRing(); } },
       h("span", { class: "swatch", style: `background:${colour(id)}` }), `${id} — ${counts[id]} partitions`))));
   $("#ring-summary").textContent = `${q} partitions, ${Object.keys(counts).length} owners, N=${ring.n}, hash ${ring.hash}`;
@@ -343,6 +343,20 @@ function applyHighlight() {
       if (!seen.has(o)) { seen.add(o); pref.add(p); }
     }
   }
+  // The legend names each node's role for the key: its place in the
+  // preference list, or in the order fallbacks are taken.
+  document.querySelectorAll("#ring-legend li[data-node]").forEach((li) => {
+    const id = li.dataset.node;
+    let role = "";
+    if (pl) {
+      const i = (pl.preference_list || []).indexOf(id), f = (pl.fallbacks || []).indexOf(id);
+      role = i >= 0 ? `replica ${i + 1}` : f >= 0 ? `fallback ${f + 1}` : "";
+    }
+    let badge = li.querySelector(".role");
+    if (!badge) { badge = h("span", { class: "role" }); li.append(badge); }
+    badge.textContent = role;
+    badge.className = `role ${role.startsWith("replica") ? "role-pref" : role ? "role-fallback" : ""}`;
+  });
   const marker = $("#key-marker");
   if (marker && pl && state.ring) {
     const deg = (360 * (pl.partition + 0.5)) / state.ring.owners.length;
@@ -423,7 +437,7 @@ function resultView(op, key, r, prefix) {
     kids.push(h("ul", { class: "siblings" }, body.siblings.map((b) => {
       const v = b64text(b);
       return h("li", { class: "sibling" }, h("span", { class: "val", text: v }),
-        h("button", { type: "button", class: "resolve", text: "resolve with this", onclick: (e) => resolve(key, v, ctx, e.currentTarget) }));
+        body.siblings.length > 1 ? h("button", { type: "button", class: "resolve", text: "resolve with this", onclick: (e) => resolve(key, v, ctx, e.currentTarget) }) : null);
     })));
   }
   return kids;
@@ -748,7 +762,6 @@ async function pollBench() {
     ? `running ${run.preset} · ${run.elapsed_s.toFixed(0)} s · ${run.progress || "starting"}`
     : `${run.preset}: ${run.error ? "failed: " + run.error : `done in ${run.elapsed_s.toFixed(1)} s`}`;
   $("#preset-progress").dataset.state = run.running ? "running" : (run.error ? "failed" : "done");
-  if (run.running) { clearTimeout(state.benchTimer); state.benchTimer = setTimeout(pollBench, 500); }
   // Redraw only when something new arrived.
   const key = `${run.id}:${run.results.length}:${run.running}`;
   if (state.benchKey === key) return;
@@ -879,6 +892,9 @@ async function main() {
   every(2000, connectEvents);
   every(2000, () => state.lastKey ? renderLocal(state.lastKey) : null);
   every(5000, loadDefaults);
-  if (state.config.bench) { await loadPresets(); pollBench(); }
+  // The run's state is polled every second for as long as the page is
+  // open: a run started elsewhere (curl, another tab) shows up too, and a
+  // failed poll is simply retried.
+  if (state.config.bench) { await loadPresets(); every(1000, pollBench); }
 }
 main().catch((err) => showError(err.message));
