@@ -709,7 +709,9 @@ async function loadDefaults() {
   for (const k of ["r", "w"]) {
     const el = $(`#defaults-${k}`);
     el.max = r.json.n;
-    if (document.activeElement !== el) el.value = r.json[k];
+    // Never overwrite what the user is typing or has typed and not yet
+    // applied.
+    if (document.activeElement !== el && !state.defaultsDirty) el.value = r.json[k];
   }
   state.defaults = r.json;
 }
@@ -719,6 +721,7 @@ async function applyDefaults() {
   const results = await Promise.all(ids.map(async (id) => [id, await api(nodeURL(id, "/admin/defaults"), { method: "PUT", body, headers: { "Content-Type": "application/json" }, timeout: 5000 })]));
   const bad = results.filter(([, r]) => !r.ok);
   if (bad.length) showError(`defaults: ${bad.map(([id, r]) => `${id}: ${describe(r)}`).join("; ")}`);
+  state.defaultsDirty = false;
   const ok = results.filter(([, r]) => r.ok).map(([id]) => id);
   $("#defaults-note").textContent = ok.length ? `R=${JSON.parse(body).r} W=${JSON.parse(body).w} on ${ok.join(", ")}` : "";
   await loadDefaults();
@@ -865,6 +868,7 @@ async function main() {
   $("#cut-apply").addEventListener("click", (e) => { const [id, others] = cutChoice(); cutBetween(id, others, false, e.currentTarget); });
   $("#cut-heal").addEventListener("click", (e) => { const [id, others] = cutChoice(); cutBetween(id, others, true, e.currentTarget); });
   $("#bench-form").addEventListener("submit", (e) => { e.preventDefault(); runBench(); });
+  for (const k of ["r", "w"]) $(`#defaults-${k}`).addEventListener("input", () => { state.defaultsDirty = true; });
   $("#defaults-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#defaults-apply"), applyDefaults); });
   $("#preset-form").addEventListener("submit", (e) => { e.preventDefault(); busy($("#preset-run"), runPreset); });
   $("#preset-name").addEventListener("change", describePreset);
