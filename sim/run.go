@@ -26,6 +26,7 @@ const (
 	FaultWipe      = "wipe"      // once per run: crash a node, erase its disk, restart it
 	FaultJoin      = "join"      // once per run: a new node joins (plan + commit) while clients write
 	FaultLeave     = "leave"     // once per run: a member leaves (stage + commit) while clients write
+	FaultOutage    = "outage"    // N nodes power-fail together for 300 ms–2 s, then restart: whole preference lists down
 )
 
 // ErrBadRunOptions is wrapped by RunSeed's errors about its options.
@@ -79,9 +80,9 @@ func (o *RunOptions) validate() error {
 	}
 	for _, f := range o.Faults {
 		switch f {
-		case FaultPartition, FaultCrash, FaultRestart, FaultWipe, FaultJoin, FaultLeave:
+		case FaultPartition, FaultCrash, FaultRestart, FaultWipe, FaultJoin, FaultLeave, FaultOutage:
 		default:
-			return fmt.Errorf("%w: unknown fault %q (want partition, crash, restart, wipe, join, leave)", ErrBadRunOptions, f)
+			return fmt.Errorf("%w: unknown fault %q (want partition, crash, restart, wipe, join, leave, outage)", ErrBadRunOptions, f)
 		}
 	}
 	return nil
@@ -436,6 +437,36 @@ func (r *runner) scheduleFaults() {
 	}
 
 	r.scheduleMembership(between)
+
+	// Correlated outages: N nodes at once, so some keys have no primary
+	// left and writes through the survivors go to fallbacks only. Nothing
+	// is wiped, so every acknowledged write keeps W durable copies (on
+	// primaries or as hints) and must survive.
+	if r.o.has(FaultOutage) && r.o.N < len(nodes) {
+		for t := between(500*time.Millisecond, 2*time.Second); t < end; {
+			group := slices.Clone(nodes)
+			r.fr.Shuffle(len(group), func(i, j int) { group[i], group[j] = group[j], group[i] })
+			group = group[:r.o.N]
+			slices.Sort(group)
+			r.at(t, func() {
+				r.c.tracef("fault: outage of %v", group)
+				for _, id := range group {
+					r.orphan(id)
+					r.c.Crash(id)
+				}
+			})
+			up := t + between(300*time.Millisecond, 2*time.Second)
+			r.at(up, func() {
+				r.c.tracef("fault: outage of %v ends", group)
+				for _, id := range group {
+					if err := r.c.Restart(id); err != nil && r.err == nil {
+						r.err = fmt.Errorf("sim: restarting %s: %w", id, err)
+					}
+				}
+			})
+			t = up + between(time.Second, 3*time.Second)
+		}
+	}
 
 	crash, wipe := r.o.has(FaultCrash), r.o.has(FaultWipe)
 	for t := between(100*time.Millisecond, time.Second); t < end && (crash || wipe); {

@@ -237,3 +237,18 @@ func TestChecker(t *testing.T) {
 		})
 	}
 }
+
+// TestOutagesOfWholePreferenceListsLoseNothing: with N nodes down at once,
+// writes through the survivors are coordinated on fallbacks only; once the
+// nodes return, none of them may be lost and the replicas converge.
+func TestOutagesOfWholePreferenceListsLoseNothing(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		res := runSeed(t, RunOptions{Seed: seed, Faults: []string{FaultOutage, FaultPartition}, Duration: 4 * time.Second})
+		if res.Lost != 0 || res.Resurrected != 0 || !res.Converged {
+			t.Fatalf("seed %d: %+v", seed, res)
+		}
+		if res.Acked == 0 {
+			t.Fatalf("seed %d acknowledged nothing", seed)
+		}
+	}
+}

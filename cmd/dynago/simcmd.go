@@ -84,7 +84,7 @@ func runSim(ctx context.Context, args []string) error {
 	var o sim.RunOptions
 	seeds := fs.Int("seeds", 10, "run seeds 1..K")
 	seed := fs.Uint64("seed", 0, "run only this seed (replay)")
-	faults := fs.String("faults", "partition,crash,restart,wipe", "comma-separated faults to inject: partition, crash, restart, wipe, join, leave; empty for none")
+	faults := fs.String("faults", "partition,crash,restart,wipe", "comma-separated faults to inject: partition, crash, restart, wipe, join, leave, outage; empty for none")
 	fs.IntVar(&o.Nodes, "nodes", 5, "nodes in the cluster")
 	fs.IntVar(&o.Clients, "clients", 4, "concurrent closed-loop clients")
 	fs.IntVar(&o.Keys, "keys", 8, "keys the clients share (few, so that writes conflict)")
