@@ -154,6 +154,9 @@ func startDev(t *testing.T, bin string, nodes int, extra ...string) *devCluster 
 		"--quiet")
 	d.cmd.Args = append(d.cmd.Args, extra...)
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The nodes inherit the environment: each also serves the dashboard
+	// under /dashboard/, as `dynago server --dashboard` does.
+	d.cmd.Env = append(os.Environ(), "DYNAGO_DASHBOARD=1")
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stdout
 	for i := range nodes {
 		d.nodeHTTP = append(d.nodeHTTP, net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))

@@ -415,6 +415,30 @@ func TestBrowserDashboard(t *testing.T) {
 			}
 		}
 	})
+	// Last, since it navigates away: the same page served by one node
+	// (dynago server --dashboard) watches the whole cluster through it,
+	// and offers no process control.
+	t.Run("served_by_a_node", func(t *testing.T) {
+		b.run(t, "opening a node's dashboard", chromedp.Navigate("http://"+dev.nodeHTTP[1]+"/dashboard/"))
+		b.waitFor(t, "connected, every node listed, process controls hidden", 20*time.Second, func() error {
+			var got struct {
+				Status  string   `json:"status"`
+				Mode    string   `json:"mode"`
+				IDs     []string `json:"ids"`
+				Control bool     `json:"control"`
+			}
+			if err := b.evalErr(`({status: (document.querySelector('#status')||{}).textContent||'',
+				mode: (document.querySelector('#mode')||{}).textContent||'',
+				ids: [...document.querySelectorAll('#nodes tr[data-node]')].map(r => r.dataset.node),
+				control: [...document.querySelectorAll('#nodes button.kill')].some(b => b.offsetParent !== null)})`, &got); err != nil {
+				return err
+			}
+			if got.Status != "connected" || !strings.Contains(got.Mode, "n2") || len(got.IDs) != 5 || got.Control {
+				return fmt.Errorf("%+v", got)
+			}
+			return nil
+		})
+	})
 	t.Logf("browser test took %v in all (build included)", time.Since(began).Round(time.Millisecond))
 }
 
