@@ -25,7 +25,7 @@ type forwardOp struct {
 	pl      []ring.NodeID
 	tried   map[ring.NodeID]bool
 	retryAt time.Time
-	sentAt  time.Time // when the request went to the current coordinator
+	sentAt  map[ring.NodeID]time.Time // when the request went to each coordinator tried
 
 	// refused holds the nodes that answered CodeNotCoordinator: by their
 	// ring they are not replicas of the key, and they applied nothing.
@@ -57,14 +57,14 @@ func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
 	}
 	id := n.newOpID()
 	op := &forwardOp{client: req.ID, w: req.W, timeout: req.Timeout, deadline: n.now.Add(req.Timeout), trace: tr,
-		req: req, pl: pl, tried: map[ring.NodeID]bool{}, refused: map[ring.NodeID]bool{}}
+		req: req, pl: pl, tried: map[ring.NodeID]bool{}, refused: map[ring.NodeID]bool{}, sentAt: map[ring.NodeID]time.Time{}}
 	n.fwds[id] = op
 	n.sendForward(id, op, to)
 }
 
 func (n *Node) sendForward(id uint64, op *forwardOp, to ring.NodeID) {
 	op.to = to
-	op.sentAt = n.now
+	op.sentAt[to] = n.now
 	op.tried[to] = true
 	op.trace.t.Coordinator = to
 	// Retrying risks a duplicate (two coordinators applying one write), so
@@ -134,7 +134,13 @@ func (n *Node) onNotCoordinator(id uint64, op *forwardOp, m Message) {
 	op.refused[m.From] = true
 	op.trace.event(n.now, m.From, "redirect", m.Err)
 	if m.From != op.to {
-		return // a late answer from an earlier attempt; the current one runs
+		// A late answer from an earlier attempt: the current one runs,
+		// unless it too has refused already, in which case this was the
+		// last node that could still have applied the write.
+		if len(op.refused) == len(op.tried) {
+			n.refuseForward(id, op)
+		}
+		return
 	}
 	if h := m.Hint; h != "" && !op.tried[h] && n.reachable(h) {
 		n.sendForward(id, op, h)
@@ -149,6 +155,12 @@ func (n *Node) onNotCoordinator(id uint64, op *forwardOp, m Message) {
 	if len(op.refused) < len(op.tried) {
 		return // an earlier, silent coordinator may still answer: wait for it or the deadline
 	}
+	n.refuseForward(id, op)
+}
+
+// refuseForward answers a forwarded write that every node tried declined:
+// none applied it, so the client hears so at once.
+func (n *Node) refuseForward(id uint64, op *forwardOp) {
 	delete(n.fwds, id)
 	n.reply(Reply{ID: op.client, Code: CodeUnavailable, Required: op.w, Trace: op.trace.finish(),
 		Err: "node: no node would coordinate the write while the ring is changing; it was not applied"})
@@ -164,7 +176,10 @@ func (n *Node) onForwardResp(m Message) {
 		return
 	}
 	delete(n.fwds, m.ReqID)
-	op.trace.merge(n.now, op.sentAt, m.Trace)
+	// The answer may come from an earlier coordinator than the last one
+	// tried (it was slow, not dead): the trace names the one that answered.
+	op.trace.t.Coordinator = m.From
+	op.trace.merge(n.now, op.sentAt[m.From], m.Trace)
 	op.trace.event(n.now, m.From, "answer", m.Code.String())
 	n.reply(Reply{ID: op.client, Code: m.Code, Err: m.Err, Context: m.Context, Dot: m.Dot, Acks: m.Acks, Required: m.Required, Trace: op.trace.finish()})
 }

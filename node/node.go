@@ -33,6 +33,12 @@ type Config struct {
 	// storage epoch, so that a node restarted on a wiped disk never reuses
 	// an old actor's counters (Riak kv679). See ActorFor.
 	Actor string
+	// OpIDBase is where this node's operation IDs start. Answers are
+	// matched to operations by ID and sender, and an answer to an operation
+	// of a previous life of this node (sent before it restarted, delivered
+	// after) must match nothing: give each start a random base. Zero works,
+	// but then IDs repeat across restarts.
+	OpIDBase uint64
 	// State is the cluster state to start from (loaded from disk, or the
 	// initial state of a static cluster). Nil with a nil Ring means the
 	// node is joining: it serves nothing until gossip brings it a state.
@@ -279,6 +285,9 @@ func New(cfg Config, store Store) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
+		// Two bits of headroom, so that the counter never wraps to 0,
+		// which would otherwise read as "no answer wanted".
+		nextOp:  cfg.OpIDBase >> 2,
 		cfg:     cfg,
 		store:   store,
 		status:  map[ring.NodeID]Status{},

@@ -218,6 +218,17 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 			outcome = o
 		}
 	}
+	// During a transition, nodes entering the preference list get the
+	// write too, as startPut does, if they are reachable when the current
+	// primaries are not.
+	if n.next != nil && outcome != coord.Failed {
+		for _, r := range n.next.PreferenceList(p) {
+			if _, sent := op.sent[r]; !sent && r != n.cfg.ID && !slices.Contains(pl, r) && n.reachable(r) {
+				n.send(Message{Type: MsgReplicaPut, To: r, Key: op.key, Object: op.enc, Repair: true})
+				tr.event(n.now, r, "sent", "dual write to incoming replica")
+			}
+		}
+	}
 	if outcome == coord.Failed {
 		n.finishPut(o, Reply{
 			Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: req.W, Trace: tr.finish(),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,7 +159,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.core, err = node.New(node.Config{
-		ID: cfg.ID, Actor: actor, State: st, N: cfg.N, R: cfg.R, W: cfg.W,
+		ID: cfg.ID, Actor: actor, OpIDBase: randomUint64(), State: st, N: cfg.N, R: cfg.R, W: cfg.W,
 		RequestTimeout: cfg.RequestTimeout, MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize,
 		ReplicaTimeout: cfg.ReplicaTimeout, HintRetry: 5 * cfg.ReplicaTimeout,
 		AEInterval: cfg.AEInterval, AETimeout: 10 * cfg.AEInterval, AEMaxKeys: cfg.AEMaxKeys,
@@ -582,4 +583,15 @@ func (s *Server) Local(key []byte) (httpapi.Local, bool, error) {
 		return out, false, err
 	}
 	return out, found || len(out.Hints) > 0, nil
+}
+
+// randomUint64 draws a node's operation-ID base (node.Config.OpIDBase). A
+// failure to read randomness leaves IDs that may repeat across restarts,
+// which is a smaller risk than refusing to start.
+func randomUint64() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint64(b[:])
 }

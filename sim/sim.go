@@ -195,7 +195,7 @@ func (c *Cluster) boot(sn *simNode) error {
 		st = &s
 	}
 	core, err := node.New(node.Config{
-		ID: sn.id, Actor: node.ActorFor(sn.id, epoch), State: st, N: c.cfg.N,
+		ID: sn.id, Actor: node.ActorFor(sn.id, epoch), OpIDBase: c.rng.Uint64(), State: st, N: c.cfg.N,
 		R: c.cfg.R, W: c.cfg.W, RequestTimeout: c.cfg.RequestTimeout,
 		ReplicaTimeout: c.cfg.ReplicaTimeout, HintRetry: 4 * c.cfg.ReplicaTimeout,
 		AEInterval: c.cfg.AEInterval, AETimeout: 10 * c.cfg.AEInterval, TreeLeaves: 64, LWW: c.cfg.LWW,
