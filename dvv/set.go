@@ -50,6 +50,19 @@ func (p Pending[V]) Update(local Set[V], actor string) Set[V] {
 // contexts and objects are capped at MaxCounter, so only a Set built by hand
 // can get there.
 func Update[V any](local Set[V], ctx VV, v V, actor string) Set[V] {
+	return UpdateAt(local, ctx, v, actor, 0)
+}
+
+// UpdateAt is Update with a floor for the counter of an actor that neither
+// the local set nor the context knows: its first dot is max(1, floor)
+// instead of 1. Dots are only unique while the coordinator remembers the
+// key; once a tombstone is reaped (the key forgotten everywhere) the next
+// write would start again at 1 and reuse a dot that a context read before
+// the delete still covers, so that context would silently supersede the
+// new write. A coordinator that passes a floor that only grows (its clock
+// in microseconds) never reuses such a dot. Counters of a known actor
+// advance by one as usual: the values of an entry have consecutive dots.
+func UpdateAt[V any](local Set[V], ctx VV, v V, actor string, floor uint64) Set[V] {
 	ctx = normalize(ctx)
 	le := local.Entries
 	// One extra slot for the new actor entry when neither side has it.
@@ -69,13 +82,13 @@ func Update[V any](local Set[V], ctx VV, v V, actor string) Set[V] {
 			j++
 		}
 	}
-	return Set[V]{Entries: event(out, actor, v)}
+	return Set[V]{Entries: event(out, actor, v, floor)}
 }
 
 // event records a new event of actor holding v in entries, which the caller
 // owns (its Values slices may still be shared, so they are never appended
 // to).
-func event[V any](entries []Entry[V], actor string, v V) []Entry[V] {
+func event[V any](entries []Entry[V], actor string, v V, floor uint64) []Entry[V] {
 	k, found := slices.BinarySearchFunc(entries, actor, func(e Entry[V], a string) int {
 		switch {
 		case e.Actor < a:
@@ -86,7 +99,7 @@ func event[V any](entries []Entry[V], actor string, v V) []Entry[V] {
 		return 0
 	})
 	if !found {
-		return slices.Insert(entries, k, Entry[V]{Actor: actor, Counter: 1, Values: []V{v}})
+		return slices.Insert(entries, k, Entry[V]{Actor: actor, Counter: min(max(1, floor), MaxCounter), Values: []V{v}})
 	}
 	e := &entries[k]
 	if e.Counter == ^uint64(0) {

@@ -117,8 +117,8 @@ func TestSyncUpdateExample(t *testing.T) {
 
 func TestEventExample(t *testing.T) {
 	a := Update(Set[string]{}, nil, "v1", "a")
-	checkSet(t, "event(A,a,v2)", Set[string]{Entries: event(slices.Clone(a.Entries), "a", "v2")}, set(ent("a", 2, "v2", "v1")))
-	checkSet(t, "event(A,b,v2)", Set[string]{Entries: event(slices.Clone(a.Entries), "b", "v2")}, set(ent("a", 1, "v1"), ent("b", 1, "v2")))
+	checkSet(t, "event(A,a,v2)", Set[string]{Entries: event(slices.Clone(a.Entries), "a", "v2", 0)}, set(ent("a", 2, "v2", "v1")))
+	checkSet(t, "event(A,b,v2)", Set[string]{Entries: event(slices.Clone(a.Entries), "b", "v2", 0)}, set(ent("a", 1, "v1"), ent("b", 1, "v2")))
 }
 
 func TestLWWExample(t *testing.T) {

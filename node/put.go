@@ -60,7 +60,7 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 		return
 	}
 	sib := object.Sibling{Value: value, Deleted: del, Timestamp: n.now.UnixMilli()}
-	updated := object.Update(local, cctx, sib, n.cfg.Actor)
+	updated := object.UpdateAt(local, cctx, sib, n.cfg.Actor, n.dotFloor())
 	dot := dvv.Dot{Actor: n.cfg.Actor, Counter: updated.Clock.Join().Get(n.cfg.Actor)}
 	if n.cfg.LWW {
 		updated = object.LWW(updated)
@@ -161,7 +161,7 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 	n.hintedSeq++
 	actor := fmt.Sprintf("%s+%x.%x", n.cfg.Actor, n.now.UnixNano(), n.hintedSeq)
 	sib := object.Sibling{Value: req.Value, Deleted: req.Op == OpDelete, Timestamp: n.now.UnixMilli()}
-	updated := object.Update(object.Object{}, cctx, sib, actor)
+	updated := object.UpdateAt(object.Object{}, cctx, sib, actor, n.dotFloor())
 	if n.cfg.LWW {
 		updated = object.LWW(updated)
 	}
@@ -304,6 +304,19 @@ func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 
 func (n *Node) replyPut(op *putOp) {
 	n.finishPut(op.origin, Reply{Code: CodeOK, Context: op.context, Dot: op.dot, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish()})
+}
+
+// dotFloor is the first counter this node's actor takes for a key it has no
+// entry for (dvv.UpdateAt): the clock in microseconds, which grows between
+// a key's last write, its tombstone's reaping (a grace period later) and
+// any write after, so a fresh write never reuses a dot a context read
+// before the reap still covers. Only a clock stepped back by more than
+// that span could.
+func (n *Node) dotFloor() uint64 {
+	if us := n.now.UnixMicro(); us > 0 {
+		return uint64(us)
+	}
+	return 0
 }
 
 // finishPut delivers a put's outcome to whoever waits for it.

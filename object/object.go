@@ -70,10 +70,17 @@ func Merge(a, b Object) Object { return Object{Clock: dvv.Sync(a.Clock, b.Clock)
 // siblings ctx covers are replaced by s, the others stay (dvv.Update). A
 // tombstone's value bytes are dropped.
 func Update(local Object, ctx dvv.VV, s Sibling, actor string) Object {
+	return UpdateAt(local, ctx, s, actor, 0)
+}
+
+// UpdateAt is Update with a floor for a new actor's first counter; see
+// dvv.UpdateAt. Coordinators pass their clock in microseconds so that a
+// key written again after its tombstone was reaped never reuses a dot.
+func UpdateAt(local Object, ctx dvv.VV, s Sibling, actor string, floor uint64) Object {
 	if s.Deleted {
 		s.Value = nil
 	}
-	return Object{Clock: dvv.Update(local.Clock, ctx, s, actor)}
+	return Object{Clock: dvv.UpdateAt(local.Clock, ctx, s, actor, floor)}
 }
 
 // LWW keeps only the sibling with the newest Timestamp (ties broken by dot)

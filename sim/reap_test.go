@@ -74,3 +74,33 @@ func TestNoReapWhileAMemberIsDownOrHoldsAHint(t *testing.T) {
 		t.Fatalf("resurrected: %s %v", r.Code, values(r))
 	}
 }
+
+// TestContextFromBeforeAReapDoesNotSupersedeANewerWrite: once a tombstone
+// is reaped the key's version history is gone. A coordinator writing the
+// key afresh must not reuse the dots it gave the key before, or a client
+// still holding a context read before the delete would silently replace
+// a write it never saw.
+func TestContextFromBeforeAReapDoesNotSupersedeANewerWrite(t *testing.T) {
+	c := newCluster(t, Config{Seed: 53, TombstoneGrace: 300 * time.Millisecond})
+	pl := preflist(c, "again")
+	coord := pl[0]
+	put(t, c, coord, "again", "v1", nil)
+	stale := get(t, c, coord, "again").Context // an old reader keeps this
+	del := do(t, c, coord, node.Request{Op: node.OpDelete, Key: []byte("again"), Context: stale})
+	if del.Code != node.CodeOK {
+		t.Fatal(del.Code)
+	}
+	if err := c.RunUntil(func() bool { return len(holders(t, c, "again")) == 0 }, 20*time.Second); err != nil {
+		t.Fatalf("tombstone never reaped; held by %v", holders(t, c, "again"))
+	}
+	// The key is written afresh through the same coordinator, then the old
+	// reader writes with its context: it never saw v2, so v2 must survive.
+	put(t, c, coord, "again", "v2", nil)
+	put(t, c, coord, "again", "v3", stale)
+	if err := c.Settle(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(get(t, c, pl[1], "again")); !slices.Equal(got, []string{"v2", "v3"}) {
+		t.Fatalf("after a write with a pre-reap context: %v, want siblings [v2 v3]", got)
+	}
+}
