@@ -109,7 +109,10 @@ echo '{"op":"put","count":5,"errors":0,"mean_ms":2.5}'
 }
 
 func TestBenchRejectsBadPresetsAndSecondRuns(t *testing.T) {
-	ctl := fakeBench(t, "sleep 5\n")
+	// exec: cancelling interrupts the process as Ctrl-C would, which ends
+	// sleep (and dynago bench) at once, while a shell would first wait for
+	// its foreground child.
+	ctl := fakeBench(t, "exec sleep 5\n")
 	dev := DevHandler(ctl)
 	defer dev.Close()
 	for _, body := range []string{`{"preset":"nope"}`, `nonsense`, `{"preset":"mixed","x":1}`} {
@@ -152,7 +155,7 @@ func TestBenchAbsentWithoutABinary(t *testing.T) {
 }
 
 func TestBenchResultsAreAnArrayWhileEmpty(t *testing.T) {
-	ctl := fakeBench(t, "sleep 2\n")
+	ctl := fakeBench(t, "exec sleep 2\n")
 	dev := DevHandler(ctl)
 	defer dev.Close()
 	rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil)
