@@ -74,12 +74,16 @@ type benchRunner struct {
 	addrs  func() []string
 
 	mu     sync.Mutex
+	closed bool // stop ran: no new run may start
 	run    *BenchRun
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-var errBenchBusy = errors.New("a benchmark is already running; wait for it or cancel it")
+var (
+	errBenchBusy   = errors.New("a benchmark is already running; wait for it or cancel it")
+	errBenchClosed = errors.New("the dashboard is shutting down")
+)
 
 func (b *benchRunner) start(name string) (BenchRun, error) {
 	var preset *BenchPreset
@@ -103,6 +107,9 @@ func (b *benchRunner) start(name string) (BenchRun, error) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return BenchRun{}, errBenchClosed
+	}
 	if b.run != nil && b.run.Running {
 		return BenchRun{}, errBenchBusy
 	}
@@ -119,16 +126,14 @@ func (b *benchRunner) start(name string) (BenchRun, error) {
 	// not ended 10 s later.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		return BenchRun{}, err
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		cancel()
-		return BenchRun{}, err
-	}
+	// Pipes the exec package copies into, rather than StdoutPipe: with
+	// those, Wait may only run after every read finished, which never
+	// happens while a grandchild holds the output open. Here Wait returns
+	// at most WaitDelay after the process ended, and closing the writers
+	// then ends the readers.
+	stdout, outW := io.Pipe()
+	stderr, errW := io.Pipe()
+	cmd.Stdout, cmd.Stderr = outW, errW
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return BenchRun{}, fmt.Errorf("starting %s: %w", b.binary, err)
@@ -146,8 +151,10 @@ func (b *benchRunner) start(name string) (BenchRun, error) {
 		var errTail tail
 		go func() { defer wg.Done(); b.readProgress(run, stderr, &errTail) }()
 		go func() { defer wg.Done(); b.readResults(run, stdout) }()
-		wg.Wait()
 		err := cmd.Wait()
+		outW.Close()
+		errW.Close()
+		wg.Wait()
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		run.Running = false
@@ -193,7 +200,8 @@ func (b *benchRunner) readResults(run *BenchRun, r io.Reader) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || !json.Valid(line) {
+		// One JSON object per operation; anything else is not a result.
+		if len(line) == 0 || line[0] != '{' || !json.Valid(line) {
 			continue
 		}
 		b.mu.Lock()
@@ -215,7 +223,8 @@ func (b *benchRunner) snapshot() BenchRun {
 	return r
 }
 
-func (b *benchRunner) stop() {
+// cancelRun interrupts the running preset, if any, and waits for it.
+func (b *benchRunner) cancelRun() {
 	b.mu.Lock()
 	cancel, done := b.cancel, b.done
 	b.mu.Unlock()
@@ -223,6 +232,15 @@ func (b *benchRunner) stop() {
 		cancel()
 		<-done
 	}
+}
+
+// stop cancels the running preset and refuses new ones: the dashboard is
+// going away, and a run started now would outlive it.
+func (b *benchRunner) stop() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cancelRun()
 }
 
 var errUnknownPreset = errors.New("unknown bench preset")
@@ -285,6 +303,8 @@ func (b *benchRunner) routes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		case errors.Is(err, errBenchBusy):
 			writeError(w, http.StatusConflict, "busy", err.Error())
+		case errors.Is(err, errBenchClosed):
+			writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		default:
@@ -294,7 +314,7 @@ func (b *benchRunner) routes(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("DELETE /api/bench", func(w http.ResponseWriter, r *http.Request) {
-		b.stop()
+		b.cancelRun()
 		b.mu.Lock()
 		run := b.snapshot()
 		b.mu.Unlock()

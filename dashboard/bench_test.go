@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -164,5 +166,43 @@ func TestBenchResultsAreAnArrayWhileEmpty(t *testing.T) {
 	}
 	if rec := do(t, dev, "GET", "/api/bench", nil, nil); !strings.Contains(rec.Body.String(), `"results":[]`) {
 		t.Fatalf("GET answer %s; want results []", rec.Body)
+	}
+}
+
+func TestNoBenchStartsAfterClose(t *testing.T) {
+	dev := DevHandler(fakeBench(t, "exec sleep 5\n"))
+	dev.Close()
+	if rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("POST /api/bench after Close: %d %s, want 503", rec.Code, rec.Body)
+	}
+}
+
+// TestBenchCancelEndsEvenIfAGrandchildHoldsTheOutput: a run that ignores
+// the interrupt and leaves a process holding its output open is killed
+// after WaitDelay, and cancelling returns then, not when the grandchild
+// ends.
+func TestBenchCancelEndsEvenIfAGrandchildHoldsTheOutput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the 10 s kill delay")
+	}
+	ctl := fakeBench(t, "trap '' INT\nd=$(dirname \"$0\")\n(sleep 25) &\necho $! > \"$d/children\"\nsleep 25 &\necho $! >> \"$d/children\"\nwait\n")
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	// The script's children outlive its kill; they are the test's own
+	// doing, so they end with the test.
+	defer func() {
+		b, _ := os.ReadFile(filepath.Join(filepath.Dir(ctl.binary), "children"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}()
+	do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"mixed"}`), nil)
+	time.Sleep(300 * time.Millisecond)
+	began := time.Now()
+	rec := do(t, dev, "DELETE", "/api/bench", nil, nil)
+	if d := time.Since(began); d > 15*time.Second || !strings.Contains(rec.Body.String(), `"running":false`) {
+		t.Fatalf("cancel answered after %v: %s", d, rec.Body)
 	}
 }

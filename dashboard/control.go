@@ -137,7 +137,7 @@ func DevHandler(ctl Controller) *Dev {
 		writeError(w, http.StatusNotFound, "not_found", "no such dashboard endpoint")
 	}))
 	mux.Handle("/", staticHandler())
-	dev.Handler = sameOrigin(mux)
+	dev.Handler = localOnly(sameOrigin(mux))
 	return dev
 }
 

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -120,14 +121,17 @@ func newProxy(transport http.RoundTripper, resolve func(id string) (string, bool
 			return
 		}
 		// Cut "/api/node/{id}" off the escaped path so an encoded key
-		// such as a%2Fb reaches the node unchanged.
-		esc := r.URL.EscapedPath()
-		prefix := "/api/node/" + url.PathEscape(id)
-		if !strings.HasPrefix(esc, prefix+"/") {
+		// such as a%2Fb reaches the node unchanged. The ID segment is
+		// compared unescaped: the page escapes it with JavaScript's
+		// encodeURIComponent, which differs from Go's PathEscape (':',
+		// '!', '+' ...).
+		esc := strings.TrimPrefix(r.URL.EscapedPath(), "/api/node/")
+		seg, rest, found := strings.Cut(esc, "/")
+		if got, err := url.PathUnescape(seg); !found || err != nil || got != id {
 			writeError(w, http.StatusNotFound, "not_found", "bad node path")
 			return
 		}
-		rest := strings.TrimPrefix(esc, prefix)
+		rest = "/" + rest
 		target, err := url.Parse("http://" + addr + rest)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad_parameter", err.Error())
@@ -161,6 +165,28 @@ func sameOrigin(next http.Handler) http.Handler {
 				writeError(w, http.StatusForbidden, "forbidden", err.Error())
 				return
 			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// localOnly refuses requests whose Host is a name other than localhost.
+// dynago dev's control API listens on loopback, where a web page the user
+// visits can reach it by DNS rebinding: its own name re-pointed at
+// 127.0.0.1 makes the browser treat the API as same-origin, so an origin
+// check alone lets it kill nodes and read data. Browsers put the page's
+// name in Host, so answering only to IP literals and localhost stops that.
+func localOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if host != "localhost" && net.ParseIP(host) == nil {
+			writeError(w, http.StatusForbidden, "forbidden",
+				fmt.Sprintf("Host %q refused: dynago dev's dashboard answers only to IP addresses and localhost (DNS rebinding protection)", r.Host))
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -66,7 +66,14 @@ func addrOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http:
 func do(t *testing.T, h http.Handler, method, target string, body io.Reader, hdr map[string]string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, target, body)
+	// As a browser on the dev machine would send it (httptest's default,
+	// example.com, is a name the dev dashboard refuses).
+	req.Host = "127.0.0.1:9100"
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
@@ -188,9 +195,24 @@ func TestCrossOriginWritesRefused(t *testing.T) {
 	if len(ctl.Calls()) != 0 {
 		t.Fatalf("a cross-origin request reached the controller: %v", ctl.Calls())
 	}
-	// httptest.NewRequest's Host is example.com: a same-origin page.
-	if rec := do(t, h, "POST", "/api/nodes/n1/kill", nil, map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}); rec.Code != 200 {
-		t.Errorf("same-origin kill: %d", rec.Code)
+	// DNS rebinding: a page at rebind.example, its name re-pointed at
+	// 127.0.0.1, is same-origin to the browser; its Host gives it away,
+	// for reads as for writes.
+	rebind := map[string]string{"Host": "rebind.example:9100", "Origin": "http://rebind.example:9100", "Sec-Fetch-Site": "same-origin"}
+	if rec := do(t, h, "POST", "/api/nodes/n1/kill", nil, rebind); rec.Code != http.StatusForbidden {
+		t.Errorf("kill through a rebound name: %d, want 403", rec.Code)
+	}
+	if rec := do(t, h, "GET", "/api/nodes", nil, map[string]string{"Host": "rebind.example:9100"}); rec.Code != http.StatusForbidden {
+		t.Errorf("read through a rebound name: %d, want 403", rec.Code)
+	}
+	if len(ctl.Calls()) != 0 {
+		t.Fatalf("a rebound request reached the controller: %v", ctl.Calls())
+	}
+	// The page itself, same-origin on an IP address or localhost.
+	for _, host := range []string{"127.0.0.1:9100", "localhost:9100", "[::1]:9100"} {
+		if rec := do(t, h, "POST", "/api/nodes/n1/kill", nil, map[string]string{"Host": host, "Origin": "http://" + host, "Sec-Fetch-Site": "same-origin"}); rec.Code != 200 {
+			t.Errorf("same-origin kill at %s: %d", host, rec.Code)
+		}
 	}
 }
 
@@ -405,5 +427,26 @@ func TestDevClusterAdapter(t *testing.T) {
 	}
 	if err := ctl.Kill(context.Background(), "n1"); err != nil {
 		t.Errorf("Kill of a node that is not running = %v, want nil", err)
+	}
+}
+
+// TestProxyReachesNodesWhoseIDsNeedEscaping: the page escapes node IDs with
+// JavaScript's encodeURIComponent, which differs from Go's PathEscape.
+func TestProxyReachesNodesWhoseIDsNeedEscaping(t *testing.T) {
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.EscapedPath()) }))
+	defer node.Close()
+	for _, c := range []struct{ id, js string }{{"db:1", "db%3A1"}, {"n!1", "n!1"}, {"a+b", "a%2Bb"}, {"n1", "n1"}} {
+		peers := func() []Peer { return []Peer{{ID: c.id, HTTPAddr: addrOf(node)}} }
+		rec := do(t, NodeHandler("x", peers), "GET", "/dashboard/api/node/"+c.js+"/kv/a%2Fb", nil, nil)
+		if rec.Code != 200 || rec.Body.String() != "/kv/a%2Fb" {
+			t.Errorf("id %q as the page encodes it (%s): %d %q", c.id, c.js, rec.Code, rec.Body)
+		}
+	}
+	// Another node's ID, or a path without one, reaches nothing.
+	peers := func() []Peer { return []Peer{{ID: "n1", HTTPAddr: addrOf(node)}} }
+	for _, path := range []string{"/dashboard/api/node/n2/kv/x", "/dashboard/api/node/n1"} {
+		if rec := do(t, NodeHandler("x", peers), "GET", path, nil, nil); rec.Code == 200 {
+			t.Errorf("GET %s: 200, want an error", path)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,12 +49,18 @@ func (a *api) defaults(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			dec := json.NewDecoder(bytes.NewReader(body))
 			dec.DisallowUnknownFields()
-			err = dec.Decode(&u)
+			if err = dec.Decode(&u); err == nil && dec.More() {
+				err = errors.New("data after the JSON object")
+			}
 		}
 		if err != nil {
 			writeError(w, errBadParameter("defaults: want {\"r\":R,\"w\":W}: "+err.Error()))
 			return
 		}
+		// Read, merge and store as one step: two partial updates ({"r":1}
+		// and {"w":3}) at once must both take effect.
+		a.defaultsMu.Lock()
+		defer a.defaultsMu.Unlock()
 		n, rq, wq := a.b.Defaults()
 		if u.N != nil && *u.N != n {
 			writeError(w, errBadParameter(fmt.Sprintf("n is %d and cannot change at run time: it decides where every key lives", n)))

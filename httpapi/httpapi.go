@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -132,6 +133,8 @@ var ErrBadContext = errors.New("httpapi: bad context")
 type api struct {
 	b    Backend
 	opts Options
+
+	defaultsMu sync.Mutex // serialises PUT /admin/defaults (read, merge, store)
 }
 
 // New returns the HTTP API of the node behind b. It registers the HTTP

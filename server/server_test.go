@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -277,7 +278,7 @@ func TestDefaultsChangeAtRunTime(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for _, bad := range []string{`{"r":0}`, `{"w":4}`, `{"n":5}`, `{"r":"two"}`, `{"q":1}`, `nonsense`} {
+	for _, bad := range []string{`{"r":0}`, `{"w":4}`, `{"n":5}`, `{"r":"two"}`, `{"q":1}`, `nonsense`, `{"r":1}garbage`, `{"r":1}{"w":1}`} {
 		if code, body := put(bad); code != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
 			t.Errorf("PUT %s: %d %s; want 400 with a JSON error", bad, code, body)
 		}
@@ -295,6 +296,22 @@ func TestDefaultsChangeAtRunTime(t *testing.T) {
 	g := srvs[0].Do(context.Background(), node.Request{Op: node.OpGet, Key: []byte("k")})
 	if g.Code != node.CodeOK || g.Required != 1 {
 		t.Fatalf("get with no R after R=1: %s required=%d", g.Code, g.Required)
+	}
+	// Partial updates sent at once both take effect.
+	var wg sync.WaitGroup
+	for _, body := range []string{`{"r":3}`, `{"w":2}`} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPut, base, strings.NewReader(body))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if _, r, w := srvs[0].Defaults(); r != 3 || w != 2 {
+		t.Fatalf("after concurrent partial updates r=3 and w=2: R=%d W=%d", r, w)
 	}
 	// Only this node changed.
 	if _, r, w := srvs[1].Defaults(); r != 2 || w != 2 {

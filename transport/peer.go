@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -40,11 +41,11 @@ type peer struct {
 	started bool          // guarded by t.mu
 
 	conn *grpc.ClientConn // owned by the run goroutine
-	// shared is conn for other goroutines (Reconnect): gRPC's ClientConn
-	// methods are safe for concurrent use, the conn field is not.
-	shared atomic.Pointer[grpc.ClientConn]
+	// redial is set by Reconnect: before its next call the run goroutine
+	// replaces a connection stuck in reconnect backoff with a new one.
+	redial atomic.Bool
 	// waitUntil (unix ns) is set by Reconnect: until then calls wait for
-	// the connection being re-established instead of failing at once.
+	// the connection being established instead of failing at once.
 	waitUntil atomic.Int64
 
 	// failing remembers whether the last Step call failed, so that state
@@ -131,6 +132,16 @@ func (p *peer) takeBatch(scratch *[]node.Message) []*dynagopb.Envelope {
 
 // client returns the peer's client, creating the connection on first use.
 func (p *peer) client() (dynagopb.NodeClient, error) {
+	if p.conn != nil && p.redial.Swap(false) && p.conn.GetState() == connectivity.TransientFailure {
+		// The peer is back (Reconnect) but this connection waits out its
+		// backoff: a new connection starts without one. (ClientConn's own
+		// ResetConnectBackoff races with gRPC's balancer in v1.85.0 and
+		// can crash the process.)
+		if err := p.conn.Close(); err != nil {
+			p.t.log.Debug("transport: closing connection", "peer", p.id, "err", err)
+		}
+		p.conn = nil
+	}
 	if p.conn == nil {
 		conn, err := p.dial()
 		if err != nil {
@@ -138,7 +149,6 @@ func (p *peer) client() (dynagopb.NodeClient, error) {
 			return nil, err
 		}
 		p.conn = conn
-		p.shared.Store(conn)
 	}
 	return dynagopb.NewNodeClient(p.conn), nil
 }

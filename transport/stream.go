@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -72,6 +73,7 @@ func (o *outStream) close() {
 func (p *peer) runStream() {
 	var scratch []node.Message
 	var out *outStream
+	var outConn *grpc.ClientConn // the connection out runs on
 	defer func() {
 		if out != nil {
 			out.close()
@@ -88,7 +90,14 @@ func (p *peer) runStream() {
 			p.stats.failed.Add(n)
 			continue
 		}
+		if out != nil && outConn != p.conn {
+			// client() replaced the connection (Reconnect): the stream
+			// belonged to the old one.
+			out.close()
+			out = nil
+		}
 		if out == nil {
+			outConn = p.conn
 			if out, err = p.openStream(client); err != nil {
 				p.failed(n, err)
 				continue

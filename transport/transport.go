@@ -266,9 +266,7 @@ func (t *Transport) Reconnect(id ring.NodeID) {
 		return
 	}
 	p.waitUntil.Store(time.Now().Add(reconnectGrace).UnixNano())
-	if conn := p.shared.Load(); conn != nil {
-		conn.ResetConnectBackoff()
-	}
+	p.redial.Store(true)
 }
 
 // SetInterceptor installs i on outbound traffic; nil removes it. Messages

@@ -752,3 +752,52 @@ func TestReconnectEndsTheBackoff(t *testing.T) {
 		sb.wait(t, 1, 1500*time.Millisecond)
 	})
 }
+
+// TestReconnectIsSafeUnderConcurrentUse: Reconnect runs on gossip's
+// goroutine while messages are sent and peers change. (grpc-go's
+// ResetConnectBackoff, which an earlier Reconnect called, iterates a map
+// gRPC's balancer writes: a fatal concurrent map access. Found by review.)
+func TestReconnectIsSafeUnderConcurrentUse(t *testing.T) {
+	forEachMode(t, func(t *testing.T, e env) {
+		sb := newSink()
+		b := e.start(t, "b", sb.handle, nil)
+		a := e.start(t, "a", func([]node.Message) {}, func(c *Config) {
+			c.Peers = map[ring.NodeID]string{"b": b.Addr()}
+		})
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					switch g {
+					case 0, 3:
+						a.Reconnect("b")
+					case 1:
+						a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: uint64(i) + 1})
+					case 2:
+						if i%50 == 0 {
+							a.SetPeers(map[ring.NodeID]string{})
+							a.SetPeers(map[ring.NodeID]string{"b": b.Addr()})
+						}
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+		}
+		time.Sleep(1500 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if sb.len() == 0 {
+			t.Fatal("nothing was delivered while Reconnect ran")
+		}
+		a.Close()
+		a.Reconnect("b") // after Close: a no-op
+	})
+}

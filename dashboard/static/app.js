@@ -637,6 +637,14 @@ function onEvent(id, e) {
   const uid = `${ev.node || id}:${ev.seq}:${ev.at}`;
   if (seenEvents.has(uid)) return;
   seenEvents.add(uid);
+  // Duplicates only arrive shortly after a stream reconnects, so the IDs
+  // of the last few thousand events are enough; keeping every one would
+  // grow without bound in a tab left open (every request is an event).
+  if (seenEvents.size > 5000) {
+    const drop = seenEvents.size - 4000;
+    let i = 0;
+    for (const old of seenEvents) { if (i++ >= drop) break; seenEvents.delete(old); }
+  }
   const at = ev.at ? new Date(ev.at) : new Date();
   const li = h("li", { class: "event", "data-kind": ev.kind || e.type, "data-node": ev.node || id },
     h("span", { class: "muted", text: at.toLocaleTimeString([], { hour12: false }) + "." + String(at.getMilliseconds()).padStart(3, "0") }),
