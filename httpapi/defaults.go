@@ -72,15 +72,7 @@ func (a *api) defaults(w http.ResponseWriter, r *http.Request) {
 		if u.W != nil {
 			wq = *u.W
 		}
-		for _, q := range []struct {
-			name string
-			v    int
-		}{{"r", rq}, {"w", wq}} {
-			if q.v < 1 || q.v > n {
-				writeError(w, errBadParameter(fmt.Sprintf("%s must be in 1..%d (N), got %d", q.name, n, q.v)))
-				return
-			}
-		}
+		// The backend checks R and W against N.
 		if err := set.SetDefaults(rq, wq); err != nil {
 			writeError(w, errBadParameter(err.Error()))
 			return

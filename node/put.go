@@ -102,16 +102,7 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 	if n.hintFor(id, op, down) == coord.Succeeded {
 		outcome = coord.Succeeded
 	}
-	// During a transition, nodes entering the preference list get every
-	// write too, so they keep up while the partition's data moves to them.
-	if n.next != nil {
-		for _, r := range n.next.PreferenceList(p) {
-			if _, sent := op.sent[r]; !sent && r != n.cfg.ID && !slices.Contains(pl, r) {
-				n.send(Message{Type: MsgReplicaPut, To: r, Key: key, Object: enc, Repair: true})
-				tr.event(n.now, r, "sent", "dual write to incoming replica")
-			}
-		}
-	}
+	n.dualWrite(op, pl)
 	if outcome != coord.Succeeded && op.q.SetTotal(len(op.sent)) == coord.Failed {
 		tr.event(n.now, n.cfg.ID, "error", "not enough reachable replicas")
 		n.finishPut(o, Reply{
@@ -186,7 +177,7 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 	for _, primary := range pl {
 		tr.event(n.now, primary, "timeout", "primary unreachable")
 		for ; i < len(fbs); i++ {
-			if fb := fbs[i]; n.reachable(fb) || fb == n.cfg.ID {
+			if fb := fbs[i]; n.reachable(fb) {
 				op.sent[fb] = primary
 				i++
 				break
@@ -218,16 +209,8 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 			outcome = o
 		}
 	}
-	// During a transition, nodes entering the preference list get the
-	// write too, as startPut does, if they are reachable when the current
-	// primaries are not.
-	if n.next != nil && outcome != coord.Failed {
-		for _, r := range n.next.PreferenceList(p) {
-			if _, sent := op.sent[r]; !sent && r != n.cfg.ID && !slices.Contains(pl, r) && n.reachable(r) {
-				n.send(Message{Type: MsgReplicaPut, To: r, Key: op.key, Object: op.enc, Repair: true})
-				tr.event(n.now, r, "sent", "dual write to incoming replica")
-			}
-		}
+	if outcome != coord.Failed {
+		n.dualWrite(op, pl)
 	}
 	if outcome == coord.Failed {
 		n.finishPut(o, Reply{
@@ -241,6 +224,22 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 	}
 	if !op.q.Complete() {
 		n.puts[id] = op
+	}
+}
+
+// dualWrite sends op's write to the nodes entering the key's preference
+// list during a transition (pl is the current one), so that they keep up
+// while the partition's data moves to them. It is a repair: no
+// acknowledgement is awaited, and the nodes do not count towards W.
+func (n *Node) dualWrite(op *putOp, pl []ring.NodeID) {
+	if n.next == nil {
+		return
+	}
+	for _, r := range n.next.PreferenceList(op.p) {
+		if _, sent := op.sent[r]; !sent && r != n.cfg.ID && !slices.Contains(pl, r) {
+			n.send(Message{Type: MsgReplicaPut, To: r, Key: op.key, Object: op.enc, Repair: true})
+			op.trace.event(n.now, r, "sent", "dual write to incoming replica")
+		}
 	}
 }
 

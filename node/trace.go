@@ -1,7 +1,8 @@
 package node
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/dynago/dynago/ring"
@@ -45,15 +46,14 @@ func (tr *tracer) merge(now, sentAt time.Time, remote []TraceEvent) {
 	if len(remote) == 0 {
 		return
 	}
-	span := remote[len(remote)-1].At
+	var span time.Duration // how long the coordinator worked
 	for _, e := range remote {
 		span = max(span, e.At)
 	}
-	rtt := now.Sub(sentAt)
-	shift := sentAt.Sub(tr.start) + max(0, (rtt-span)/2)
+	shift := sentAt.Sub(tr.start) + max(0, (now.Sub(sentAt)-span)/2)
 	for _, e := range remote {
 		e.At += shift
 		tr.t.Events = append(tr.t.Events, e)
 	}
-	sort.SliceStable(tr.t.Events, func(i, j int) bool { return tr.t.Events[i].At < tr.t.Events[j].At })
+	slices.SortStableFunc(tr.t.Events, func(a, b TraceEvent) int { return cmp.Compare(a.At, b.At) })
 }

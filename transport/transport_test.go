@@ -290,17 +290,24 @@ func TestCloseWithoutStartDropsQueuedMessages(t *testing.T) {
 	}
 }
 
+// downAddr reserves a loopback address for a transport and takes it down
+// again: a peer there is down until a test starts it on that address.
+func downAddr(t *testing.T, e env) string {
+	t.Helper()
+	b := e.start(t, "b", func([]node.Message) {}, nil)
+	addr := b.Addr()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 func TestPeerDownThenUp(t *testing.T) {
 	forEachMode(t, testPeerDownThenUp)
 }
 
 func testPeerDownThenUp(t *testing.T, e env) {
-	// Reserve an address, then take its server down.
-	b1 := e.start(t, "b", func([]node.Message) {}, nil)
-	addr := b1.Addr()
-	if err := b1.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addr := downAddr(t, e)
 	a := e.start(t, "a", func([]node.Message) {}, func(c *Config) {
 		c.Peers = map[ring.NodeID]string{"b": addr}
 		c.MaxReconnectDelay = 200 * time.Millisecond
@@ -728,11 +735,7 @@ func TestNewValidatesConfig(t *testing.T) {
 // once unless Reconnect says the peer is alive again.
 func TestReconnectEndsTheBackoff(t *testing.T) {
 	forEachMode(t, func(t *testing.T, e env) {
-		b1 := e.start(t, "b", func([]node.Message) {}, nil)
-		addr := b1.Addr()
-		if err := b1.Close(); err != nil {
-			t.Fatal(err)
-		}
+		addr := downAddr(t, e)
 		a := e.start(t, "a", func([]node.Message) {}, func(c *Config) {
 			c.Peers = map[ring.NodeID]string{"b": addr}
 			c.MaxReconnectDelay = 10 * time.Second
