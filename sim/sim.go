@@ -596,6 +596,18 @@ func (c *Cluster) Wipe(id ring.NodeID) {
 	c.nodes[id].disk.Wipe()
 }
 
+// Believe makes node id's failure detector report about with status s, as
+// a lagging detector would (a restarted daemon's memberlist has not heard
+// from its peers yet): it holds until the simulated detector's next report
+// on about.
+func (c *Cluster) Believe(id, about ring.NodeID, s node.Status) {
+	if sn := c.nodes[id]; sn != nil && sn.up {
+		c.tracef("%s believes %s is %s", id, about, s)
+		sn.core.SetStatus(about, s)
+		c.flush(sn)
+	}
+}
+
 // Partition cuts every link between the nodes of a and the nodes of b, in
 // both directions.
 func (c *Cluster) Partition(a, b []ring.NodeID) {
