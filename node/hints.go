@@ -46,9 +46,14 @@ type hintState struct {
 	stuck      map[ring.NodeID]bool
 	spread     map[string]uint64
 	spreadDone map[ring.NodeID]bool
+	sweeps     uint64
 
 	Stored, Delivered uint64
 }
+
+// spreadAgain is how many hint sweeps pass before stuck hints are copied to
+// the other primaries again.
+const spreadAgain = 10
 
 type hintOp struct {
 	target ring.NodeID // the primary the hint names
@@ -388,6 +393,12 @@ func (n *Node) tickHints() {
 		return
 	}
 	n.hints.nextSweep = n.now.Add(n.cfg.HintRetry)
+	if n.hints.sweeps++; n.hints.sweeps%spreadAgain == 0 {
+		// Spread copies are repairs nobody acknowledges: offer stuck
+		// hints again now and then, in case one was lost.
+		clear(n.hints.spread)
+		clear(n.hints.spreadDone)
+	}
 	n.loadHints()
 	for _, t := range n.hintTargets() {
 		n.deliverHints(t)
