@@ -4,6 +4,8 @@
 #             every test with the race detector, the simulator's seeds and
 #             the go-ycsb binding's module (bench/).
 # make build  builds the static binary into bin/dynago.
+# make image  builds the FROM-scratch Docker image dynago:dev around it
+#             (deploy/Dockerfile; run it with deploy/compose.yaml).
 # make proto  regenerates the committed protobuf code.
 
 GO        ?= go
@@ -12,12 +14,19 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test test-deps fmt-check vet unit sim-check bench-test bench proto clean
+.PHONY: all build image test test-deps fmt-check vet unit sim-check bench-test bench proto clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dynago ./cmd/dynago
+
+# The build context is only the binary and an empty data directory, so that
+# nothing else of the work tree is sent to the daemon.
+IMAGE ?= dynago:dev
+image: build
+	rm -rf bin/image && mkdir -p bin/image/data && cp bin/dynago bin/image/
+	docker build -f deploy/Dockerfile -t $(IMAGE) bin/image
 
 test: test-deps fmt-check vet unit sim-check bench-test
 
