@@ -28,6 +28,9 @@ func runServer(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http-addr", envDefault("DYNAGO_HTTP_ADDR", "127.0.0.1:9101"), "HTTP API listen address (env DYNAGO_HTTP_ADDR)")
 	rpcAddr := fs.String("rpc-addr", envDefault("DYNAGO_RPC_ADDR", "127.0.0.1:9201"), "node-to-node gRPC listen address (env DYNAGO_RPC_ADDR)")
 	gossipAddr := fs.String("gossip-addr", envDefault("DYNAGO_GOSSIP_ADDR", "127.0.0.1:9301"), "gossip (memberlist, UDP and TCP) listen address; an IP literal, bound exactly (env DYNAGO_GOSSIP_ADDR)")
+	advHTTP := fs.String("advertise-http", envDefault("DYNAGO_ADVERTISE_HTTP", ""), "host:port clients and other nodes reach the HTTP API at; default --http-addr, required when that binds every interface (env DYNAGO_ADVERTISE_HTTP)")
+	advRPC := fs.String("advertise-rpc", envDefault("DYNAGO_ADVERTISE_RPC", ""), "host:port other nodes reach the gRPC address at; default --rpc-addr, required when that binds every interface (env DYNAGO_ADVERTISE_RPC)")
+	advGossip := fs.String("advertise-gossip", envDefault("DYNAGO_ADVERTISE_GOSSIP", ""), "host:port other nodes reach gossip at (a host name is resolved once, at start); default --gossip-addr, required when that binds every interface (env DYNAGO_ADVERTISE_GOSSIP)")
 	join := fs.String("join", envDefault("DYNAGO_JOIN", ""), "gossip addresses of existing members to join through, comma-separated; retried until one answers (env DYNAGO_JOIN)")
 	preset := fs.String("preset", envDefault("DYNAGO_PRESET", "default"), "timing preset: default, or lab for fast failure detection and repair (env DYNAGO_PRESET)")
 	cluster := fs.String("cluster", envDefault("DYNAGO_CLUSTER", ""), "static membership: id=rpc_addr[/http_addr],... including this node; every node gets the same list (env DYNAGO_CLUSTER)")
@@ -73,6 +76,7 @@ func runServer(ctx context.Context, args []string) error {
 		}
 		cfg.Faults.Delay = map[string]fault.Delay{fault.Any: d}
 	}
+	cfg.AdvertiseHTTP, cfg.AdvertiseRPC, cfg.AdvertiseGossip = *advHTTP, *advRPC, *advGossip
 	for _, j := range strings.Split(*join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
 			cfg.Join = append(cfg.Join, j)
