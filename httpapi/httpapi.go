@@ -182,6 +182,7 @@ func New(b Backend, opts Options) http.Handler {
 		ep(http.MethodGet, "admin_defaults", a.defaults),
 		ep(http.MethodPut, "admin_defaults", a.defaults)))
 	mux.Handle("/healthz", resource(other, ep(http.MethodGet, "healthz", a.healthz)))
+	mux.Handle("/readyz", resource(other, ep(http.MethodGet, "readyz", a.readyz)))
 	mux.Handle("/metrics", resource(other, ep(http.MethodGet, "metrics", metrics.ServeHTTP)))
 	mux.Handle("/", other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "no such route"})

@@ -109,6 +109,7 @@ type Server struct {
 	closeOnce sync.Once
 	stopOnce  sync.Once
 	failed    atomic.Bool // storage failed: the shutdown is not clean
+	draining  atomic.Bool // see Drain
 }
 
 type syncResult struct {

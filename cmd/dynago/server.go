@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dynago/dynago/fault"
@@ -38,6 +40,7 @@ func runServer(ctx context.Context, args []string) error {
 	n := fs.Int("n", envInt("DYNAGO_N", 3), "replicas per key (env DYNAGO_N)")
 	r := fs.Int("r", envInt("DYNAGO_R", 0), "default read quorum, 1..N; 0 = majority (env DYNAGO_R)")
 	w := fs.Int("w", envInt("DYNAGO_W", 0), "default write quorum, 1..N; 0 = majority (env DYNAGO_W)")
+	drainTimeout := fs.Duration("drain-timeout", envDuration("DYNAGO_DRAIN_TIMEOUT", 5*time.Second), "on SIGTERM, how long to keep serving with /readyz answering 503 \"draining\" before shutting down, so that load balancers stop sending requests first; a second signal cuts it short (env DYNAGO_DRAIN_TIMEOUT)")
 	timeout := fs.Duration("request-timeout", envDuration("DYNAGO_REQUEST_TIMEOUT", 5*time.Second), "default request timeout (env DYNAGO_REQUEST_TIMEOUT)")
 	maxKey := fs.Int("max-key-size", envInt("DYNAGO_MAX_KEY_SIZE", 1<<10), "largest key in bytes (env DYNAGO_MAX_KEY_SIZE)")
 	maxValue := fs.Int("max-value-size", envInt("DYNAGO_MAX_VALUE_SIZE", 1<<20), "largest value in bytes (env DYNAGO_MAX_VALUE_SIZE)")
@@ -95,6 +98,7 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	select {
 	case <-ctx.Done():
+		drain(srv, *drainTimeout)
 		logger.Info("shutting down")
 	case <-srv.Done():
 		logger.Error("node stopped itself")
@@ -102,6 +106,25 @@ func runServer(ctx context.Context, args []string) error {
 		return fmt.Errorf("node stopped after a storage failure")
 	}
 	return srv.Close()
+}
+
+// drain keeps the node serving, marked not ready, for up to d after the
+// first shutdown signal; a second SIGINT or SIGTERM ends it at once.
+func drain(srv *server.Server, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	srv.Drain()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-again:
+	case <-srv.Done():
+	}
 }
 
 func envInt(name string, def int) int {
