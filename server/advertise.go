@@ -2,10 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/dynago/dynago/httpapi"
+	"github.com/dynago/dynago/ring"
 )
 
 // Advertise addresses. A node publishes where others reach it: its RPC and
@@ -137,4 +144,82 @@ func resolveGossipAdvertise(addr string) (string, error) {
 		return "", fmt.Errorf("%w: --advertise-gossip %q: %s resolves to no usable address", ErrConfig, addr, host)
 	}
 	return net.JoinHostPort(pick.String(), port), nil
+}
+
+// probeTimeout bounds each check of a joining node's address: a node that
+// cannot answer a local probe in 3 s cannot take a handoff either.
+const probeTimeout = 3 * time.Second
+
+// checkJoining verifies, before a plan or commit hands partitions to them,
+// that every joining node's advertised addresses answer as that node: RPC
+// (handoffs, replication) and HTTP (clients, the dashboard). An address
+// that is unspecified or reaches another node is refused as surely as one
+// that reaches nothing: handing partitions to it would stall the change.
+func (s *Server) checkJoining(ctx context.Context, joining []ring.NodeID) error {
+	var problems []string
+	for _, id := range joining {
+		s.peerMu.Lock()
+		m, ok := s.seen[id]
+		s.peerMu.Unlock()
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: not known to gossip", id))
+			continue
+		}
+		if host, _, err := net.SplitHostPort(m.Addr); err != nil || unspecifiedHost(host) {
+			problems = append(problems, fmt.Sprintf("%s advertises gossip address %q, which other nodes cannot use (restart it with --advertise-gossip)", id, m.Addr))
+		}
+		if err := s.probeRPC(ctx, id, m.Meta.RPCAddr); err != nil {
+			problems = append(problems, err.Error())
+		}
+		if err := probeHTTP(ctx, id, m.Meta.HTTPAddr); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", httpapi.ErrMemberUnreachable, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (s *Server) probeRPC(ctx context.Context, id ring.NodeID, addr string) error {
+	if addr == "" {
+		return fmt.Errorf("%s advertises no RPC address", id)
+	}
+	if err := checkAdvertise(addr); err != nil {
+		return fmt.Errorf("%s advertises RPC address %q, which other nodes cannot use: %v (restart it with --advertise-rpc)", id, addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := s.trans.Probe(ctx, id, addr); err != nil {
+		return fmt.Errorf("%s's advertised RPC address %s does not answer as %s: %v", id, addr, id, err)
+	}
+	return nil
+}
+
+func probeHTTP(ctx context.Context, id ring.NodeID, addr string) error {
+	if addr == "" {
+		return fmt.Errorf("%s advertises no HTTP address", id)
+	}
+	if err := checkAdvertise(addr); err != nil {
+		return fmt.Errorf("%s advertises HTTP address %q, which clients cannot use: %v (restart it with --advertise-http)", id, addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	if err != nil {
+		return fmt.Errorf("%s's advertised HTTP address %s: %v", id, addr, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s's advertised HTTP address %s does not answer: %v", id, addr, err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Node ring.NodeID `json:"node"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&h)
+	if resp.StatusCode != http.StatusOK || err != nil || h.Node != id {
+		return fmt.Errorf("%s's advertised HTTP address %s answers /healthz with %d as node %q, not as %s", id, addr, resp.StatusCode, h.Node, id)
+	}
+	return nil
 }
