@@ -24,8 +24,10 @@ type stuckAdmin struct {
 	aborts       int
 }
 
-func (b *stuckAdmin) Plan(context.Context) (node.Plan, error)   { return node.Plan{}, node.ErrTransition }
-func (b *stuckAdmin) Commit(context.Context) (node.Plan, error) { return node.Plan{}, node.ErrTransition }
+func (b *stuckAdmin) Plan(context.Context) (node.Plan, error) { return node.Plan{}, node.ErrTransition }
+func (b *stuckAdmin) Commit(context.Context) (node.Plan, error) {
+	return node.Plan{}, node.ErrTransition
+}
 func (b *stuckAdmin) StageLeave(context.Context, ring.NodeID) error {
 	return node.ErrTransition
 }
