@@ -197,7 +197,11 @@ func TestAbortStalledJoin(t *testing.T) {
 	if out, err := exec.Command(binary, "admin", "commit", "--addr", c.Nodes[0].HTTPAddr).CombinedOutput(); err != nil || !strings.Contains(string(out), "committed") {
 		t.Fatalf("admin commit: %v\n%s", err, out)
 	}
-	// The newcomer freezes mid-handoff.
+	// The newcomer freezes mid-handoff, once it received something.
+	deadline := time.Now().Add(10 * time.Second)
+	for h := clusterOf(t, c.Nodes[0]).Handoff; h != nil && h.Done == 0 && time.Now().Before(deadline); h = clusterOf(t, c.Nodes[0]).Handoff {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := syscall.Kill(n4.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +244,13 @@ func TestAbortStalledJoin(t *testing.T) {
 	if len(keys) == 0 {
 		t.Fatal("no write was acknowledged")
 	}
+	held := 0
+	for _, k := range keys {
+		if call(t, "GET", base(n4)+"/admin/local/"+k, nil, nil).Status == 200 {
+			held++
+		}
+	}
+	t.Logf("n4 holds %d of the %d acknowledged keys as it resumes (it may already be handing them back)", held, len(keys))
 	for _, k := range keys {
 		if g := call(t, "GET", base(c.Nodes[0])+"/kv/"+k, nil, nil); g.Status != 200 || string(g.Body) != k {
 			t.Fatalf("acknowledged %s after the abort: %d %q", k, g.Status, g.Body)
