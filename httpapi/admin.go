@@ -152,8 +152,10 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request) {
 		writeError(w, adminError(err))
 		return
 	}
+	// The leave is staged whatever the plan says; a joining node that does
+	// not answer is for plan and commit to refuse, not this answer.
 	p, err := ad.Plan(r.Context())
-	if err != nil && !errors.Is(err, node.ErrNoChange) {
+	if err != nil && !errors.Is(err, node.ErrNoChange) && !errors.Is(err, ErrMemberUnreachable) {
 		writeError(w, adminError(err))
 		return
 	}
