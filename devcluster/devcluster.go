@@ -38,7 +38,11 @@ type Config struct {
 	N, R, W        int    // defaults 3, 2, 2
 	Preset         string // server timing preset; default "lab" (fast detection and repair)
 	DataDir        string // default: a fresh directory under the system temp dir
-	ExtraArgs      []string
+	// DrainTimeout is each node's --drain-timeout: how long a node stopped
+	// with SIGTERM keeps serving with /readyz answering 503. Default 0: a
+	// local cluster has no load balancer to wait for.
+	DrainTimeout time.Duration
+	ExtraArgs    []string
 	// Logs receives every node's log lines, prefixed with the node ID; nil
 	// writes them to DataDir/<id>.log only.
 	Logs io.Writer
@@ -228,6 +232,7 @@ func (c *Cluster) launch(n *Node) error {
 		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset,
 		"--partitions", strconv.Itoa(c.cfg.Partitions),
 		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
+		"--drain-timeout", c.cfg.DrainTimeout.String(),
 	}
 	if !n.Joined {
 		args = append(args, "--cluster", c.static)

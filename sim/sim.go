@@ -280,6 +280,17 @@ func (c *Cluster) Commit(via ring.NodeID) (node.Plan, error) {
 	return pl, err
 }
 
+// Abort runs an operator's `admin abort` on node via.
+func (c *Cluster) Abort(via ring.NodeID) (node.HandoffProgress, error) {
+	sn := c.nodes[via]
+	if !sn.up {
+		return node.HandoffProgress{}, fmt.Errorf("sim: %s is down", via)
+	}
+	hp, err := sn.core.Abort(c.now)
+	c.flush(sn)
+	return hp, err
+}
+
 // StageLeave runs an operator's `admin leave id` on node via.
 func (c *Cluster) StageLeave(via, id ring.NodeID) error {
 	sn := c.nodes[via]
