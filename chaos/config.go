@@ -202,6 +202,12 @@ type Report struct {
 	// Acked/Attempted.
 	ReadAvailability  float64 `json:"read_availability"`
 	WriteAvailability float64 `json:"write_availability"`
+	// ReadErrors and WriteErrors count the failed requests by kind:
+	// quorum_failed, an HTTP status and API code (503_unavailable),
+	// timeout (no answer in RequestTimeout + 1 s), refused (a killed
+	// node), net_dial, other.
+	ReadErrors  map[string]int `json:"read_errors,omitempty"`
+	WriteErrors map[string]int `json:"write_errors,omitempty"`
 
 	// Converged says every node saw every other alive and returned the
 	// same set for every key (read with R=N), equal to every primary's own
@@ -215,8 +221,8 @@ type Report struct {
 	HealError string `json:"heal_error,omitempty"`
 
 	// Nemesis counts the faults performed per kind; NemesisSkipped those
-	// the nemesis chose but did not perform (wipe rule not met, no time
-	// left for a long partition, unsupported by the cluster);
+	// the nemesis chose but did not perform (wipe rule not met,
+	// unsupported by the cluster);
 	// NemesisErrors the fault actions that failed.
 	Nemesis        map[string]int `json:"nemesis"`
 	NemesisSkipped map[string]int `json:"nemesis_skipped,omitempty"`

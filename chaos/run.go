@@ -54,8 +54,11 @@ func Run(ctx context.Context, c Cluster, cfg Config) (Report, error) {
 		select {
 		case <-progress.C:
 			att, ack, unk := hist.counts()
-			cfg.Log("t=%3.0fs attempted=%d acked=%d indeterminate=%d reads=%d/%d not_found=%d fault=%s",
-				time.Since(start).Seconds(), att, ack, unk, hist.readsOK.Load(), hist.reads.Load(), hist.notFound.Load(), nem.status())
+			hist.mu.Lock()
+			errs := fmt.Sprint(hist.readErrs)
+			hist.mu.Unlock()
+			cfg.Log("t=%3.0fs attempted=%d acked=%d indeterminate=%d reads=%d/%d not_found=%d read_errors=%s fault=%s",
+				time.Since(start).Seconds(), att, ack, unk, hist.readsOK.Load(), hist.reads.Load(), hist.notFound.Load(), strings.TrimPrefix(errs, "map"), nem.status())
 		case <-time.After(time.Until(end)):
 			wait = false
 		case <-ctx.Done():
@@ -108,6 +111,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) (Report, error) {
 	nem.mu.Unlock()
 	hist.mu.Lock()
 	rep.Attempted, rep.Acked, rep.Indeterminate = len(hist.attempted), len(hist.acked), hist.unknown
+	rep.ReadErrors, rep.WriteErrors = maps.Clone(hist.readErrs), maps.Clone(hist.writeErrs)
 	rep.LostElements, rep.UnexpectedElements = check(hist.attempted, hist.acked, conv.final)
 	hist.mu.Unlock()
 	rep.Lost, rep.Unexpected = len(rep.LostElements), len(rep.UnexpectedElements)

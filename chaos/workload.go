@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dynago/dynago/client"
@@ -25,6 +28,9 @@ type history struct {
 	acked     []ackedElem    // append-only, in acknowledgement order
 	unknown   int
 
+	readErrs  map[string]int // error class -> count
+	writeErrs map[string]int
+
 	ackedPerKey []atomic.Int64
 	reads       atomic.Int64
 	readsOK     atomic.Int64
@@ -37,7 +43,7 @@ type ackedElem struct {
 }
 
 func newHistory(keys int) *history {
-	return &history{attempted: map[string]int{}, ackedPerKey: make([]atomic.Int64, keys)}
+	return &history{attempted: map[string]int{}, readErrs: map[string]int{}, writeErrs: map[string]int{}, ackedPerKey: make([]atomic.Int64, keys)}
 }
 
 func (h *history) attempt(elem string, key int) {
@@ -53,10 +59,41 @@ func (h *history) ack(elem string, key int) {
 	h.ackedPerKey[key].Add(1)
 }
 
-func (h *history) fail() {
+func (h *history) fail(err error) {
 	h.mu.Lock()
 	h.unknown++
+	h.writeErrs[errClass(err)]++
 	h.mu.Unlock()
+}
+
+func (h *history) readFailed(err error) {
+	h.mu.Lock()
+	h.readErrs[errClass(err)]++
+	h.mu.Unlock()
+}
+
+// errClass names the kind of a failed request, for the report: what a
+// client saw while the nemesis acted.
+func errClass(err error) string {
+	var qe *client.QuorumError
+	var ae *client.APIError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &qe):
+		return "quorum_failed"
+	case errors.As(err, &ae):
+		if ae.Code == "" {
+			return strconv.Itoa(ae.Status)
+		}
+		return strconv.Itoa(ae.Status) + "_" + ae.Code
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.As(err, &op):
+		return "net_" + op.Op
+	}
+	return "other"
 }
 
 // ackedSoFar returns the elements acknowledged until now. The slice is
@@ -128,6 +165,7 @@ func (w *workload) run(ctx context.Context, i int) {
 				w.hist.notFound.Add(1)
 			}
 		default:
+			w.hist.readFailed(err)
 			w.pause(ctx, rng)
 			continue
 		}
@@ -138,7 +176,7 @@ func (w *workload) run(ctx context.Context, i int) {
 		s[elem] = struct{}{}
 		w.hist.attempt(elem, k)
 		if _, err := cl.Put(ctx, key, encodeSet(s), &client.PutOptions{Context: v.Context, Timeout: w.cfg.RequestTimeout}); err != nil {
-			w.hist.fail()
+			w.hist.fail(err)
 			w.pause(ctx, rng)
 			continue
 		}

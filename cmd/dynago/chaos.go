@@ -89,8 +89,11 @@ func runChaos(ctx context.Context, args []string) error {
 	if !seedSet {
 		cfg.Seed = rand.Uint64N(1 << 31)
 	}
-	if cfg.Duration <= 0 {
-		return fmt.Errorf("%w: --duration must be positive", errUsage)
+	switch {
+	case cfg.Duration <= 0 || cfg.DeadTimeout <= 0 || cfg.ConvergeTimeout <= 0:
+		return fmt.Errorf("%w: --duration, --dead-timeout and --converge-timeout must be positive", errUsage)
+	case cfg.Clients < 1 || cfg.Keys < 1 || dc.Nodes < 1:
+		return fmt.Errorf("%w: --nodes, --clients and --keys must be at least 1", errUsage)
 	}
 	if dc.HTTPBasePort == 0 {
 		if dc.HTTPBasePort, err = devcluster.FreePortBase(dc.Nodes); err != nil {
