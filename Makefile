@@ -49,7 +49,7 @@ sim-check:
 # lost and the cluster must converge. Then the negative control: under
 # last-write-wins the checker must catch lost elements (exit 0 means it
 # did). Longer runs and their figures: docs/RELIABILITY.md.
-CHAOS_DURATION ?= 30s
+CHAOS_DURATION ?= 40s
 chaos-check:
 	$(GO) run ./cmd/dynago chaos --duration $(CHAOS_DURATION) --seed 1
 	$(GO) run ./cmd/dynago chaos --duration 12s --seed 2 --lww --nemesis kill,partition
