@@ -52,7 +52,7 @@ sim-check:
 CHAOS_DURATION ?= 40s
 chaos-check:
 	$(GO) run ./cmd/dynago chaos --duration $(CHAOS_DURATION) --seed 1
-	$(GO) run ./cmd/dynago chaos --duration 12s --seed 2 --lww --nemesis kill,partition
+	$(GO) run ./cmd/dynago chaos --duration 12s --seed 2 --lww --nemesis kill,partition --converge-timeout 15s
 
 # The go-ycsb binding lives in its own module (bench/) so that go-ycsb's
 # dependencies stay out of the dynago binary; ./... above does not reach it.

@@ -4,15 +4,22 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dynago/dynago/client"
 )
 
 // fakeStore is a one-copy key-value store with the API's read and write
@@ -348,5 +355,22 @@ func TestParseNemesis(t *testing.T) {
 	}
 	if err := (&Config{Nemesis: []string{"meteor"}}).validate(); err == nil {
 		t.Error("Config accepted an unknown nemesis")
+	}
+}
+
+func TestErrClass(t *testing.T) {
+	for want, err := range map[string]error{
+		"quorum_failed":   &client.QuorumError{Acks: 1, Required: 2, Op: "get"},
+		"503_unavailable": &client.APIError{Status: 503, Code: "unavailable"},
+		"502":             &client.APIError{Status: 502},
+		"timeout":         fmt.Errorf("get: %w", context.DeadlineExceeded),
+		"refused":         &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)},
+		"reset":           fmt.Errorf("put: %w", io.ErrUnexpectedEOF),
+		"net_dial":        &net.OpError{Op: "dial", Err: errors.New("no route")},
+		"other":           errors.New("odd"),
+	} {
+		if got := errClass(err); got != want {
+			t.Errorf("errClass(%v) = %q, want %q", err, got, want)
+		}
 	}
 }

@@ -205,7 +205,8 @@ type Report struct {
 	// ReadErrors and WriteErrors count the failed requests by kind:
 	// quorum_failed, an HTTP status and API code (503_unavailable),
 	// timeout (no answer in RequestTimeout + 1 s), refused (a killed
-	// node), net_dial, other.
+	// node), reset (a connection cut mid-request: a node killed while
+	// answering), net_dial, other.
 	ReadErrors  map[string]int `json:"read_errors,omitempty"`
 	WriteErrors map[string]int `json:"write_errors,omitempty"`
 

@@ -229,16 +229,17 @@ func lookOnce(ctx context.Context, c Cluster, hc *http.Client, clients map[strin
 			differ("%s: %v", id, err)
 			continue
 		}
-		alive := 0
+		listed := map[string]bool{}
 		for _, m := range cv.Nodes {
-			if m.Status == "alive" {
-				alive++
-			} else {
+			listed[m.ID] = true
+			if m.Status != "alive" {
 				differ("%s sees %s %s", id, m.ID, m.Status)
 			}
 		}
-		if alive != len(nodes) {
-			differ("%s sees %d of %d nodes alive", id, alive, len(nodes))
+		for _, o := range nodes {
+			if !listed[o] {
+				differ("%s does not list %s", id, o)
+			}
 		}
 	}
 	for k := range keys {
