@@ -35,6 +35,7 @@ type fakeStore struct {
 	junk     bool // slip an element no client wrote into every write
 	dead     bool // /cluster reports a member dead forever
 	lagging  bool // the last node's own copy stays empty
+	crashed  bool // the final heal finds a node that crashed by itself
 	puts     int
 	maxSibs  int
 	requests int
@@ -103,7 +104,13 @@ func (fc *fakeCluster) Wipe(_ context.Context, id string) error   { return fc.re
 func (fc *fakeCluster) Partition(_ context.Context, a, b []string) error {
 	return fc.record("partition " + strings.Join(a, ",") + "|" + strings.Join(b, ","))
 }
-func (fc *fakeCluster) Heal(context.Context) error { return fc.record("heal") }
+func (fc *fakeCluster) Heal(context.Context) error {
+	fc.record("heal")
+	if fc.store.crashed {
+		return errors.New("f2 exited without being killed")
+	}
+	return nil
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -283,6 +290,18 @@ func TestRunReportsNoConvergence(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("run took %v: convergence wait not bounded", took)
+	}
+}
+
+func TestRunFailsWhenTheHealFails(t *testing.T) {
+	store := newFakeStore()
+	store.crashed = true
+	rep, err := Run(context.Background(), newFakeCluster(t, store, 3), fakeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Valid || !strings.Contains(rep.HealError, "exited without being killed") || rep.Lost != 0 {
+		t.Fatalf("a node that crashed by itself passed unnoticed: %+v", rep)
 	}
 }
 

@@ -218,7 +218,8 @@ type Report struct {
 	ConvergenceS float64 `json:"convergence_s"`
 	// Unconverged says what still differed when the wait ran out.
 	Unconverged string `json:"unconverged,omitempty"`
-	// HealError is the final heal's error, if any.
+	// HealError is the final heal's error, if any: a node that could not
+	// be started or reached, or one that had crashed by itself.
 	HealError string `json:"heal_error,omitempty"`
 
 	// Nemesis counts the faults performed per kind; NemesisSkipped those
@@ -233,7 +234,8 @@ type Report struct {
 	LostElements       []string `json:"lost_elements,omitempty"`
 	UnexpectedElements []string `json:"unexpected_elements,omitempty"`
 
-	// Valid is the verdict: converged, nothing lost, nothing unexpected.
+	// Valid is the verdict: healed and converged, nothing lost, nothing
+	// unexpected.
 	Valid bool `json:"valid"`
 }
 

@@ -19,13 +19,14 @@ type Processes struct {
 	dc *devcluster.Cluster
 	hc *http.Client
 
-	mu   sync.Mutex
-	cuts map[string][]string // node -> the nodes it cannot reach
+	mu     sync.Mutex
+	cuts   map[string][]string // node -> the nodes it cannot reach
+	killed map[string]bool     // stopped on purpose: any other stopped node crashed
 }
 
 // NewProcesses wraps a running devcluster.
 func NewProcesses(dc *devcluster.Cluster) *Processes {
-	return &Processes{dc: dc, hc: newHTTPClient(), cuts: map[string][]string{}}
+	return &Processes{dc: dc, hc: newHTTPClient(), cuts: map[string][]string{}, killed: map[string]bool{}}
 }
 
 var _ Cluster = (*Processes)(nil)
@@ -55,7 +56,14 @@ func (p *Processes) Kill(_ context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	p.setKilled(id, true)
 	return p.dc.Kill(n)
+}
+
+func (p *Processes) setKilled(id string, v bool) {
+	p.mu.Lock()
+	p.killed[id] = v
+	p.mu.Unlock()
 }
 
 // Start implements Cluster; a node already running is left alone.
@@ -70,6 +78,7 @@ func (p *Processes) Start(ctx context.Context, id string) error {
 	if err := p.dc.Restart(ctx, n); err != nil {
 		return err
 	}
+	p.setKilled(id, false)
 	return p.recut(ctx, id)
 }
 
@@ -97,9 +106,11 @@ func (p *Processes) Wipe(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	p.setKilled(id, true)
 	if err := p.dc.Wipe(ctx, n); err != nil {
 		return err
 	}
+	p.setKilled(id, false)
 	return p.recut(ctx, id)
 }
 
@@ -151,10 +162,14 @@ func appendNew(s []string, v string) []string {
 }
 
 // Heal implements Cluster: every paused node is continued, every stopped
-// one started, every cut removed; it goes on past failures.
+// one started, every cut removed; it goes on past failures. A node found
+// stopped that was not killed has crashed by itself: it is started too, and
+// reported as an error, so that the run does not pass over it.
 func (p *Processes) Heal(ctx context.Context) error {
 	p.mu.Lock()
 	p.cuts = map[string][]string{}
+	killed := p.killed
+	p.killed = map[string]bool{}
 	p.mu.Unlock()
 	var errs []error
 	for _, n := range p.dc.List() {
@@ -164,6 +179,9 @@ func (p *Processes) Heal(ctx context.Context) error {
 	}
 	for _, n := range p.dc.List() {
 		if !n.Running() {
+			if !killed[n.ID] {
+				errs = append(errs, fmt.Errorf("%s exited without being killed (log: %s.log)", n.ID, n.DataDir))
+			}
 			if err := p.dc.Restart(ctx, n); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", n.ID, err))
 				continue

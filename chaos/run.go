@@ -123,7 +123,7 @@ func Run(ctx context.Context, c Cluster, cfg Config) (Report, error) {
 	}
 	rep.ReadAvailability = ratio(rep.ReadsOK, rep.Reads)
 	rep.WriteAvailability = ratio(rep.Acked, rep.Attempted)
-	rep.Valid = rep.Converged && rep.Lost == 0 && rep.Unexpected == 0
+	rep.Valid = rep.Converged && rep.Lost == 0 && rep.Unexpected == 0 && rep.HealError == ""
 	return rep, nil
 }
 

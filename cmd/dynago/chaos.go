@@ -151,6 +151,9 @@ func chaosVerdict(rep chaos.Report) error {
 	if rep.Unexpected > 0 {
 		why = append(why, fmt.Sprintf("%d unexpected elements (e.g. %s)", rep.Unexpected, strings.Join(rep.UnexpectedElements[:min(3, len(rep.UnexpectedElements))], ", ")))
 	}
+	if rep.HealError != "" {
+		why = append(why, "the final heal failed: "+rep.HealError)
+	}
 	if !rep.Converged {
 		why = append(why, fmt.Sprintf("not converged %gs after the final heal: %s", rep.ConvergenceS, rep.Unconverged))
 	}

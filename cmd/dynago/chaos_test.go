@@ -24,6 +24,7 @@ func TestChaosVerdict(t *testing.T) {
 		{"clean", chaos.Report{Acked: 10, Converged: true, Valid: true}, true},
 		{"lost", chaos.Report{Acked: 10, Lost: 1, LostElements: []string{"k/e"}, Converged: true}, false},
 		{"unexpected", chaos.Report{Acked: 10, Unexpected: 1, UnexpectedElements: []string{"k/x"}, Converged: true}, false},
+		{"heal failed", chaos.Report{Acked: 10, Converged: true, HealError: "n3 exited without being killed"}, false},
 		{"not converged", chaos.Report{Acked: 10, Converged: false, Unconverged: "n1 sees n2 dead"}, false},
 		{"lww caught", chaos.Report{LWW: true, Acked: 10, Lost: 3}, true},
 		{"lww missed", chaos.Report{LWW: true, Acked: 10, Converged: true}, false},
