@@ -65,7 +65,7 @@ func runChaos(ctx context.Context, args []string) error {
 	nemesis := fs.String("nemesis", strings.Join(chaos.AllNemeses, ","), "faults to mix, comma-separated, or all, or none")
 	fs.BoolVar(&cfg.LWW, "lww", false, "run the nodes last-write-wins: a negative control that must lose elements")
 	fs.IntVar(&dc.HTTPBasePort, "http-base-port", 0, "node i serves HTTP on this port + i - 1, RPC 100 and gossip 200 above (default: free ports)")
-	keep := fs.Bool("keep", false, "keep the nodes' data directory and logs")
+	keep := fs.Bool("keep", false, "keep the nodes' data directory and logs (a failed run always keeps them)")
 	fs.DurationVar(&cfg.DeadTimeout, "dead-timeout", chaos.DefaultDeadTimeout, "how long the cluster takes to declare a cut-off node dead and give up on it; long partitions last this plus 2-5s")
 	fs.DurationVar(&cfg.ConvergeTimeout, "converge-timeout", chaos.DefaultConvergeTimeout, "bound on the wait for convergence after the final heal")
 	fs.Usage = func() {
@@ -115,9 +115,12 @@ func runChaos(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	failed := false
 	defer func() {
-		c.Cleanup(*keep)
-		if *keep {
+		// A failed run keeps its nodes' data and logs: they are the evidence.
+		kept := *keep || failed
+		c.Cleanup(kept)
+		if kept {
 			logf("data and logs kept in %s", c.DataDir)
 		}
 	}()
@@ -125,6 +128,10 @@ func runChaos(ctx context.Context, args []string) error {
 
 	rep, err := chaos.Run(ctx, chaos.NewProcesses(c), cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: every fault healed, nothing checked: %w", err)
+		}
+		failed = true
 		return err
 	}
 	line, err := json.Marshal(rep)
@@ -132,7 +139,9 @@ func runChaos(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
-	return chaosVerdict(rep)
+	err = chaosVerdict(rep)
+	failed = err != nil
+	return err
 }
 
 // chaosVerdict turns a report into the exit status.
