@@ -58,6 +58,12 @@ type Config struct {
 	AEInterval     time.Duration // anti-entropy exchange interval; default 1s (lab 200ms)
 	AEMaxKeys      int           // objects repaired per exchange and direction; default 1000
 
+	// LWW makes the node last-write-wins: merges keep only the newest
+	// sibling, silently dropping concurrent writes. Every node of a cluster
+	// must agree. It exists as an explicit choice and as the negative
+	// control of `dynago chaos --lww`, which must catch it losing writes.
+	LWW bool
+
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
 

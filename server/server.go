@@ -167,6 +167,7 @@ func Start(cfg Config) (*Server, error) {
 		RequestTimeout: cfg.RequestTimeout, MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize,
 		ReplicaTimeout: cfg.ReplicaTimeout, HintRetry: 5 * cfg.ReplicaTimeout,
 		AEInterval: cfg.AEInterval, AETimeout: 10 * cfg.AEInterval, AEMaxKeys: cfg.AEMaxKeys,
+		LWW: cfg.LWW,
 	}, s.engine)
 	if err != nil {
 		return nil, err
