@@ -15,7 +15,7 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build image test test-deps fmt-check vet unit sim-check chaos-check bench-test bench proto clean
+.PHONY: all build image test test-deps fmt-check vet unit sim-check chaos-check container-check bench-test bench proto clean
 
 all: build
 
@@ -29,7 +29,7 @@ image: build
 	rm -rf bin/image && mkdir -p bin/image/data && cp bin/dynago bin/image/
 	docker build -f deploy/Dockerfile -t $(IMAGE) bin/image
 
-test: test-deps fmt-check vet unit sim-check chaos-check bench-test
+test: test-deps fmt-check vet unit sim-check chaos-check container-check bench-test
 
 # Tools the tests need that a fresh machine may lack. Idempotent.
 test-deps:
@@ -62,6 +62,12 @@ CHAOS_DURATION ?= 40s
 chaos-check:
 	$(GO) run ./cmd/dynago chaos --duration $(CHAOS_DURATION) --seed 1
 	$(GO) run ./cmd/dynago chaos --duration 12s --seed 2 --lww --nemesis kill,partition --converge-timeout 15s
+
+# The same chaos checker against a 5-node cluster in containers built from
+# the FROM-scratch image, its partitions real cuts (docker network
+# disconnect). Alone, not inside `unit`: five containers load both cores.
+container-check:
+	DYNAGO_CONTAINER_TEST=1 $(GO) test -count=1 -timeout 15m -run TestContainerChaos ./deploy/
 
 # The go-ycsb binding lives in its own module (bench/) so that go-ycsb's
 # dependencies stay out of the dynago binary; ./... above does not reach it.
