@@ -25,7 +25,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 		Key:       fmt.Appendf(nil, "key-%d", i),
 		Object:    []byte{0, byte(i), byte(i >> 8), 0xff, 0},
 		Value:     fmt.Appendf(nil, "value-%d-\x00\xfe", i),
-		Context:   fmt.Appendf(nil, "ctx-%d", i),
+		Context:   dvv.EncodeContext(dvv.VV{{Actor: fmt.Sprintf("n%d", i), Counter: uint64(i) + 1}}),
 		Delete:    true,
 		W:         1 + i%5,
 		Timeout:   time.Duration(i+1)*time.Millisecond + 7,

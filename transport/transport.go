@@ -39,6 +39,7 @@ type Transport struct {
 	handler     Handler
 	log         *slog.Logger
 	stats       *statsTable
+	malformedState
 	selfStats   *counters
 	local       *queue // messages to self, delivered by deliverLocal
 	delays      *delayQueue
@@ -281,7 +282,9 @@ func (t *Transport) SetInterceptor(i Interceptor) {
 
 // Stats returns a snapshot of the counters.
 func (t *Transport) Stats() Stats {
-	return t.stats.snapshot()
+	st := t.stats.snapshot()
+	st.Malformed = t.malformed.Load()
+	return st
 }
 
 // Close stops the senders (queued and delayed messages are dropped and
