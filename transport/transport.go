@@ -35,10 +35,10 @@ const (
 // Transport sends node.Messages to peers and receives theirs. Its methods
 // are safe for concurrent use.
 type Transport struct {
-	cfg         Config
-	handler     Handler
-	log         *slog.Logger
-	stats       *statsTable
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+	stats   *statsTable
 	malformedState
 	selfStats   *counters
 	local       *queue // messages to self, delivered by deliverLocal
