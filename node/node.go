@@ -104,7 +104,7 @@ type Config struct {
 	// key's version, in bytes: a write that would give the key a larger
 	// one is refused (CodeBadRequest), so that every context a node hands
 	// out fits a client's header limits and is accepted back. Default
-	// 6 KiB (8 KiB as base64 in a header).
+	// 6000 (8 KiB as a header token).
 	MaxContextSize int
 }
 
@@ -115,7 +115,10 @@ const (
 	DefaultMaxValueSize   = 1 << 20
 	DefaultSiblingWarn    = 25
 	DefaultMaxSiblings    = 100
-	DefaultMaxContextSize = 6 << 10
+	// DefaultMaxContextSize keeps a context's header form (base64url of
+	// it plus a 4-byte key tag: 8006 characters) within httpapi's 8 KiB
+	// MaxContextHeaderSize, so every context handed out is accepted back.
+	DefaultMaxContextSize = 6000
 	DefaultReplicaTimeout = time.Second
 	DefaultHintRetry      = 2 * time.Second
 	DefaultHintBatch      = 64
