@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/dynago/dynago/dvv"
 	"github.com/dynago/dynago/httpapi"
+	"github.com/dynago/dynago/httpapi/httpapitest"
 	"github.com/dynago/dynago/node"
 )
 
@@ -194,4 +197,71 @@ func TestLargestContextFitsTheHeaderLimit(t *testing.T) {
 	if n := base64.RawURLEncoding.EncodedLen(node.DefaultMaxContextSize + 4); n > httpapi.MaxContextHeaderSize {
 		t.Fatalf("a context of node.DefaultMaxContextSize bytes is a %d-character token, above MaxContextHeaderSize %d", n, httpapi.MaxContextHeaderSize)
 	}
+}
+
+// fuzzRoutes are the routes FuzzHandlers aims at; %s is the key. /events is
+// left out: it streams until the client leaves.
+var fuzzRoutes = []string{"/kv/%s", "/kv/%s/placement", "/admin/local/%s", "/admin/history/%s",
+	"/cluster", "/ring", "/healthz", "/admin/stats", "/admin/plan", "/admin/faults", "/admin/defaults", "/%s"}
+
+var fuzzMethods = []string{"GET", "PUT", "POST", "DELETE", "HEAD", "PATCH"}
+
+// FuzzHandlers sends arbitrary requests (method, route, key, query,
+// context header, body) to the HTTP API of an in-memory node that
+// acknowledged a key first: no request may get a 5xx, and the
+// acknowledged key must read back unchanged after it.
+func FuzzHandlers(f *testing.F) {
+	f.Add(uint8(1), uint8(0), "k", "", "", uint8(0), []byte("v"))
+	f.Add(uint8(1), uint8(0), "k", "w=1&timeout=5", "", uint8(1), []byte("v"))
+	f.Add(uint8(3), uint8(0), "k", "", "AQEBYQE", uint8(2), []byte{})
+	f.Add(uint8(1), uint8(0), "k", "", "\x01\x01\x02n1\xff\xff\xff\xff\xff\xff\xff\xff\x7f", uint8(2), []byte("x"))
+	f.Add(uint8(0), uint8(0), "k", "r=9&trace=1", "", uint8(0), []byte(nil))
+	f.Add(uint8(0), uint8(0), "k", "%zz", "", uint8(0), []byte(nil))
+	f.Add(uint8(1), uint8(9), "", "", "", uint8(0), []byte(`{"cut":["n2"]}`))
+	f.Add(uint8(1), uint8(10), "", "", "", uint8(0), []byte(`{"r":1}`))
+	f.Fuzz(func(t *testing.T, method, route uint8, key, query, ctx string, ctxMode uint8, body []byte) {
+		h := httpapi.New(httpapitest.New(), httpapi.Options{})
+		do := func(method, target, ctx string, body []byte) *httptest.ResponseRecorder {
+			req, err := http.NewRequest(method, "http://node"+target, bytes.NewReader(body))
+			if err != nil {
+				return nil
+			}
+			if ctx != "" {
+				req.Header.Set(httpapi.ContextHeader, ctx)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			return rec
+		}
+		put := do("PUT", "/kv/acked", "", []byte("acked value"))
+		if put.Code != http.StatusNoContent {
+			t.Fatalf("setup PUT = %d", put.Code)
+		}
+		if key == "acked" {
+			key = "not-acked"
+		}
+		path := fuzzRoutes[int(route)%len(fuzzRoutes)]
+		if strings.Contains(path, "%s") {
+			path = fmt.Sprintf(path, url.PathEscape(key))
+		}
+		switch ctxMode % 3 {
+		case 1: // the acknowledged key's context, replayed on another key
+			ctx = put.Header().Get(httpapi.ContextHeader)
+		case 2: // the fuzzer's bytes as a context, correctly bound to the key
+			var tag [4]byte
+			binary.LittleEndian.PutUint32(tag[:], uint32(xxhash.Sum64String(key)))
+			ctx = base64.RawURLEncoding.EncodeToString(append([]byte(ctx), tag[:]...))
+		}
+		target := path
+		if query != "" {
+			target += "?" + query
+		}
+		if rec := do(fuzzMethods[int(method)%len(fuzzMethods)], target, ctx, body); rec != nil && rec.Code >= 500 {
+			t.Fatalf("%s %s (context %q) = %d %s", fuzzMethods[int(method)%len(fuzzMethods)], target, ctx, rec.Code, rec.Body)
+		}
+		got := do("GET", "/kv/acked", "", nil)
+		if got.Code != http.StatusOK || got.Body.String() != "acked value" {
+			t.Fatalf("acknowledged key now reads %d %q", got.Code, got.Body)
+		}
+	})
 }
