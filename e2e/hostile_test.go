@@ -224,10 +224,17 @@ func TestHostileInputChangesNothing(t *testing.T) {
 		if r.Status != http.StatusNoContent {
 			t.Errorf("PUT %s with counters at the maximum = %d %s", key, r.Status, r.Body)
 		}
+		// Through every node: it reads back (R+W > N: the last write),
+		// and a write with the context read supersedes it.
+		want := "second"
 		for _, m := range c.Nodes {
-			if r := w.call(t, "GET", "http://"+m.HTTPAddr+"/kv/"+key, nil, nil); r.Status != http.StatusOK || string(r.Body) != "second" {
-				t.Errorf("GET %s via %s after the forged context = %d %q, want 200 second", key, m.ID, r.Status, r.Body)
-			} else if r := w.call(t, "PUT", "http://"+m.HTTPAddr+"/kv/"+key, []byte("third-"+m.ID), map[string]string{"X-Dynago-Context": r.context()}); r.Status != http.StatusNoContent {
+			r := w.call(t, "GET", "http://"+m.HTTPAddr+"/kv/"+key, nil, nil)
+			if r.Status != http.StatusOK || string(r.Body) != want {
+				t.Errorf("GET %s via %s after the forged context = %d %q, want 200 %q", key, m.ID, r.Status, r.Body, want)
+				continue
+			}
+			want = "after-" + m.ID
+			if r := w.call(t, "PUT", "http://"+m.HTTPAddr+"/kv/"+key, []byte(want), map[string]string{"X-Dynago-Context": r.context()}); r.Status != http.StatusNoContent {
 				t.Errorf("contextual PUT %s via %s = %d %s", key, m.ID, r.Status, r.Body)
 			}
 		}
