@@ -58,6 +58,19 @@ func TestContextOfAnotherKeyIsRefused(t *testing.T) {
 		wantError(t, a, http.StatusBadRequest, httpapi.CodeBadContext)
 	}
 	mustGet(t, srv, srv.URL+"/kv/a", "value of a")
+	// Two contexts in one request: refused, not one picked at random.
+	actx := call(t, srv, "GET", "/kv/a", nil).header.Get(httpapi.ContextHeader)
+	req, _ := http.NewRequest("PUT", srv.URL+"/kv/a", strings.NewReader("two"))
+	req.Header.Add(httpapi.ContextHeader, actx)
+	req.Header.Add(httpapi.ContextHeader, actx)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("PUT with two contexts = %d, want 400", resp.StatusCode)
+	}
 	// The context of b still works for b.
 	if got := call(t, srv, "PUT", "/kv/b", []byte("b2"), httpapi.ContextHeader, bctx); got.status != http.StatusNoContent {
 		t.Fatalf("PUT b with its own context = %d %s", got.status, got.body)

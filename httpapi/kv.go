@@ -79,6 +79,10 @@ func (a *api) params(r *http.Request, quorumName string) (params, *apiError) {
 // contextOf returns the request's X-Dynago-Context for key, nil when
 // absent.
 func contextOf(key []byte, r *http.Request) ([]byte, *apiError) {
+	if vs := r.Header.Values(ContextHeader); len(vs) > 1 {
+		// Which one the client meant is anyone's guess.
+		return nil, &apiError{http.StatusBadRequest, CodeBadContext, fmt.Sprintf("%d %s headers; send one", len(vs), ContextHeader)}
+	}
 	ctx, err := DecodeContextHeader(key, r.Header.Get(ContextHeader))
 	if err != nil {
 		return nil, &apiError{http.StatusBadRequest, CodeBadContext, err.Error()}

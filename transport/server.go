@@ -29,7 +29,7 @@ type nodeServer struct {
 // Step delivers the batch's valid envelopes to the Handler. Misaddressed
 // envelopes are normal during a membership change (a stale address): they
 // are dropped and counted in the ack. A malformed envelope (see
-// validEnvelope) is not: no node of this version sends one, so the call
+// node.Message.Validate) is not: no node of this version sends one, so the call
 // fails with InvalidArgument, after the valid envelopes of the batch were
 // delivered, so that the sender learns of it and an operator sees it.
 func (s *nodeServer) Step(_ context.Context, b *dynagopb.Batch) (*dynagopb.StepAck, error) {
