@@ -152,6 +152,11 @@ func FuzzEnvelope(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The boundary's check must not panic either, and what it
+		// accepts must stay within the bounds the core relies on.
+		if m.Validate() == nil && (m.Partition < 0 || m.W < 0 || m.Timeout < 0 || len(m.Levels) != len(m.Indexes)) {
+			t.Fatalf("Validate accepted an out-of-range message %+v", m)
+		}
 		if got := wire(t, m); !reflect.DeepEqual(got, m) {
 			t.Fatalf("second round trip changed the message\n got %+v\nwant %+v", got, m)
 		}
