@@ -15,7 +15,7 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build image test test-deps fmt-check vet unit sim-check chaos-check container-check bench-test bench proto clean
+.PHONY: all build image test test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test bench proto clean
 
 all: build
 
@@ -29,7 +29,7 @@ image: build
 	rm -rf bin/image && mkdir -p bin/image/data && cp bin/dynago bin/image/
 	docker build -f deploy/Dockerfile -t $(IMAGE) bin/image
 
-test: test-deps fmt-check vet unit sim-check chaos-check container-check bench-test
+test: test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test
 
 # Tools the tests need that a fresh machine may lack. Idempotent.
 test-deps:
@@ -44,6 +44,32 @@ vet:
 
 unit:
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# Every decoder of input from clients and peers, and the handlers behind
+# them, fuzzed for FUZZTIME each: contexts, objects, RPC envelopes, the
+# gRPC Step handler in front of a real core, the HTTP handlers, gossip
+# state and storage keys. The committed corpora (testdata/fuzz/) run as
+# regression tests in `unit` too. A failing input is written to the
+# package's testdata/fuzz/ for the fix's regression test.
+FUZZTIME ?= 10s
+FUZZ_TARGETS ?= \
+	./dvv:FuzzDecodeContext \
+	./object:FuzzDecode \
+	./transport:FuzzEnvelope \
+	./transport:FuzzStep \
+	./httpapi:FuzzDecodeContextHeader \
+	./httpapi:FuzzHandlers \
+	./cluster:FuzzDecode \
+	./membership:FuzzDecodeState \
+	./membership:FuzzDecodeMeta \
+	./storage:FuzzParseObjectKey \
+	./storage:FuzzParseHintKey
+fuzz-check:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # The deterministic simulator under every fault kind: no acknowledged write
 # lost, no delete resurrected, every seed converged. Then the negative

@@ -131,5 +131,22 @@ func FuzzDecodeContext(f *testing.F) {
 		if re := EncodeContext(v); !bytes.Equal(re, b) {
 			t.Fatalf("accepted %x but it re-encodes as %x", b, re)
 		}
+		// A coordinator stamps a write on top of an accepted context
+		// (Exhausted tells it when its actor has no dot left): the
+		// result must be a context that decodes again, or the key would
+		// be poisoned for every later contextual write.
+		local := Set[string]{}
+		for _, actor := range []string{"a", "n1", ""} {
+			if len(v) > 0 {
+				actor = v[0].Actor // the worst case: an actor the context names
+			}
+			if Exhausted(local, v, actor) {
+				continue
+			}
+			u := Update(local, v, "x", actor)
+			if _, err := DecodeContext(EncodeContext(u.Join())); err != nil {
+				t.Fatalf("context %v updated by %q does not decode: %v", v, actor, err)
+			}
+		}
 	})
 }

@@ -46,9 +46,10 @@ func (p Pending[V]) Update(local Set[V], actor string) Set[V] {
 // the local counter of actor. Local values the context does not cover were
 // written concurrently with this write and survive as siblings.
 //
-// Update panics if actor's counter is already math.MaxUint64; decoded
-// contexts and objects are capped at MaxCounter, so only a Set built by hand
-// can get there.
+// Update panics if actor's counter, in local or ctx, is already MaxCounter:
+// the new dot would exceed what decoders accept, and the stored object could
+// never be read back. Callers check Exhausted first and stamp with another
+// actor then.
 func Update[V any](local Set[V], ctx VV, v V, actor string) Set[V] {
 	return UpdateAt(local, ctx, v, actor, 0)
 }
@@ -102,7 +103,7 @@ func event[V any](entries []Entry[V], actor string, v V, floor uint64) []Entry[V
 		return slices.Insert(entries, k, Entry[V]{Actor: actor, Counter: min(max(1, floor), MaxCounter), Values: []V{v}})
 	}
 	e := &entries[k]
-	if e.Counter == ^uint64(0) {
+	if e.Counter >= MaxCounter {
 		panic("dvv: counter overflow for actor " + actor)
 	}
 	vals := make([]V, 0, len(e.Values)+1)
@@ -110,6 +111,24 @@ func event[V any](entries []Entry[V], actor string, v V, floor uint64) []Entry[V
 	e.Values = append(vals, e.Values...)
 	e.Counter++
 	return entries
+}
+
+// Exhausted reports whether actor has no counter left for a write stamped
+// on top of local and ctx: one of them already holds MaxCounter for it. A
+// client can send any counter up to MaxCounter in a context, so this is
+// not only a theoretical limit: a coordinator that finds its actor
+// exhausted for a key stamps the write with a fresh actor instead (as for
+// a hinted write), which keeps the key writable.
+func Exhausted[V any](local Set[V], ctx VV, actor string) bool {
+	if normalize(ctx).Get(actor) >= MaxCounter {
+		return true
+	}
+	for _, e := range local.Entries {
+		if e.Actor == actor {
+			return e.Counter >= MaxCounter
+		}
+	}
+	return false
 }
 
 // Sync merges two replicas' sets (dvvset:sync): the result has seen both

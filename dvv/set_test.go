@@ -280,10 +280,43 @@ func TestOperationsDoNotModifyArguments(t *testing.T) {
 }
 
 func TestUpdateCounterOverflowPanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("Update at counter MaxUint64 did not panic; it would have reused dot 0")
+	for _, c := range []uint64{MaxCounter, ^uint64(0)} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Update at counter %d did not panic; it would have stored a dot decoders reject", c)
+				}
+			}()
+			Update(set(ent("a", c)), nil, "v", "a")
+		}()
+	}
+}
+
+// TestExhausted: a counter at MaxCounter, in the stored set or in a
+// client's context, leaves the actor no dot; one below still has one, and
+// other actors are unaffected.
+func TestExhausted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		local Set[string]
+		ctx   VV
+		want  bool
+	}{
+		{"empty", Set[string]{}, nil, false},
+		{"local below", set(ent("a", MaxCounter-1, "v")), nil, false},
+		{"local at max", set(ent("a", MaxCounter, "v")), nil, true},
+		{"context at max", Set[string]{}, VV{{Actor: "a", Counter: MaxCounter}}, true},
+		{"other actor at max", set(ent("b", MaxCounter, "v")), VV{{Actor: "c", Counter: MaxCounter}}, false},
+	} {
+		if got := Exhausted(tc.local, tc.ctx, "a"); got != tc.want {
+			t.Errorf("%s: Exhausted = %v, want %v", tc.name, got, tc.want)
 		}
-	}()
-	Update(set(ent("a", ^uint64(0))), nil, "v", "a")
+		if !tc.want {
+			// Not exhausted: the update must encode to a valid context.
+			u := Update(tc.local, tc.ctx, "new", "a")
+			if _, err := DecodeContext(EncodeContext(u.Join())); err != nil {
+				t.Errorf("%s: context after update does not decode: %v", tc.name, err)
+			}
+		}
+	}
 }

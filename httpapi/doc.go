@@ -31,8 +31,15 @@
 //
 // Contexts travel as X-Dynago-Context headers and as "context" JSON fields,
 // both encoded with EncodeContextHeader (unpadded base64url of the dvv
-// context encoding). Values in JSON bodies are standard base64 (encoding/json's
-// []byte form).
+// context encoding and a 4-byte tag of the key, so that a context is only
+// accepted with its own key), at most MaxContextHeaderSize characters.
+// Values in JSON bodies are standard base64 (encoding/json's []byte form);
+// an empty value is "", never null.
+//
+// Request bodies must arrive within Options.BodyTimeout (408 body_timeout
+// otherwise, and the connection is closed); a write the coordinator refuses
+// for its sibling cap is 409 too_many_siblings, and one that succeeds above
+// the soft limit carries SiblingsHeader.
 //
 // Every error body is JSON {"error": message, "code": code}, with code one of
 // the Code* constants; a quorum failure adds "acks" and "required". A put

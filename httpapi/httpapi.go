@@ -58,6 +58,11 @@ const (
 	DefaultMaxValueSize = 1 << 20         // 1 MiB: Dynamo's objects are small; bigger ones belong in a blob store
 	DefaultTimeout      = 5 * time.Second // long enough for a quorum across a slow replica and a hinted fallback
 	DefaultMaxTimeout   = time.Minute     // bounds how long one client can pin coordinator state
+	// DefaultBodyTimeout bounds the time to receive a request's body, so
+	// that a client that declares a body and stalls cannot hold a
+	// connection and a goroutine for ever. 10s carries a 1 MiB value at
+	// 100 KB/s; the same as the server's ReadHeaderTimeout.
+	DefaultBodyTimeout = 10 * time.Second
 )
 
 // Options configures the handler. Zero or negative fields take the defaults
@@ -82,6 +87,11 @@ type Options struct {
 	// EventHeartbeat is how often an idle /events stream sends a comment
 	// line. Zero means DefaultEventHeartbeat.
 	EventHeartbeat time.Duration
+	// BodyTimeout bounds the time from a request's headers to the end of
+	// its body (see DefaultBodyTimeout). A request whose body is late gets
+	// 408 and its connection is closed. Requests without a body, such as
+	// the /events stream, are not affected.
+	BodyTimeout time.Duration
 }
 
 func (o *Options) fillDefaults() {
@@ -98,6 +108,9 @@ func (o *Options) fillDefaults() {
 		o.DefaultTimeout = DefaultTimeout
 	}
 	o.DefaultTimeout = min(o.DefaultTimeout, o.MaxTimeout)
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
 	if o.EventHeartbeat <= 0 {
 		o.EventHeartbeat = DefaultEventHeartbeat
 	}
@@ -112,6 +125,12 @@ func (o *Options) fillDefaults() {
 // ContextHeader carries a context from a read to the write that supersedes it.
 const ContextHeader = "X-Dynago-Context"
 
+// SiblingsHeader is set on a successful put or delete that left the key
+// with more siblings than the coordinator's soft limit (node.Config's
+// SiblingWarn, default 25): the number of siblings. The application should
+// read the key and write back a resolved value with the context.
+const SiblingsHeader = "X-Dynago-Siblings"
+
 // Error codes of JSON error bodies ({"error","code"}).
 const (
 	CodeBadKey           = "bad_key"            // empty, not one path segment, or too long
@@ -124,6 +143,8 @@ const (
 	CodeUnavailable      = "unavailable"        // no replica of the key reachable
 	CodeInternal         = "internal"           // storage or other local failure
 	CodeMethodNotAllowed = "method_not_allowed" // see the Allow header
+	CodeTooManySiblings  = "too_many_siblings"  // 409: the write would exceed the sibling cap; resolve first
+	CodeBodyTimeout      = "body_timeout"       // 408: the body did not arrive within Options.BodyTimeout
 )
 
 // ErrBadContext reports a context header or token that does not decode.
@@ -134,6 +155,8 @@ type api struct {
 	b    Backend
 	opts Options
 
+	siblingWarnings prometheus.Counter // writes answered with SiblingsHeader
+
 	defaultsMu sync.Mutex // serialises PUT /admin/defaults (read, merge, store)
 }
 
@@ -141,8 +164,8 @@ type api struct {
 // metrics in opts.Registry (reusing them if an earlier New did).
 func New(b Backend, opts Options) http.Handler {
 	opts.fillDefaults()
-	a := &api{b: b, opts: opts}
 	m := newMetrics(opts.Registry)
+	a := &api{b: b, opts: opts, siblingWarnings: m.siblingWarnings}
 	other := func(h http.HandlerFunc) http.Handler { return m.instrument("other", h) }
 	badKey := other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, errBadKey("a key is one non-empty path segment; percent-encode '/' as %2F"))
@@ -188,7 +211,7 @@ func New(b Backend, opts Options) http.Handler {
 	mux.Handle("/", other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "no such route"})
 	}))
-	return mux
+	return bodyDeadline(mux, opts.BodyTimeout)
 }
 
 // slogPrinter adapts a slog.Logger to promhttp's ErrorLog.

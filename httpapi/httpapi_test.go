@@ -114,7 +114,7 @@ func TestPutThenGetOneValue(t *testing.T) {
 		t.Fatalf("PUT = %d %q, want 204 and no body", put.status, put.body)
 	}
 	putCtx := put.header.Get("X-Dynago-Context")
-	if _, err := httpapi.DecodeContextHeader(putCtx); err != nil || putCtx == "" {
+	if _, err := httpapi.DecodeContextHeader([]byte("greeting"), putCtx); err != nil || putCtx == "" {
 		t.Fatalf("PUT context header %q: %v", putCtx, err)
 	}
 
@@ -646,7 +646,7 @@ func TestAdminLocal(t *testing.T) {
 	if l.Key != "k" || l.Node != "n1" || len(l.Siblings) != 2 || len(l.Hints) != 1 || l.Hints[0]["for"] != "n3" {
 		t.Fatalf("local = %s", a.body)
 	}
-	if _, err := httpapi.DecodeContextHeader(l.Context); err != nil || l.Context == "" {
+	if _, err := httpapi.DecodeContextHeader([]byte("k"), l.Context); err != nil || l.Context == "" {
 		t.Fatalf("local context %q: %v", l.Context, err)
 	}
 	var values []string
@@ -777,40 +777,53 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestContextHeaderRoundTrip(t *testing.T) {
+	key := []byte("k")
 	raw := dvv.EncodeContext(dvv.VV{{Actor: "n1", Counter: 3}, {Actor: "n2", Counter: 1}})
-	token := httpapi.EncodeContextHeader(raw)
+	token := httpapi.EncodeContextHeader(key, raw)
 	if strings.ContainsAny(token, "=+/") {
 		t.Fatalf("token %q is not unpadded base64url", token)
 	}
 	for _, s := range []string{token, token + strings.Repeat("=", (4-len(token)%4)%4)} {
-		got, err := httpapi.DecodeContextHeader(s)
+		got, err := httpapi.DecodeContextHeader(key, s)
 		if err != nil || !bytes.Equal(got, raw) {
 			t.Fatalf("DecodeContextHeader(%q) = %x, %v; want %x", s, got, err, raw)
 		}
 	}
-	if got, err := httpapi.DecodeContextHeader(""); got != nil || err != nil {
+	if got, err := httpapi.DecodeContextHeader(key, ""); got != nil || err != nil {
 		t.Fatalf("empty header = %x, %v; want no context", got, err)
 	}
-	for _, bad := range []string{"!!", base64.RawURLEncoding.EncodeToString([]byte{9, 9, 9})} {
-		if _, err := httpapi.DecodeContextHeader(bad); !errors.Is(err, httpapi.ErrBadContext) {
-			t.Errorf("DecodeContextHeader(%q) = %v, want ErrBadContext", bad, err)
+	for _, bad := range []string{"!!", base64.RawURLEncoding.EncodeToString([]byte{9, 9, 9}),
+		base64.RawURLEncoding.EncodeToString(raw), // no key binding
+		strings.Repeat("A", httpapi.MaxContextHeaderSize+4)} {
+		if _, err := httpapi.DecodeContextHeader(key, bad); !errors.Is(err, httpapi.ErrBadContext) {
+			t.Errorf("DecodeContextHeader(%.40q) = %v, want ErrBadContext", bad, err)
 		}
+	}
+	// Another key's context is refused, and says so.
+	if _, err := httpapi.DecodeContextHeader([]byte("other"), token); !errors.Is(err, httpapi.ErrContextKey) {
+		t.Errorf("another key's context: %v, want ErrContextKey", err)
 	}
 }
 
 func FuzzDecodeContextHeader(f *testing.F) {
-	f.Add(httpapi.EncodeContextHeader(dvv.EncodeContext(dvv.VV{{Actor: "n1", Counter: 1}})))
-	f.Add("AQ")
-	f.Add("====")
-	f.Fuzz(func(t *testing.T, s string) {
-		b, err := httpapi.DecodeContextHeader(s)
+	f.Add("k", httpapi.EncodeContextHeader([]byte("k"), dvv.EncodeContext(dvv.VV{{Actor: "n1", Counter: 1}})))
+	f.Add("k", httpapi.EncodeContextHeader([]byte("k"), dvv.EncodeContext(dvv.VV{{Actor: "n1", Counter: dvv.MaxCounter}})))
+	f.Add("k", "AQ")
+	f.Add("", "====")
+	f.Fuzz(func(t *testing.T, key, s string) {
+		b, err := httpapi.DecodeContextHeader([]byte(key), s)
 		if err != nil {
 			if !errors.Is(err, httpapi.ErrBadContext) {
 				t.Fatalf("error %v does not wrap ErrBadContext", err)
 			}
 			return
 		}
-		again, err := httpapi.DecodeContextHeader(httpapi.EncodeContextHeader(b))
+		if len(b) > 0 {
+			if _, err := dvv.DecodeContext(b); err != nil {
+				t.Fatalf("accepted %q whose context does not decode: %v", s, err)
+			}
+		}
+		again, err := httpapi.DecodeContextHeader([]byte(key), httpapi.EncodeContextHeader([]byte(key), b))
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("accepted %q but its re-encoding does not decode to the same bytes: %v", s, err)
 		}

@@ -125,7 +125,7 @@ func (a *api) local(w http.ResponseWriter, r *http.Request) {
 		Key:      string(key),
 		Node:     a.b.NodeID(),
 		Siblings: make([]localSibling, len(l.Siblings)),
-		Context:  EncodeContextHeader(l.Context),
+		Context:  EncodeContextHeader(key, l.Context),
 		Hints:    make([]localHint, len(l.Hints)),
 	}
 	for i, s := range l.Siblings {

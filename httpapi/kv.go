@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -75,9 +76,14 @@ func (a *api) params(r *http.Request, quorumName string) (params, *apiError) {
 	return p, nil
 }
 
-// contextOf returns the request's X-Dynago-Context, nil when absent.
-func contextOf(r *http.Request) ([]byte, *apiError) {
-	ctx, err := DecodeContextHeader(r.Header.Get(ContextHeader))
+// contextOf returns the request's X-Dynago-Context for key, nil when
+// absent.
+func contextOf(key []byte, r *http.Request) ([]byte, *apiError) {
+	if vs := r.Header.Values(ContextHeader); len(vs) > 1 {
+		// Which one the client meant is anyone's guess.
+		return nil, &apiError{http.StatusBadRequest, CodeBadContext, fmt.Sprintf("%d %s headers; send one", len(vs), ContextHeader)}
+	}
+	ctx, err := DecodeContextHeader(key, r.Header.Get(ContextHeader))
 	if err != nil {
 		return nil, &apiError{http.StatusBadRequest, CodeBadContext, err.Error()}
 	}
@@ -94,7 +100,7 @@ func (a *api) writeRequest(r *http.Request, op node.Op) (node.Request, params, *
 	if e != nil {
 		return node.Request{}, p, e
 	}
-	ctx, e := contextOf(r)
+	ctx, e := contextOf(key, r)
 	if e != nil {
 		return node.Request{}, p, e
 	}
@@ -129,6 +135,9 @@ func (a *api) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiErr
 	switch {
 	case errors.As(err, &mbe):
 		return nil, tooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, &apiError{http.StatusRequestTimeout, CodeBodyTimeout,
+			fmt.Sprintf("the body did not arrive within %v", a.opts.BodyTimeout)}
 	case err != nil:
 		return nil, &apiError{http.StatusBadRequest, CodeBadRequest, "reading the value: " + err.Error()}
 	}
@@ -156,9 +165,17 @@ func (a *api) writeWriteReply(w http.ResponseWriter, req node.Request, rep node.
 		a.writeReplyError(w, req, rep, trace)
 		return
 	}
-	token := EncodeContextHeader(rep.Context)
+	token := EncodeContextHeader(req.Key, rep.Context)
 	if token != "" {
 		w.Header().Set(ContextHeader, token)
+	}
+	if n := rep.SiblingCount(); n > 0 {
+		// Above the soft limit: the write succeeded, but the application
+		// is not resolving siblings (Riak's warn_siblings).
+		w.Header().Set(SiblingsHeader, strconv.Itoa(n))
+		a.siblingWarnings.Inc()
+		a.opts.Logger.Warn("httpapi: key has many siblings; clients should read and resolve them",
+			"key", string(req.Key), "siblings", n)
 	}
 	if trace {
 		writeJSON(w, http.StatusOK, writeBody{Context: token, Trace: newTraceJSON(rep.Trace)})
@@ -194,14 +211,20 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		// pass and guarantees a deleted value is never served as live.
 		for _, s := range rep.Siblings {
 			if !s.Deleted {
-				values = append(values, s.Value)
+				// Never nil: encoding/json writes a nil []byte as null,
+				// and an empty value must come back as "".
+				v := s.Value
+				if v == nil {
+					v = []byte{}
+				}
+				values = append(values, v)
 			}
 		}
 		if len(values) == 0 {
 			rep.Code = node.CodeNotFound
 		}
 	}
-	token := EncodeContextHeader(rep.Context)
+	token := EncodeContextHeader(key, rep.Context)
 	if token != "" && (rep.Code == node.CodeOK || rep.Code == node.CodeNotFound) {
 		w.Header().Set(ContextHeader, token)
 	}

@@ -14,8 +14,9 @@ import (
 // whole streams), never raw paths: keys in label values would make the
 // series count unbounded.
 type metrics struct {
-	requests *prometheus.CounterVec   // labels: route, code
-	duration *prometheus.HistogramVec // labels: route
+	requests        *prometheus.CounterVec   // labels: route, code
+	duration        *prometheus.HistogramVec // labels: route
+	siblingWarnings prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,9 +32,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		// 10.000000000000009 and the like.
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 	}, []string{"route"})
+	siblingWarnings := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dynago_sibling_warnings_total",
+		Help: "Writes that left their key with more siblings than the soft limit (answered with X-Dynago-Siblings).",
+	})
 	return &metrics{
-		requests: registerOrReuse(reg, requests),
-		duration: registerOrReuse(reg, duration),
+		requests:        registerOrReuse(reg, requests),
+		duration:        registerOrReuse(reg, duration),
+		siblingWarnings: registerOrReuse(reg, siblingWarnings),
 	}
 }
 

@@ -58,6 +58,8 @@ func (a *api) writeReplyError(w http.ResponseWriter, req node.Request, rep node.
 		body.Acks, body.Required = &rep.Acks, &rep.Required
 	case node.CodeBadRequest:
 		status, body.Code = http.StatusBadRequest, CodeBadRequest
+	case node.CodeTooManySiblings:
+		status, body.Code = http.StatusConflict, CodeTooManySiblings
 	case node.CodeUnavailable:
 		status, body.Code = http.StatusServiceUnavailable, CodeUnavailable
 	default:

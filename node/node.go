@@ -91,6 +91,21 @@ type Config struct {
 	// TreeLeaves is the number of leaf buckets per partition's Merkle tree
 	// (a power of two). Default 1024.
 	TreeLeaves int
+	// SiblingWarn and MaxSiblings bound a key's siblings (values and
+	// tombstones of concurrent writes), as Riak's warn_siblings and
+	// max_siblings do. Above SiblingWarn a write succeeds with a warning
+	// (a "siblings" trace event, which the HTTP layer turns into a header);
+	// a write that would leave more than MaxSiblings, and more than the
+	// key had, is refused with CodeTooManySiblings and changes nothing:
+	// the client must read and resolve first. Nothing acknowledged is ever
+	// dropped to stay under the cap. Defaults 25 and 100.
+	SiblingWarn, MaxSiblings int
+	// MaxContextSize bounds the encoded context (dvv.EncodeContext) of a
+	// key's version, in bytes: a write that would give the key a larger
+	// one is refused (CodeBadRequest), so that every context a node hands
+	// out fits a client's header limits and is accepted back. Default
+	// 6000 (8 KiB as a header token).
+	MaxContextSize int
 }
 
 // Defaults for Config fields left zero.
@@ -98,6 +113,12 @@ const (
 	DefaultRequestTimeout = 5 * time.Second
 	DefaultMaxKeySize     = 1 << 10
 	DefaultMaxValueSize   = 1 << 20
+	DefaultSiblingWarn    = 25
+	DefaultMaxSiblings    = 100
+	// DefaultMaxContextSize keeps a context's header form (base64url of
+	// it plus a 4-byte key tag: 8006 characters) within httpapi's 8 KiB
+	// MaxContextHeaderSize, so every context handed out is accepted back.
+	DefaultMaxContextSize = 6000
 	DefaultReplicaTimeout = time.Second
 	DefaultHintRetry      = 2 * time.Second
 	DefaultHintBatch      = 64
@@ -158,6 +179,15 @@ func (c *Config) validate() error {
 	}
 	if c.MaxValueSize <= 0 {
 		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.SiblingWarn <= 0 {
+		c.SiblingWarn = DefaultSiblingWarn
+	}
+	if c.MaxSiblings <= 0 {
+		c.MaxSiblings = DefaultMaxSiblings
+	}
+	if c.MaxContextSize <= 0 {
+		c.MaxContextSize = DefaultMaxContextSize
 	}
 	if c.ReplicaTimeout <= 0 {
 		c.ReplicaTimeout = DefaultReplicaTimeout
@@ -272,6 +302,8 @@ type Node struct {
 	obs     observeState
 	rp      reapState
 	reaped  uint64
+	// rejected counts peer messages Step dropped as malformed (check).
+	rejected uint64
 
 	// pending holds writes emitted but not yet applied to the store, so
 	// that reads later in the same batch see them (like raft's unstable log).
@@ -492,6 +524,10 @@ func (n *Node) Step(now time.Time, m Message) {
 	n.now = now
 	if n.ring == nil {
 		return // not a member yet: nothing can be addressed to it
+	}
+	if err := n.check(&m); err != nil {
+		n.reject(m, err)
+		return
 	}
 	switch m.Type {
 	case MsgHandoffDone:

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/dynago/dynago/coord"
@@ -60,10 +61,21 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 		return
 	}
 	sib := object.Sibling{Value: value, Deleted: del, Timestamp: n.now.UnixMilli()}
-	updated := object.UpdateAt(local, cctx, sib, n.cfg.Actor, n.dotFloor())
-	dot := dvv.Dot{Actor: n.cfg.Actor, Counter: updated.Clock.Join().Get(n.cfg.Actor)}
+	actor := n.cfg.Actor
+	if dvv.Exhausted(local.Clock, cctx, actor) {
+		// A context (forged, or from a peer gone mad) claimed the last
+		// counter of this node's actor for the key. Another actor keeps
+		// the key writable; the next dot of this one would be unreadable.
+		actor = n.freshActor()
+	}
+	updated := object.UpdateAt(local, cctx, sib, actor, n.dotFloor())
+	dot := dvv.Dot{Actor: actor, Counter: updated.Clock.Join().Get(actor)}
 	if n.cfg.LWW {
 		updated = object.LWW(updated)
+	}
+	if code, err := n.checkVersion(local, updated, tr); err != nil {
+		fail(code, err.Error())
+		return
 	}
 	enc := object.Encode(updated)
 	n.writeLocal(p, key, old, enc)
@@ -149,12 +161,15 @@ func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
 		fail(CodeBadRequest, err.Error())
 		return
 	}
-	n.hintedSeq++
-	actor := fmt.Sprintf("%s+%x.%x", n.cfg.Actor, n.now.UnixNano(), n.hintedSeq)
+	actor := n.freshActor()
 	sib := object.Sibling{Value: req.Value, Deleted: req.Op == OpDelete, Timestamp: n.now.UnixMilli()}
 	updated := object.UpdateAt(object.Object{}, cctx, sib, actor, n.dotFloor())
 	if n.cfg.LWW {
 		updated = object.LWW(updated)
+	}
+	if code, err := n.checkVersion(object.Object{}, updated, tr); err != nil {
+		fail(code, err.Error())
+		return
 	}
 	id := n.newOpID()
 	op := &putOp{
@@ -303,6 +318,39 @@ func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 
 func (n *Node) replyPut(op *putOp) {
 	n.finishPut(op.origin, Reply{Code: CodeOK, Context: op.context, Dot: op.dot, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish()})
+}
+
+// freshActor returns an actor no write has used: this node's actor, the
+// time and a sequence number. For writes whose version cannot be stamped
+// by the node's own actor (startHintedPut, and an exhausted counter).
+func (n *Node) freshActor() string {
+	n.hintedSeq++
+	return fmt.Sprintf("%s+%x.%x", n.cfg.Actor, n.now.UnixNano(), n.hintedSeq)
+}
+
+// SiblingsEvent is the trace event a coordinator records when a write
+// leaves its key with more than Config.SiblingWarn siblings; its Note is
+// the count in decimal. It travels with a forwarded write's trace, so the
+// node the client asked can warn the client (see Reply.SiblingCount).
+const SiblingsEvent = "siblings"
+
+// checkVersion vets a new version before it is stored: its context must
+// stay within MaxContextSize and its siblings within MaxSiblings, unless
+// the key was already beyond the limit and this write makes it no worse
+// (a write resolving siblings must always be possible). Above SiblingWarn
+// it records a SiblingsEvent in the trace.
+func (n *Node) checkVersion(local, updated object.Object, tr *tracer) (Code, error) {
+	if size := len(updated.Context()); size > n.cfg.MaxContextSize && size > len(local.Context()) {
+		return CodeBadRequest, fmt.Errorf("node: the write would give the key a context of %d bytes, more than the limit of %d; nothing was written", size, n.cfg.MaxContextSize)
+	}
+	sibs := updated.Clock.Size()
+	if sibs > n.cfg.MaxSiblings && sibs > local.Clock.Size() {
+		return CodeTooManySiblings, fmt.Errorf("node: the write would leave %d siblings, more than the limit of %d; nothing was written: read the key and write the resolved value with its context", sibs, n.cfg.MaxSiblings)
+	}
+	if sibs > n.cfg.SiblingWarn {
+		tr.event(n.now, n.cfg.ID, SiblingsEvent, strconv.Itoa(sibs))
+	}
+	return CodeOK, nil
 }
 
 // dotFloor is the first counter this node's actor takes for a key it has no

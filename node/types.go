@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/dynago/dynago/dvv"
@@ -58,6 +59,10 @@ const (
 	// the two nodes differ during a membership change), so it did not
 	// apply the write; Hint names the node it would forward to.
 	CodeNotCoordinator
+	// CodeTooManySiblings: the write would leave the key with more than
+	// Config.MaxSiblings siblings; nothing was written. The client must
+	// read the key and write the resolved value with its context.
+	CodeTooManySiblings
 )
 
 func (c Code) String() string {
@@ -76,6 +81,8 @@ func (c Code) String() string {
 		return "internal"
 	case CodeNotCoordinator:
 		return "not_coordinator"
+	case CodeTooManySiblings:
+		return "too_many_siblings"
 	}
 	return "unknown"
 }
@@ -91,6 +98,23 @@ type Reply struct {
 	Acks     int              // replicas that acknowledged (put) or answered (get)
 	Required int              // W or R of the request
 	Trace    *Trace           // how the request was served
+}
+
+// SiblingCount returns how many siblings a put or delete left its key
+// with, when the coordinator found that above its SiblingWarn (a
+// SiblingsEvent in the trace); 0 otherwise.
+func (r Reply) SiblingCount() int {
+	if r.Trace == nil {
+		return 0
+	}
+	for i := len(r.Trace.Events) - 1; i >= 0; i-- {
+		if e := r.Trace.Events[i]; e.What == SiblingsEvent {
+			if c, err := strconv.Atoi(e.Note); err == nil && c > 0 {
+				return c
+			}
+		}
+	}
+	return 0
 }
 
 // Trace records how the cluster served one request: who coordinated, whom it

@@ -233,6 +233,24 @@ func FuzzDecode(f *testing.F) {
 			if re := Encode(o); !bytes.Equal(re, in) {
 				t.Fatalf("accepted %x but it re-encodes as %x", in, re)
 			}
+			// Whatever a peer can make a node store must stay readable
+			// after the node writes on top of it, with its context.
+			ctx, err := dvv.DecodeContext(o.Context())
+			if err != nil {
+				t.Fatalf("accepted object's context does not decode: %v", err)
+			}
+			for _, actor := range []string{"a", "zz"} {
+				if len(o.Clock.Entries) > 0 {
+					actor = o.Clock.Entries[0].Actor
+				}
+				if dvv.Exhausted(o.Clock, ctx, actor) {
+					continue
+				}
+				u := Update(o, ctx, Sibling{Value: []byte("v")}, actor)
+				if _, err := Decode(Encode(u)); err != nil {
+					t.Fatalf("object updated by %q does not decode: %v", actor, err)
+				}
+			}
 		}
 	})
 }

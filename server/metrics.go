@@ -65,6 +65,8 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			func() float64 { return float64(s.Ring().Version()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_dropped_total", Help: "Messages the transport dropped (queue full, unknown peer or injected)."},
 			func() float64 { return float64(s.trans.Stats().Total.Dropped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_malformed_total", Help: "Envelopes received on the RPC port and rejected as malformed (a broken peer, or not a peer)."},
+			func() float64 { return float64(s.trans.Stats().Malformed) }),
 	)
 	return m
 }

@@ -225,12 +225,18 @@ func Start(cfg Config) (*Server, error) {
 			mux.Handle(dashboard.NodePrefix+"/", d)
 		}
 		mux.Handle("/", handler)
-		handler = mux
+		// The API bounds its own bodies; this bounds the dashboard's.
+		handler = httpapi.WithBodyDeadline(mux, httpapi.DefaultBodyTimeout)
 	}
 	s.httpSrv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		// Headers are small: a context is at most 8 KiB
+		// (httpapi.MaxContextHeaderSize). Go's default is 1 MiB.
+		MaxHeaderBytes: 64 << 10,
+		// No ReadTimeout: it would cancel the /events stream's context
+		// (see httpapi.WithBodyDeadline, which bounds bodies instead).
 		// No WriteTimeout: /events streams for as long as the client
 		// listens.
 	}

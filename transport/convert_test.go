@@ -25,7 +25,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 		Key:       fmt.Appendf(nil, "key-%d", i),
 		Object:    []byte{0, byte(i), byte(i >> 8), 0xff, 0},
 		Value:     fmt.Appendf(nil, "value-%d-\x00\xfe", i),
-		Context:   fmt.Appendf(nil, "ctx-%d", i),
+		Context:   dvv.EncodeContext(dvv.VV{{Actor: fmt.Sprintf("n%d", i), Counter: uint64(i) + 1}}),
 		Delete:    true,
 		W:         1 + i%5,
 		Timeout:   time.Duration(i+1)*time.Millisecond + 7,
@@ -151,6 +151,11 @@ func FuzzEnvelope(f *testing.F) {
 		m, err := fromEnvelope(&e)
 		if err != nil {
 			return
+		}
+		// The boundary's check must not panic either, and what it
+		// accepts must stay within the bounds the core relies on.
+		if m.Validate() == nil && (m.Partition < 0 || m.W < 0 || m.Timeout < 0 || len(m.Levels) != len(m.Indexes)) {
+			t.Fatalf("Validate accepted an out-of-range message %+v", m)
 		}
 		if got := wire(t, m); !reflect.DeepEqual(got, m) {
 			t.Fatalf("second round trip changed the message\n got %+v\nwant %+v", got, m)

@@ -48,6 +48,11 @@ func (c *Counters) add(o Counters) {
 type Stats struct {
 	// Total sums Peers.
 	Total Counters
+	// Malformed counts received envelopes rejected as malformed (bad
+	// enum, out-of-range field, bad context...): a bug in a peer, or
+	// someone other than a peer writing to the RPC port. Also in
+	// Peers[UnknownPeer].Rejected.
+	Malformed uint64
 	// Peers holds the counters of every node ever sent to or received from,
 	// this node included, even after it was removed from the peers.
 	Peers map[ring.NodeID]Counters
@@ -70,6 +75,16 @@ func (c *counters) snapshot() Counters {
 	}
 }
 
+// UnknownPeer names the counters of envelopes whose sender is not trusted
+// to name an entry of its own: malformed ones, and any sender beyond
+// maxStatsPeers. No node has the empty ID.
+const UnknownPeer ring.NodeID = ""
+
+// maxStatsPeers bounds the stats table: the From of an envelope is chosen
+// by whoever reaches the RPC port, and an entry per forged ID would grow
+// without limit. A real cluster has far fewer nodes.
+const maxStatsPeers = 4096
+
 // statsTable holds counters per node ID. Entries are never removed, so a
 // pointer from of stays valid and hot paths can keep it.
 type statsTable struct {
@@ -91,6 +106,9 @@ func (s *statsTable) of(id ring.NodeID) *counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c = s.m[id]; c == nil {
+		if len(s.m) >= maxStatsPeers && id != UnknownPeer {
+			return s.ofLocked(UnknownPeer)
+		}
 		c = new(counters)
 		s.m[id] = c
 	}
@@ -107,4 +125,13 @@ func (s *statsTable) snapshot() Stats {
 		st.Total.add(snap)
 	}
 	return st
+}
+
+func (s *statsTable) ofLocked(id ring.NodeID) *counters {
+	c := s.m[id]
+	if c == nil {
+		c = new(counters)
+		s.m[id] = c
+	}
+	return c
 }

@@ -201,7 +201,14 @@ func (s *nodeServer) Stream(st dynagopb.Node_StreamServer) error {
 	for {
 		select {
 		case b := <-batches:
-			rejected += s.deliver(b)
+			// A malformed envelope ends the stream (see Step): the
+			// sender is broken or not a node, and its next batches
+			// are no more trustworthy.
+			n, err := s.deliver(b)
+			rejected += n
+			if err != nil {
+				return err
+			}
 		case err := <-errc:
 			if errors.Is(err, io.EOF) {
 				return st.SendAndClose(&dynagopb.StepAck{Rejected: rejected})

@@ -35,10 +35,11 @@ const (
 // Transport sends node.Messages to peers and receives theirs. Its methods
 // are safe for concurrent use.
 type Transport struct {
-	cfg         Config
-	handler     Handler
-	log         *slog.Logger
-	stats       *statsTable
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+	stats   *statsTable
+	malformedState
 	selfStats   *counters
 	local       *queue // messages to self, delivered by deliverLocal
 	delays      *delayQueue
@@ -281,7 +282,9 @@ func (t *Transport) SetInterceptor(i Interceptor) {
 
 // Stats returns a snapshot of the counters.
 func (t *Transport) Stats() Stats {
-	return t.stats.snapshot()
+	st := t.stats.snapshot()
+	st.Malformed = t.malformed.Load()
+	return st
 }
 
 // Close stops the senders (queued and delayed messages are dropped and

@@ -212,7 +212,7 @@ func testOrder(t *testing.T, e env) {
 	})
 	const n = 2000
 	for i := range n {
-		a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: uint64(i)})
+		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "a", To: "b", ReqID: uint64(i)})
 	}
 	for i, m := range sb.wait(t, n, 10*time.Second) {
 		if m.ReqID != uint64(i) {
@@ -334,7 +334,7 @@ func testPeerDownThenUp(t *testing.T, e env) {
 	// Probe until the connection is back (gRPC reconnects on its backoff).
 	probe := 0
 	eventually(t, 10*time.Second, "a reconnects to b", func() bool {
-		a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: 1 << 50})
+		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "a", To: "b", ReqID: 1 << 50})
 		probe++
 		return sb.len() > 0
 	})
@@ -518,7 +518,7 @@ func TestInterceptorDelay(t *testing.T) {
 	sentAt := map[uint64]time.Time{}
 	send := func(id uint64) {
 		sentAt[id] = time.Now()
-		a.Send(node.Message{Type: node.MsgReplicaGet, From: "n1", To: "n2", ReqID: id})
+		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "n1", To: "n2", ReqID: id})
 	}
 	send(longID)
 	send(quickID)
@@ -556,7 +556,7 @@ func TestInterceptorDropAndModify(t *testing.T) {
 	}))
 	const n = 200
 	for i := range n {
-		a.Send(node.Message{Type: node.MsgReplicaGet, From: "n1", To: "n2", ReqID: uint64(i)})
+		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "n1", To: "n2", ReqID: uint64(i)})
 	}
 	eventually(t, 10*time.Second, "every message sent or dropped", func() bool {
 		c := a.Stats().Peers["n2"]
@@ -572,7 +572,7 @@ func TestInterceptorDropAndModify(t *testing.T) {
 	}
 
 	a.SetInterceptor(nil)
-	a.Send(node.Message{Type: node.MsgReplicaGet, From: "n1", To: "n2", ReqID: 1})
+	a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "n1", To: "n2", ReqID: 1})
 	if got := sb.wait(t, n/2+1, 10*time.Second); got[n/2].ReqID != 1 || got[n/2].Err != "" {
 		t.Fatalf("after removing the interceptor received %+v", got[n/2])
 	}
@@ -751,7 +751,7 @@ func TestReconnectEndsTheBackoff(t *testing.T) {
 		e.start(t, "b", sb.handle, func(c *Config) { c.ListenAddr = addr })
 		a.Reconnect("b")
 		a.Reconnect("nobody") // unknown peers are ignored
-		a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: 1 << 50})
+		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "a", To: "b", ReqID: 1 << 50})
 		sb.wait(t, 1, 1500*time.Millisecond)
 	})
 }
@@ -783,7 +783,7 @@ func TestReconnectIsSafeUnderConcurrentUse(t *testing.T) {
 					case 0, 3:
 						a.Reconnect("b")
 					case 1:
-						a.Send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: uint64(i) + 1})
+						a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "a", To: "b", ReqID: uint64(i) + 1})
 					case 2:
 						if i%50 == 0 {
 							a.SetPeers(map[ring.NodeID]string{})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dynago/dynago/fault"
@@ -78,36 +80,38 @@ func runFault(ctx context.Context, args []string) error {
 		}
 		targets := []string{first}
 		if *all {
-			var err error
-			if targets, err = clusterAddrs(ctx, first); err != nil {
+			ids, err := clusterIDsFrom(ctx, *addr)
+			if err != nil {
 				return err
 			}
-		}
-		for _, t := range targets {
-			method := http.MethodGet
-			switch sub {
-			case "clear":
-				method = http.MethodDelete
-			case "set":
-				method = http.MethodPut
+			targets = targets[:0]
+			for _, a := range ids {
+				targets = append(targets, a)
 			}
-			out, err := faultCall(ctx, method, t, rules)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t, err)
-			}
-			fmt.Fprintf(stdout, "%s: %s\n", t, out)
+			sort.Strings(targets)
 		}
-		return nil
+		method := http.MethodGet
+		switch sub {
+		case "clear":
+			method = http.MethodDelete
+		case "set":
+			method = http.MethodPut
+		}
+		return onEach(sub, targets, func(t string) (string, error) {
+			return faultCall(ctx, method, t, rules)
+		})
 	case "partition", "heal":
-		ids, err := clusterIDs(ctx, first)
-		if err != nil {
-			return err
-		}
 		a, b := splitIDs(group), splitIDs(*from)
 		if sub == "partition" && (len(a) == 0 || len(b) == 0) {
 			return fmt.Errorf("%w: partition IDS --from IDS", errUsage)
 		}
-		for id, httpAddr := range ids {
+		ids, err := clusterIDsFrom(ctx, *addr)
+		if err != nil {
+			return err
+		}
+		rules := map[string]*fault.Rules{}
+		var targets []string
+		for id := range ids {
 			var r fault.Rules
 			switch {
 			case sub == "heal":
@@ -118,12 +122,16 @@ func runFault(ctx context.Context, args []string) error {
 			default:
 				continue
 			}
-			if _, err := faultCall(ctx, http.MethodPut, httpAddr, &r); err != nil {
-				return fmt.Errorf("%s: %w", id, err)
-			}
-			fmt.Fprintf(stdout, "%s: cut %v\n", id, r.Cut)
+			rules[id] = &r
+			targets = append(targets, id)
 		}
-		return nil
+		sort.Strings(targets)
+		return onEach(sub, targets, func(id string) (string, error) {
+			if _, err := faultCall(ctx, http.MethodPut, ids[id], rules[id]); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("cut %v", rules[id].Cut), nil
+		})
 	}
 	return fmt.Errorf("%w: unknown fault command %q\n%s", errUsage, sub, faultUsage)
 }
@@ -243,15 +251,54 @@ func clusterIDs(ctx context.Context, addr string) (map[string]string, error) {
 	return out, nil
 }
 
-func clusterAddrs(ctx context.Context, addr string) ([]string, error) {
-	ids, err := clusterIDs(ctx, addr)
-	if err != nil {
-		return nil, err
+// clusterIDsFrom asks each address of the comma-separated list for the
+// cluster's nodes until one answers: the node named first may be the one
+// that is down or cut off, which is when faults are cleared.
+func clusterIDsFrom(ctx context.Context, addrs string) (map[string]string, error) {
+	var errs []error
+	for _, a := range strings.Split(addrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		ids, err := clusterIDs(ctx, a)
+		if err == nil {
+			return ids, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", a, err))
 	}
-	var out []string
-	for _, a := range ids {
-		out = append(out, a)
+	return nil, fmt.Errorf("no node answered: %w", errors.Join(errs...))
+}
+
+// onEach runs call for every target at once and prints each outcome, in
+// the order of targets. It does not stop at a failure: a heal must reach
+// every node it can, and say which it could not.
+func onEach(what string, targets []string, call func(target string) (string, error)) error {
+	type result struct {
+		out string
+		err error
 	}
-	sort.Strings(out)
-	return out, nil
+	results := make([]result, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := call(t)
+			results[i] = result{out, err}
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for i, t := range targets {
+		if err := results[i].err; err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", t, err)
+			failed = append(failed, t)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", t, results[i].out)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("fault %s failed on %d of %d nodes: %s", what, len(failed), len(targets), strings.Join(failed, ", "))
+	}
+	return nil
 }

@@ -142,7 +142,13 @@ func (b *Backend) Do(ctx context.Context, req node.Request) node.Reply {
 			return rep
 		}
 		sib := object.Sibling{Value: req.Value, Deleted: req.Op == node.OpDelete}
-		obj := object.Update(b.objects[key], vv, sib, string(Self))
+		actor := string(Self)
+		if dvv.Exhausted(b.objects[key].Clock, vv, actor) {
+			// As a real coordinator does: a context that claimed this
+			// actor's last counter must not make the key unwritable.
+			actor = fmt.Sprintf("%s+%d", Self, b.nextID)
+		}
+		obj := object.Update(b.objects[key], vv, sib, actor)
 		b.objects[key] = obj
 		rep.Code, rep.Context = node.CodeOK, obj.Context()
 		rep.Acks, rep.Required = N, cmp.Or(req.W, W)
