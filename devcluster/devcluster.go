@@ -37,8 +37,12 @@ type Config struct {
 	Partitions     int    // default 64
 	N, R, W        int    // defaults 3, 2, 2
 	Preset         string // server timing preset; default "lab" (fast detection and repair)
-	DataDir        string // default: a fresh directory under the system temp dir
-	ExtraArgs      []string
+	// ClusterName is every node's --cluster-name; default "dev-" and the
+	// HTTP base port, so two local clusters (say, tests running side by
+	// side) never merge through a stale seed address.
+	ClusterName string
+	DataDir     string // default: a fresh directory under the system temp dir
+	ExtraArgs   []string
 	// Logs receives every node's log lines, prefixed with the node ID; nil
 	// writes them to DataDir/<id>.log only.
 	Logs io.Writer
@@ -111,6 +115,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Preset == "" {
 		c.Preset = "lab"
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "dev-" + strconv.Itoa(c.HTTPBasePort)
 	}
 	if c.R == 0 {
 		c.R = c.N/2 + 1
@@ -225,7 +232,7 @@ func (c *Cluster) launch(n *Node) error {
 	args := []string{"server",
 		"--id", n.ID, "--data-dir", n.DataDir,
 		"--http-addr", n.HTTPAddr, "--rpc-addr", n.RPCAddr, "--gossip-addr", n.GossipAddr,
-		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset,
+		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset, "--cluster-name", c.cfg.ClusterName,
 		"--partitions", strconv.Itoa(c.cfg.Partitions),
 		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
 	}

@@ -239,6 +239,7 @@ func Start(cfg Config) (*Server, error) {
 	}()
 	s.members, err = membership.Start(membership.Config{
 		ID: cfg.ID, BindAddr: cfg.GossipAddr, Preset: membershipPreset(cfg.Preset), Logger: s.log,
+		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState,
 		Meta:    membership.Meta{HTTPAddr: s.HTTPAddr(), RPCAddr: s.trans.Addr()},
 		OnEvent: s.onMember,
 		OnState: s.onState,

@@ -29,6 +29,7 @@ func runServer(ctx context.Context, args []string) error {
 	rpcAddr := fs.String("rpc-addr", envDefault("DYNAGO_RPC_ADDR", "127.0.0.1:9201"), "node-to-node gRPC listen address (env DYNAGO_RPC_ADDR)")
 	gossipAddr := fs.String("gossip-addr", envDefault("DYNAGO_GOSSIP_ADDR", "127.0.0.1:9301"), "gossip (memberlist, UDP and TCP) listen address; an IP literal, bound exactly (env DYNAGO_GOSSIP_ADDR)")
 	join := fs.String("join", envDefault("DYNAGO_JOIN", ""), "gossip addresses of existing members to join through, comma-separated; retried until one answers (env DYNAGO_JOIN)")
+	clusterName := fs.String("cluster-name", envDefault("DYNAGO_CLUSTER_NAME", "dynago"), "cluster name, on every gossip packet: nodes with different names never merge (env DYNAGO_CLUSTER_NAME)")
 	preset := fs.String("preset", envDefault("DYNAGO_PRESET", "default"), "timing preset: default, or lab for fast failure detection and repair (env DYNAGO_PRESET)")
 	cluster := fs.String("cluster", envDefault("DYNAGO_CLUSTER", ""), "static membership: id=rpc_addr[/http_addr],... including this node; every node gets the same list (env DYNAGO_CLUSTER)")
 	partitions := fs.Int("partitions", envInt("DYNAGO_PARTITIONS", 64), "partitions Q, a power of two, fixed at cluster creation (env DYNAGO_PARTITIONS)")
@@ -64,7 +65,7 @@ func runServer(ctx context.Context, args []string) error {
 	cfg := server.Config{
 		ID: ring.NodeID(*id), DataDir: *dataDir, HTTPAddr: *httpAddr, RPCAddr: *rpcAddr, GossipAddr: *gossipAddr,
 		Partitions: *partitions, N: *n, R: *r, W: *w, RequestTimeout: *timeout,
-		MaxKeySize: *maxKey, MaxValueSize: *maxValue, CacheSize: *cache, Logger: logger, Preset: *preset, Pprof: *pprofOn, Dashboard: *dash,
+		MaxKeySize: *maxKey, MaxValueSize: *maxValue, CacheSize: *cache, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 	}
 	if *faultDelay != "" {
 		d, err := fault.ParseDelay(*faultDelay)
