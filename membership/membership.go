@@ -293,11 +293,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	if m.isStopped() {
 		return ErrShutdown
 	}
-	// The intent goes out with the same gossip rounds as memberlist's own
-	// leave notice, so members know not to try this one again. Best
-	// effort: one that misses it retries a closed port until the reap
-	// timeout, which costs a refused dial now and then.
-	m.bcast.QueueBroadcast(&leaveBroadcast{msg: encodeLeave(string(m.cfg.ID))})
+	m.announceLeave(timeout / 2)
 	if err := m.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("membership: leave: %w", err)
 	}
@@ -324,6 +320,47 @@ func (m *Membership) Shutdown() error {
 		return fmt.Errorf("membership: shutdown: %w", err)
 	}
 	return nil
+}
+
+// announceLeave tells the others this member is leaving on purpose, so
+// they do not try to reconnect to it: directly to each member not known
+// dead, waiting at most wait for those sends, and by gossip for the ones
+// that cannot be reached now; receivers pass it on once. A member that misses
+// it anyway retries a closed port until the reap timeout, which costs a
+// refused dial now and then.
+func (m *Membership) announceLeave(wait time.Duration) {
+	msg := encodeLeave(string(m.cfg.ID))
+	m.bcast.QueueBroadcast(&leaveBroadcast{msg: msg})
+	m.mu.Lock()
+	var targets []memberlist.Node
+	for _, e := range m.members {
+		if e.ID != m.cfg.ID && e.Status != node.Dead {
+			targets = append(targets, memberlist.Node{Name: string(e.ID), Addr: e.ip, Port: e.port})
+		}
+	}
+	m.mu.Unlock()
+	// Sends still under way after wait end with an error once Shutdown
+	// closes the transport.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sem := make(chan struct{}, pushParallel)
+		var wg sync.WaitGroup
+		for _, t := range targets {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := m.ml.SendReliable(&t, msg); err != nil {
+					m.log.Debug("leave intent not sent; gossip carries it", "to", t.Name, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
 
 func (m *Membership) isStopped() bool {

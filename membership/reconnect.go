@@ -158,7 +158,9 @@ func (m *Membership) reconnectRound(now time.Time) {
 		if e.retry.busy || now.Before(e.retry.next) || m.reconnecting+len(jobs) >= reconnectParallel {
 			continue
 		}
-		// name/addr makes memberlist check it reaches that very node.
+		// name/addr hands the node's name to the transport with the
+		// address, as memberlist does for its own probes (Serf joins
+		// failed members the same way).
 		jobs = append(jobs, job{r: &e.retry, id: e.ID, joinAddr: string(e.ID) + "/" + e.Addr})
 	}
 	if healing || !othersAlive {
