@@ -37,6 +37,35 @@ type Handoff struct {
 	Total      int    `json:"total"`
 	Done       int    `json:"done"`
 	Pending    []Move `json:"pending"`
+	// NoProgressMS is how long no transfer has completed, as the node
+	// asked saw it.
+	NoProgressMS int64 `json:"no_progress_ms"`
+}
+
+// Abort is the answer of POST /admin/abort.
+type Abort struct {
+	Aborted  bool   `json:"aborted"`
+	Node     string `json:"node"`     // the node that aborted the change
+	Claimant string `json:"claimant"` // the node that had committed it
+	Total    int    `json:"total"`    // transfers of the aborted change
+	Done     int    `json:"done"`     // complete at the abort
+}
+
+// Abort rolls the running membership change back (the node forwards it
+// to the change's claimant). Nothing written is lost.
+func (c *Client) Abort(ctx context.Context) (Abort, error) {
+	var a Abort
+	r, err := c.do(ctx, call{method: http.MethodPost, path: "/admin/abort"})
+	if err != nil {
+		return a, err
+	}
+	if r.status != http.StatusOK {
+		return a, r.err("admin")
+	}
+	if err := json.Unmarshal(r.body, &a); err != nil {
+		return a, fmt.Errorf("client: decoding the answer of POST /admin/abort: %w", err)
+	}
+	return a, nil
 }
 
 // Plan returns the staged membership change: alive nodes outside the ring

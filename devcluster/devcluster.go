@@ -42,7 +42,11 @@ type Config struct {
 	// side) never merge through a stale seed address.
 	ClusterName string
 	DataDir     string // default: a fresh directory under the system temp dir
-	ExtraArgs   []string
+	// DrainTimeout is each node's --drain-timeout: how long a node stopped
+	// with SIGTERM keeps serving with /readyz answering 503. Default 0: a
+	// local cluster has no load balancer to wait for.
+	DrainTimeout time.Duration
+	ExtraArgs    []string
 	// Logs receives every node's log lines, prefixed with the node ID; nil
 	// writes them to DataDir/<id>.log only.
 	Logs io.Writer
@@ -235,6 +239,7 @@ func (c *Cluster) launch(n *Node) error {
 		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset, "--cluster-name", c.cfg.ClusterName,
 		"--partitions", strconv.Itoa(c.cfg.Partitions),
 		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
+		"--drain-timeout", c.cfg.DrainTimeout.String(),
 	}
 	if !n.Joined {
 		args = append(args, "--cluster", c.static)
@@ -342,8 +347,33 @@ func (c *Cluster) Node(idOrIndex string) (*Node, error) {
 // no chance to flush anything.
 func (c *Cluster) Kill(n *Node) error { return n.signal(syscall.SIGKILL, 10*time.Second) }
 
+// Pause freezes n with SIGSTOP: the process keeps its sockets and memory
+// but answers nothing, as a node stalled by GC, swap or a hung disk would.
+func (c *Cluster) Pause(n *Node) error { return n.signalOnly(syscall.SIGSTOP) }
+
+// Resume continues a paused n with SIGCONT; on a running node it does
+// nothing.
+func (c *Cluster) Resume(n *Node) error { return n.signalOnly(syscall.SIGCONT) }
+
+// signalOnly sends sig to n's process without waiting for anything; a
+// node that is not running is left alone.
+func (n *Node) signalOnly(sig syscall.Signal) error {
+	if !n.Running() {
+		return nil
+	}
+	n.mu.Lock()
+	p := n.cmd.Process
+	n.mu.Unlock()
+	if err := p.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("devcluster: %v to %s: %w", sig, n.ID, err)
+	}
+	return nil
+}
+
 // StopNode asks n to shut down cleanly (SIGTERM), killing it after 10s.
+// A paused node is continued so that it can act on the SIGTERM.
 func (c *Cluster) StopNode(n *Node) error {
+	_ = n.signalOnly(syscall.SIGCONT)
 	if err := n.signal(syscall.SIGTERM, 10*time.Second); err != nil {
 		return n.signal(syscall.SIGKILL, 5*time.Second)
 	}

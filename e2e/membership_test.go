@@ -75,6 +75,8 @@ type clusterFull struct {
 		InProgress bool `json:"in_progress"`
 		Total      int  `json:"total"`
 		Done       int  `json:"done"`
+		// NoProgressMS: how long no transfer has completed.
+		NoProgressMS int64 `json:"no_progress_ms"`
 	} `json:"handoff"`
 }
 

@@ -174,6 +174,7 @@ func New(b Backend, opts Options) http.Handler {
 	mux.Handle("/admin/plan", resource(other, ep(http.MethodGet, "admin_plan", a.plan)))
 	mux.Handle("/admin/commit", resource(other, ep(http.MethodPost, "admin_commit", a.commit)))
 	mux.Handle("/admin/leave/", resource(other, ep(http.MethodPost, "admin_leave", a.leave)))
+	mux.Handle("/admin/abort", resource(other, ep(http.MethodPost, "admin_abort", a.abort)))
 	mux.Handle("/admin/faults", resource(other,
 		ep(http.MethodGet, "admin_faults", a.faults),
 		ep(http.MethodPut, "admin_faults", a.faults),
@@ -182,6 +183,7 @@ func New(b Backend, opts Options) http.Handler {
 		ep(http.MethodGet, "admin_defaults", a.defaults),
 		ep(http.MethodPut, "admin_defaults", a.defaults)))
 	mux.Handle("/healthz", resource(other, ep(http.MethodGet, "healthz", a.healthz)))
+	mux.Handle("/readyz", resource(other, ep(http.MethodGet, "readyz", a.readyz)))
 	mux.Handle("/metrics", resource(other, ep(http.MethodGet, "metrics", metrics.ServeHTTP)))
 	mux.Handle("/", other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "no such route"})

@@ -9,25 +9,62 @@ import (
 	"github.com/dynago/dynago/coord"
 	"github.com/dynago/dynago/object"
 	"github.com/dynago/dynago/ring"
-	"github.com/dynago/dynago/storage"
 )
 
-// getOp is a get this node coordinates. It lives until every replica asked
+// Reads that do not lie. A get counts toward R only answers that vouch
+// for the key: every answer of a primary (a copy, or "not found"), and the
+// answer of a fallback that holds a hinted copy of the key. A fallback
+// without one knows nothing about the key (it is no replica), so its "not
+// found" is no information and never counts: a 404 therefore needs R
+// primaries that hold nothing live. The coordinator asks every primary,
+// those its failure detector marks dead included (a restarted node's
+// detector lags, and a node marked dead may answer), and, in parallel, a
+// fallback in place of each primary marked dead. A primary silent for the
+// replica timeout also gets a fallback, as a write's would; once its
+// fallback has answered too it is given up. The read fails (503) as soon as
+// the answers that may still come cannot bring R, not at the deadline.
+
+// getOp is a get this node coordinates. It lives until every node asked
 // has answered or the deadline passes, so that read repair can fix the
 // replicas that answered after the client already had its reply.
 type getOp struct {
-	origin   origin
-	key      []byte
-	p        int
-	q        *coord.Quorum
-	answers  []coord.Answer
-	merged   object.Object
-	deadline time.Time
-	trace    *tracer
-	hintOf   map[ring.NodeID]ring.NodeID // fallback -> the primary it stands in for
+	origin     origin
+	key        []byte
+	p          int
+	pl         []ring.NodeID
+	required   int
+	asked      map[ring.NodeID]*getTarget
+	order      []ring.NodeID // asked nodes, in asking order (never map order)
+	fbs        []ring.NodeID // the partition's fallbacks, in ring order
+	fbNext     int
+	counted    int // answers that count toward R
+	decided    bool
+	merged     object.Object
+	fallbackAt time.Time
+	timedOut   bool // the replica timeout passed: silent primaries got fallbacks
+	deadline   time.Time
+	trace      *tracer
+	// busy holds decisions back while the op is still sending (local
+	// answers arrive synchronously); finished marks it forgotten.
+	busy, finished bool
 }
 
-// startGet asks every replica of key's preference list for its copy. Any
+// getTarget is one node a get asked.
+type getTarget struct {
+	standsFor ring.NodeID // "" for a primary; else the primary this fallback is asked for
+	answered  bool
+	found     bool
+	obj       object.Object
+	counts    bool // the answer vouches for the key: it counts toward R
+	failed    bool // answered with an error
+	// Primaries only: a fallback was asked in its place, and the primary
+	// was given up (silent past the replica timeout, its fallback answered).
+	fallback  ring.NodeID
+	abandoned bool
+}
+
+// startGet asks every primary of key's preference list for its copy, and a
+// fallback in place of each primary the failure detector marks dead. Any
 // node may coordinate a get; unlike a put it needs no local version stamp.
 func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forwardedBy ring.NodeID) {
 	p := n.ring.PartitionOf(key)
@@ -35,82 +72,123 @@ func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forw
 	tr := newTracer(n.now, n.cfg.ID, p, pl)
 	tr.t.ForwardedBy = forwardedBy
 	id := n.newOpID()
-	// Ask every reachable primary, and a fallback in place of each primary
-	// the failure detector reports dead: it answers from its hints.
-	asked := map[ring.NodeID]ring.NodeID{}
-	var down []ring.NodeID
-	for _, rep := range pl {
-		if n.reachable(rep) {
-			asked[rep] = ""
-		} else {
-			down = append(down, rep)
-		}
-	}
-	fbs := n.ring.Fallbacks(p)
-	next := 0
-	for _, primary := range down {
-		for ; next < len(fbs); next++ {
-			if fb := fbs[next]; n.reachable(fb) {
-				asked[fb] = primary
-				next++
-				break
-			}
-		}
-	}
-	op := &getOp{origin: o, key: key, p: p, q: coord.NewQuorum(r, len(asked)), deadline: n.now.Add(timeout), trace: tr, hintOf: asked}
-	if op.q.SetTotal(len(asked)) == coord.Failed {
-		n.failGet(op, fmt.Sprintf("only %d replicas reachable, R=%d", len(asked), r))
-		return
+	op := &getOp{
+		origin: o, key: key, p: p, pl: pl, required: r,
+		asked: map[ring.NodeID]*getTarget{}, fbs: n.ring.Fallbacks(p),
+		fallbackAt: n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
+		deadline:   n.now.Add(timeout), trace: tr, busy: true,
 	}
 	n.gets[id] = op
-	targets := make([]ring.NodeID, 0, len(asked))
-	for rep := range asked {
-		targets = append(targets, rep)
-	}
-	slices.Sort(targets) // map order must not leak into the message order
-	for _, rep := range targets {
-		if rep != n.cfg.ID {
-			n.send(Message{Type: MsgReplicaGet, To: rep, ReqID: id, Key: key, Hint: asked[rep]})
-			if asked[rep] != "" {
-				tr.event(n.now, rep, "sent", "replica get (fallback for "+string(asked[rep])+")")
-			} else {
-				tr.event(n.now, rep, "sent", "replica get")
-			}
+	var down []ring.NodeID
+	for _, rep := range pl {
+		if !n.reachable(rep) {
+			down = append(down, rep)
 		}
+		n.askGet(id, op, rep, "")
 	}
-	if hint, ok := asked[n.cfg.ID]; ok {
+	for _, rep := range down {
+		n.askFallbackFor(id, op, rep)
+	}
+	op.busy = false
+	n.evaluateGet(id, op)
+}
+
+// askGet sends one node a replica get (or reads locally); standsFor names
+// the primary a fallback is asked in place of.
+func (n *Node) askGet(id uint64, op *getOp, to, standsFor ring.NodeID) {
+	if _, ok := op.asked[to]; ok {
+		return
+	}
+	op.asked[to] = &getTarget{standsFor: standsFor}
+	op.order = append(op.order, to)
+	if to == n.cfg.ID {
 		var (
 			local object.Object
 			have  bool
 			err   error
 		)
-		if hint != "" {
-			local, have, err = n.readHint(hint, key)
+		if standsFor != "" {
+			local, have, err = n.readHints(op.key)
 		} else {
-			local, have, err = n.readLocal(p, key)
+			local, have, err = n.readLocal(op.p, op.key)
 		}
-		n.onAnswer(id, op, n.cfg.ID, local, have, err)
+		n.onAnswer(id, op, to, local, have, err)
+		return
 	}
+	n.send(Message{Type: MsgReplicaGet, To: to, ReqID: id, Key: op.key, Hint: standsFor})
+	if standsFor != "" {
+		op.trace.event(n.now, to, "sent", "replica get (fallback for "+string(standsFor)+")")
+	} else if !n.reachable(to) {
+		op.trace.event(n.now, to, "sent", "replica get (marked dead, asked anyway)")
+	} else {
+		op.trace.event(n.now, to, "sent", "replica get")
+	}
+}
+
+// askFallbackFor asks the next reachable fallback not asked yet in place of
+// primary. With none left, the primary has no stand-in.
+func (n *Node) askFallbackFor(id uint64, op *getOp, primary ring.NodeID) {
+	t := op.asked[primary]
+	if t == nil || t.fallback != "" {
+		return
+	}
+	for ; op.fbNext < len(op.fbs); op.fbNext++ {
+		fb := op.fbs[op.fbNext]
+		if _, used := op.asked[fb]; used || !n.reachable(fb) {
+			continue
+		}
+		op.fbNext++
+		t.fallback = fb
+		n.askGet(id, op, fb, primary)
+		return
+	}
+}
+
+// getFallbacks runs when the replica timeout passes: every primary that has
+// not answered with something that counts gets a fallback (as a write's
+// would), and primaries whose fallback already answered are given up.
+func (n *Node) getFallbacks(id uint64, op *getOp) {
+	op.fallbackAt = op.deadline.Add(time.Nanosecond) // one round only
+	op.timedOut = true
+	if op.decided {
+		return
+	}
+	op.busy = true
+	for _, rep := range op.pl {
+		t := op.asked[rep]
+		if t == nil || t.counts {
+			continue
+		}
+		if !t.answered {
+			op.trace.event(n.now, rep, "timeout", "no answer within the replica timeout")
+		}
+		n.askFallbackFor(id, op, rep)
+	}
+	op.busy = false
+	n.evaluateGet(id, op)
 }
 
 func (n *Node) onReplicaGet(m Message) {
 	resp := Message{Type: MsgReplicaGetResp, To: m.From, ReqID: m.ReqID}
 	var (
-		raw   []byte
+		obj   object.Object
 		found bool
 		err   error
 	)
 	if m.Hint != "" && m.Hint != n.cfg.ID {
-		raw, found, err = n.readRaw(storage.HintKey(string(m.Hint), n.ring.PartitionOf(m.Key), m.Key))
+		// Asked as a fallback: answer from every hint held for the key,
+		// whichever primary it names (the coordinator that stored it may
+		// have paired primaries and fallbacks differently).
+		obj, found, err = n.readHints(m.Key)
 	} else {
-		raw, found, err = n.readLocalRaw(m.Key)
+		obj, found, err = n.readLocal(n.ring.PartitionOf(m.Key), m.Key)
 	}
 	switch {
 	case err != nil:
 		resp.Err = err.Error()
 	case found:
 		resp.Found = true
-		resp.Object = raw
+		resp.Object = object.Encode(obj)
 	}
 	n.send(resp)
 }
@@ -129,41 +207,92 @@ func (n *Node) onReplicaGetResp(m Message) {
 	} else if m.Found {
 		obj, err = object.Decode(m.Object)
 	}
-	n.onAnswer(m.ReqID, op, m.From, obj, m.Found, err)
+	n.onAnswer(m.ReqID, op, m.From, obj, m.Found && err == nil, err)
 }
 
-// onAnswer folds one replica's answer into the get.
+// onAnswer folds one node's answer into the get. A primary's answer counts
+// toward R whatever it says; a fallback's only when it holds a hinted copy.
 func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, found bool, err error) {
-	if op.q.Answered(from) {
+	t := op.asked[from]
+	if t == nil || t.answered {
+		return // not asked, or a duplicate
+	}
+	t.answered = true
+	switch {
+	case err != nil:
+		t.failed = true
+		op.trace.event(n.now, from, "error", err.Error())
+		if t.standsFor == "" && !op.decided {
+			busy := op.busy
+			op.busy = true
+			n.askFallbackFor(id, op, from)
+			op.busy = busy
+		}
+	case found:
+		t.found, t.obj, t.counts = true, obj, true
+		op.merged = object.Merge(op.merged, obj)
+		note := fmt.Sprintf("%d sibling(s)", obj.Clock.Size())
+		if t.standsFor != "" {
+			note += " from hints"
+		}
+		op.trace.event(n.now, from, "answer", note)
+	case t.standsFor == "":
+		t.counts = true
+		op.trace.event(n.now, from, "not_found", "")
+	default:
+		op.trace.event(n.now, from, "no_hint", "fallback for "+string(t.standsFor)+" holds no hint: no information, not counted")
+	}
+	if t.counts {
+		op.counted++
+	}
+	n.evaluateGet(id, op)
+}
+
+// evaluateGet answers the client once R answers that count are in, or as
+// soon as the answers still possible cannot bring R; and runs read repair
+// once every node asked has answered.
+func (n *Node) evaluateGet(id uint64, op *getOp) {
+	if op.busy || op.finished {
 		return
 	}
-	var outcome coord.Outcome
-	if err != nil {
-		op.trace.event(n.now, from, "error", err.Error())
-		outcome = op.q.Fail(from)
-	} else {
-		if found {
-			op.merged = object.Merge(op.merged, obj)
-			op.trace.event(n.now, from, "answer", fmt.Sprintf("%d sibling(s)", obj.Clock.Size()))
-		} else {
-			op.trace.event(n.now, from, "not_found", "")
+	if !op.decided {
+		pending := 0
+		for _, rep := range op.order {
+			t := op.asked[rep]
+			if t.answered {
+				continue
+			}
+			if t.standsFor == "" && op.timedOut && (t.fallback == "" || op.asked[t.fallback].answered) {
+				// Silent past the replica timeout, and its stand-in has
+				// said what it knows: give it up. A later answer still
+				// counts while the get is undecided.
+				if !t.abandoned {
+					t.abandoned = true
+					op.trace.event(n.now, rep, "timeout", "given up: silent past the replica timeout")
+				}
+				continue
+			}
+			pending++
 		}
-		op.answers = append(op.answers, coord.Answer{From: from, Found: found, Object: obj})
-		outcome = op.q.Ack(from)
+		switch {
+		case op.counted >= op.required:
+			op.decided = true
+			n.replyGet(op)
+		case op.counted+pending < op.required:
+			op.decided = true
+			n.failGet(op, "")
+		}
 	}
-	switch outcome {
-	case coord.Succeeded:
-		n.replyGet(op)
-	case coord.Failed:
-		n.failGet(op, "")
+	for _, rep := range op.order {
+		if !op.asked[rep].answered {
+			return
+		}
 	}
-	if op.q.Complete() {
-		n.finishGet(id, op)
-	}
+	n.finishGet(id, op)
 }
 
 func (n *Node) replyGet(op *getOp) {
-	r := Reply{Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish()}
+	r := Reply{Acks: op.counted, Required: op.required, Trace: op.trace.finish()}
 	if n.cfg.LWW {
 		op.merged = object.LWW(op.merged)
 	}
@@ -179,9 +308,9 @@ func (n *Node) replyGet(op *getOp) {
 
 func (n *Node) failGet(op *getOp, why string) {
 	if why == "" {
-		why = fmt.Sprintf("only %d of %d required replicas answered", op.q.Acks(), op.q.Required)
+		why = fmt.Sprintf("only %d of %d required replicas answered (a fallback without a hint does not count)", op.counted, op.required)
 	}
-	n.deliverGet(op, Reply{Code: CodeQuorumFailed, Err: why, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish()})
+	n.deliverGet(op, Reply{Code: CodeQuorumFailed, Err: why, Acks: op.counted, Required: op.required, Trace: op.trace.finish()})
 }
 
 func (n *Node) deliverGet(op *getOp, r Reply) {
@@ -190,24 +319,44 @@ func (n *Node) deliverGet(op *getOp, r Reply) {
 }
 
 func (n *Node) expireGet(id uint64, op *getOp) {
-	if op.q.Expire() == coord.Failed {
+	if !op.decided {
+		op.decided = true
 		op.trace.event(n.now, n.cfg.ID, "timeout", "")
-		n.failGet(op, fmt.Sprintf("only %d of %d required replicas answered in time", op.q.Acks(), op.q.Required))
+		n.failGet(op, fmt.Sprintf("only %d of %d required replicas answered in time", op.counted, op.required))
 	}
 	n.finishGet(id, op)
 }
 
 // finishGet runs read repair with every answer collected and forgets op.
+// Repair fixes the primaries that answered with a missing or stale copy,
+// and fallbacks whose hint was stale; a fallback that held no hint gets one
+// only when the primary it stood in for never answered (the hint then
+// reaches that primary when it returns).
 func (n *Node) finishGet(id uint64, op *getOp) {
+	if op.finished {
+		return
+	}
+	op.finished = true
 	delete(n.gets, id)
-	targets := coord.RepairTargets(op.merged, op.answers)
+	var answers []coord.Answer
+	for _, rep := range op.order {
+		t := op.asked[rep]
+		switch {
+		case !t.answered || t.failed:
+		case t.standsFor == "" || t.found:
+			answers = append(answers, coord.Answer{From: rep, Found: t.found, Object: t.obj})
+		case !op.asked[t.standsFor].answered:
+			answers = append(answers, coord.Answer{From: rep})
+		}
+	}
+	targets := coord.RepairTargets(op.merged, answers)
 	if len(targets) == 0 {
 		return
 	}
 	n.obs.readRepairs += uint64(len(targets))
 	enc := object.Encode(op.merged)
 	for _, t := range targets {
-		hint := op.hintOf[t]
+		hint := op.asked[t].standsFor
 		switch {
 		case t == n.cfg.ID && hint != "":
 			if err := n.storeHint(hint, op.p, op.key, enc); err != nil {

@@ -18,6 +18,19 @@ import (
 // it restarted faster than the detector noticed) the fallback sends each
 // hint home as an ordinary replica put. A hint is deleted only after the
 // primary acknowledged it durably, and only if it did not change meanwhile.
+//
+// Two things keep a hint from being stuck forever:
+//   - A hint whose primary is no longer in the key's preference list (the
+//     node left the ring while down, or the partition moved) goes to the
+//     key's current primaries instead: this node's own copy when it is one
+//     of them, else the first reachable one.
+//   - While a hint cannot reach its primary (the detector marks it dead, or
+//     a delivery went unanswered) the fallback copies it, once per version,
+//     to the key's other reachable primaries as a repair. From then on the
+//     write is in their Merkle trees, and anti-entropy carries it to every
+//     replica, the primary included, even if the hint itself is later lost
+//     with the fallback's disk. The hint stays until its primary acknowledges
+//     it, so no copy is ever given up early.
 
 // hintState tracks hints being delivered.
 type hintState struct {
@@ -27,12 +40,24 @@ type hintState struct {
 	held      map[ring.NodeID]int // hints stored per target
 	nextSweep time.Time
 	loaded    bool
+	// stuck marks targets a delivery went unanswered to; spread remembers
+	// the version (object.Hash) of each hint copied to the other primaries,
+	// and spreadDone the targets all of whose hints were.
+	stuck      map[ring.NodeID]bool
+	spread     map[string]uint64
+	spreadDone map[ring.NodeID]bool
+	sweeps     uint64
 
 	Stored, Delivered uint64
 }
 
+// spreadAgain is how many hint sweeps pass before stuck hints are copied to
+// the other primaries again.
+const spreadAgain = 10
+
 type hintOp struct {
-	target ring.NodeID
+	target ring.NodeID // the primary the hint names
+	to     ring.NodeID // where it was sent: target, or a current primary
 	skey   []byte
 	hash   uint64
 	sentAt time.Time
@@ -40,10 +65,13 @@ type hintOp struct {
 
 func newHintState() hintState {
 	return hintState{
-		inflight:  map[uint64]*hintOp{},
-		sending:   map[string]bool{},
-		perTarget: map[ring.NodeID]int{},
-		held:      map[ring.NodeID]int{},
+		inflight:   map[uint64]*hintOp{},
+		sending:    map[string]bool{},
+		perTarget:  map[ring.NodeID]int{},
+		held:       map[ring.NodeID]int{},
+		stuck:      map[ring.NodeID]bool{},
+		spread:     map[string]uint64{},
+		spreadDone: map[ring.NodeID]bool{},
 	}
 }
 
@@ -107,32 +135,112 @@ func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error 
 		n.hints.held[primary]++
 	}
 	n.hints.Stored++
+	delete(n.hints.spreadDone, primary)
 	n.obs.noteHint(primary, key)
 	n.put(skey, encoded)
 	return nil
 }
 
-// readHint returns the hint this node holds for primary and key.
-func (n *Node) readHint(primary ring.NodeID, key []byte) (object.Object, bool, error) {
-	raw, have, err := n.readRaw(storage.HintKey(string(primary), n.ring.PartitionOf(key), key))
-	if err != nil || !have {
-		return object.Object{}, false, err
+// readHints merges every hint this node holds for key, whichever primary
+// each names.
+func (n *Node) readHints(key []byte) (object.Object, bool, error) {
+	n.loadHints()
+	p := n.ring.PartitionOf(key)
+	var (
+		merged object.Object
+		found  bool
+	)
+	for _, t := range n.hintTargets() {
+		raw, have, err := n.readRaw(storage.HintKey(string(t), p, key))
+		if err != nil {
+			return object.Object{}, false, fmt.Errorf("node: reading hint: %w", err)
+		}
+		if !have {
+			continue
+		}
+		o, err := object.Decode(raw)
+		if err != nil {
+			return object.Object{}, false, fmt.Errorf("node: reading hint: %w", err)
+		}
+		merged, found = object.Merge(merged, o), true
 	}
-	o, err := object.Decode(raw)
-	return o, err == nil, err
+	return merged, found, nil
+}
+
+// hintTargets lists, sorted, the nodes this node holds hints for.
+func (n *Node) hintTargets() []ring.NodeID {
+	targets := make([]ring.NodeID, 0, len(n.hints.held))
+	for t, c := range n.hints.held {
+		if c > 0 {
+			targets = append(targets, t)
+		}
+	}
+	slices.Sort(targets)
+	return targets
+}
+
+// replicaOf reports whether id is in partition p's preference list, in the
+// current ring or in the ring being moved to.
+func (n *Node) replicaOf(id ring.NodeID, p int) bool {
+	return slices.Contains(n.ring.PreferenceList(p), id) || (n.next != nil && slices.Contains(n.next.PreferenceList(p), id))
+}
+
+// isMember reports whether id is in the current ring or the next one.
+func (n *Node) isMember(id ring.NodeID) bool {
+	return n.ring.Contains(id) || (n.next != nil && n.next.Contains(id))
+}
+
+// rerouteTo picks where a hint for a node that no longer replicates
+// partition p goes: this node when it is one of p's primaries, else the
+// first reachable one ("" when none is).
+func (n *Node) rerouteTo(p int) ring.NodeID {
+	pl := n.ring.PreferenceList(p)
+	if slices.Contains(pl, n.cfg.ID) {
+		return n.cfg.ID
+	}
+	for _, r := range pl {
+		if n.reachable(r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// hintValue returns the current value of a hint met in a scan, seeing this
+// batch's writes; ok is false when the batch deleted it.
+func (n *Node) hintValue(k, v []byte) ([]byte, bool) {
+	if cur, pend := n.pending[string(k)]; pend {
+		return cur, cur != nil
+	}
+	return v, true
+}
+
+// localHint is a hint this node resolves into its own copy, after a scan
+// (the store cannot be read inside its own scan).
+type localHint struct {
+	skey, key, value []byte
 }
 
 // deliverHints offers target the hints held for it, up to HintBatch in
-// flight at once.
+// flight at once; hints whose key target no longer replicates go to the
+// key's current primaries instead.
 func (n *Node) deliverHints(target ring.NodeID) {
 	n.loadHints()
-	if n.hints.held[target] == 0 || !n.reachable(target) || target == n.cfg.ID {
+	if n.hints.held[target] == 0 || target == n.cfg.ID || n.ring == nil {
 		return
+	}
+	member := n.isMember(target)
+	if member && (!n.reachable(target) || n.hints.stuck[target]) {
+		n.spreadHints(target)
+	}
+	if member && !n.reachable(target) {
+		return // its hints wait for it (or for it to leave the ring)
 	}
 	room := n.cfg.HintBatch - n.hints.perTarget[target]
 	if room <= 0 {
 		return
 	}
+	var locals []localHint
 	lo, hi := storage.HintRange(string(target))
 	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
 		if room <= 0 {
@@ -141,25 +249,102 @@ func (n *Node) deliverHints(target ring.NodeID) {
 		if n.hints.sending[string(k)] {
 			return nil
 		}
-		if cur, ok := n.pending[string(k)]; ok {
-			if cur == nil {
-				return nil // deleted in this batch
-			}
-			v = cur
+		v, ok := n.hintValue(k, v)
+		if !ok {
+			return nil
 		}
 		_, _, userKey, ok := storage.ParseHintKey(k)
 		if !ok {
 			return nil
 		}
+		to := target
+		if p := n.ring.PartitionOf(userKey); !n.replicaOf(target, p) {
+			if to = n.rerouteTo(p); to == "" {
+				return nil // no primary reachable: try again next sweep
+			}
+		}
+		room--
+		if to == n.cfg.ID {
+			locals = append(locals, localHint{skey: slices.Clone(k), key: slices.Clone(userKey), value: slices.Clone(v)})
+			return nil
+		}
 		id := n.newOpID()
 		skey := slices.Clone(k)
-		n.hints.inflight[id] = &hintOp{target: target, skey: skey, hash: object.Hash(v), sentAt: n.now}
+		n.hints.inflight[id] = &hintOp{target: target, to: to, skey: skey, hash: object.Hash(v), sentAt: n.now}
 		n.hints.sending[string(skey)] = true
 		n.hints.perTarget[target]++
-		n.send(Message{Type: MsgReplicaPut, To: target, ReqID: id, Key: slices.Clone(userKey), Object: slices.Clone(v)})
-		room--
+		n.send(Message{Type: MsgReplicaPut, To: to, ReqID: id, Key: slices.Clone(userKey), Object: slices.Clone(v)})
 		return nil
 	})
+	for _, h := range locals {
+		if err := n.mergeLocal(h.key, h.value); err == nil {
+			n.dropHint(target, h.skey)
+		}
+	}
+}
+
+// dropHint deletes a delivered hint.
+func (n *Node) dropHint(target ring.NodeID, skey []byte) {
+	n.put(skey, nil)
+	delete(n.hints.spread, string(skey))
+	n.hints.held[target]--
+	n.hints.Delivered++
+	n.obs.noteDelivered(target)
+}
+
+// spreadHints copies the hints held for target, which cannot take them now,
+// to the other reachable primaries of each key as repairs (no answer
+// awaited), once per hint version, at most HintBatch per sweep.
+func (n *Node) spreadHints(target ring.NodeID) {
+	if n.hints.spreadDone[target] {
+		return
+	}
+	budget, complete := n.cfg.HintBatch, true
+	var locals []localHint
+	lo, hi := storage.HintRange(string(target))
+	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+		if budget <= 0 {
+			complete = false
+			return errStopScan
+		}
+		v, ok := n.hintValue(k, v)
+		if !ok {
+			return nil
+		}
+		_, _, userKey, ok := storage.ParseHintKey(k)
+		if !ok {
+			return nil
+		}
+		h := object.Hash(v)
+		if seen, ok := n.hints.spread[string(k)]; ok && seen == h {
+			return nil
+		}
+		sent := false
+		for _, r := range n.ring.PreferenceList(n.ring.PartitionOf(userKey)) {
+			switch {
+			case r == target || !n.reachable(r):
+			case r == n.cfg.ID:
+				locals = append(locals, localHint{key: slices.Clone(userKey), value: slices.Clone(v)})
+				sent = true
+			default:
+				n.send(Message{Type: MsgReplicaPut, To: r, Key: slices.Clone(userKey), Object: slices.Clone(v), Repair: true})
+				sent = true
+			}
+		}
+		if !sent {
+			complete = false // no other primary reachable now
+			return nil
+		}
+		n.hints.spread[string(k)] = h
+		budget--
+		return nil
+	})
+	for _, h := range locals {
+		_ = n.mergeLocal(h.key, h.value) // a failure is retried: the hint stays
+	}
+	if complete {
+		n.hints.spreadDone[target] = true
+	}
 }
 
 // onHintAck handles a primary's answer to a delivered hint. It reports
@@ -173,12 +358,12 @@ func (n *Node) onHintAck(m Message) bool {
 	if m.Err != "" {
 		return true
 	}
+	if m.From == op.target {
+		delete(n.hints.stuck, op.target)
+	}
 	cur, have, err := n.readRaw(op.skey)
 	if err == nil && have && object.Hash(cur) == op.hash {
-		n.put(op.skey, nil)
-		n.hints.held[op.target]--
-		n.hints.Delivered++
-		n.obs.noteDelivered(op.target)
+		n.dropHint(op.target, op.skey)
 	}
 	n.deliverHints(op.target)
 	return true
@@ -195,21 +380,27 @@ func (n *Node) forgetHintOp(id uint64, op *hintOp) {
 func (n *Node) tickHints() {
 	stale := n.now.Add(-2 * n.cfg.ReplicaTimeout)
 	for _, id := range expired(n.hints.inflight, stale, func(op *hintOp) time.Time { return op.sentAt }) {
-		n.forgetHintOp(id, n.hints.inflight[id])
+		op := n.hints.inflight[id]
+		if op.to == op.target && !n.hints.stuck[op.target] {
+			// Alive by the detector, yet silent: copy its hints to the
+			// other primaries too (spreadHints) until it acknowledges one.
+			n.hints.stuck[op.target] = true
+			delete(n.hints.spreadDone, op.target)
+		}
+		n.forgetHintOp(id, op)
 	}
 	if n.now.Before(n.hints.nextSweep) {
 		return
 	}
 	n.hints.nextSweep = n.now.Add(n.cfg.HintRetry)
-	n.loadHints()
-	targets := make([]ring.NodeID, 0, len(n.hints.held))
-	for t, c := range n.hints.held {
-		if c > 0 {
-			targets = append(targets, t)
-		}
+	if n.hints.sweeps++; n.hints.sweeps%spreadAgain == 0 {
+		// Spread copies are repairs nobody acknowledges: offer stuck
+		// hints again now and then, in case one was lost.
+		clear(n.hints.spread)
+		clear(n.hints.spreadDone)
 	}
-	slices.Sort(targets)
-	for _, t := range targets {
+	n.loadHints()
+	for _, t := range n.hintTargets() {
 		n.deliverHints(t)
 	}
 }

@@ -382,6 +382,9 @@ func (n *Node) Tick(now time.Time) {
 	for _, id := range expired(n.puts, now, func(op *putOp) time.Time { return op.fallbackAt }) {
 		n.sendToFallbacks(id, n.puts[id])
 	}
+	for _, id := range expired(n.gets, now, func(op *getOp) time.Time { return op.fallbackAt }) {
+		n.getFallbacks(id, n.gets[id])
+	}
 	for _, id := range expired(n.fwds, now, func(op *forwardOp) time.Time { return op.retryAt }) {
 		n.retryForward(id, n.fwds[id])
 	}

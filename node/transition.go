@@ -40,6 +40,8 @@ var (
 	ErrNoChange   = errors.New("node: nothing to change")
 	ErrNotMember  = errors.New("node: not a member of the ring")
 	ErrNoRing     = errors.New("node: this node has no ring yet")
+	// ErrNoTransition reports an abort with no membership change running.
+	ErrNoTransition = errors.New("node: no membership change in progress")
 )
 
 // handoffState tracks the transfers this node runs as a donor.
@@ -63,22 +65,30 @@ func (n *Node) install(st cluster.State) error {
 	if err != nil {
 		return err
 	}
-	old := n.ring
+	old, oldNext := n.ring, n.next
 	n.state, n.ring, n.next = st.Clone(), cur, next
 	if st.N != n.cfg.N {
 		return fmt.Errorf("%w: cluster state has N=%d, this node N=%d", ErrConfig, st.N, n.cfg.N)
 	}
-	if old != nil && !slices.Equal(old.Owners(), cur.Owners()) {
-		// The ring switched: whatever this node held for partitions it no
-		// longer replicates must be handed to the new replicas, then dropped.
+	if old != nil {
+		// The ring switched, or a transition was aborted: whatever this
+		// node held for partitions it no longer replicates (in either
+		// ring) must be handed to their replicas, then dropped.
 		for p := range cur.Partitions() {
-			if slices.Contains(old.PreferenceList(p), n.cfg.ID) && !n.replicates(p) {
+			held := slices.Contains(old.PreferenceList(p), n.cfg.ID) ||
+				(oldNext != nil && slices.Contains(oldNext.PreferenceList(p), n.cfg.ID))
+			if held && !n.replicates(p) {
 				n.ho.orphans[p] = true
 			}
 		}
 	}
 	if next == nil {
 		clear(n.ho.reported)
+		if run := n.ae.cur; run != nil && run.push != nil && run.push.handoff != nil {
+			// A transfer of a transition that ended (aborted, or switched
+			// by the claimant) has nothing left to report to.
+			n.abandonRun()
+		}
 	}
 	return nil
 }
@@ -246,6 +256,33 @@ func (n *Node) StageLeave(now time.Time, id ring.NodeID) error {
 	st.Leaving = append(st.Leaving, id)
 	slices.Sort(st.Leaving)
 	return n.adopt(st, true)
+}
+
+// Abort rolls the running transition back, on an operator's command: the
+// ring stays the one requests were routed by (Owners), and Next and the
+// handoffs done so far are dropped. Nothing is lost: throughout the
+// transition every request was routed, and W counted, by the current ring,
+// whose replicas therefore hold every acknowledged write. The nodes that
+// were entering preference lists only got extra copies (dual writes and
+// handoff pushes); they hand them back and drop them like any data of a
+// partition they do not replicate. It returns the progress at the abort.
+//
+// Only the claimant changes the state during a transition, so the driver
+// runs Abort on the claimant when it can (see server.Abort); run elsewhere
+// it races the claimant's next handoff record, and the higher version wins.
+func (n *Node) Abort(now time.Time) (HandoffProgress, error) {
+	n.now = now
+	if n.ring == nil {
+		return HandoffProgress{}, ErrNoRing
+	}
+	if !n.state.InTransition() {
+		return HandoffProgress{}, ErrNoTransition
+	}
+	hp := n.Progress()
+	st := n.state.Clone()
+	st.Version++
+	st.Next, st.Claimant, st.Done = nil, "", nil
+	return hp, n.adopt(st, true)
 }
 
 // HandoffProgress summarises the running transition.

@@ -108,7 +108,7 @@ type Trace struct {
 type TraceEvent struct {
 	At   time.Duration // since the coordinator took the request
 	Node ring.NodeID
-	What string // "sent", "ack", "answer", "not_found", "error", "timeout", "repair", "hint", "redirect"
+	What string // "sent", "ack", "answer", "not_found", "no_hint", "error", "timeout", "repair", "hint", "redirect"
 	Note string
 }
 

@@ -22,6 +22,9 @@ type stateView struct {
 	version  uint64
 	next     *ring.Ring
 	progress node.HandoffProgress
+	// progressAt is when this node saw the transition begin or last
+	// advance: how long a handoff has been stuck.
+	progressAt time.Time
 }
 
 // publishView refreshes the ring and state snapshots. Loop goroutine only.
@@ -29,7 +32,12 @@ func (s *Server) publishView() {
 	s.ring.Store(s.core.Ring())
 	st := s.core.State()
 	old := s.view.Load()
-	s.view.Store(&stateView{version: st.Version, next: s.core.NextRing(), progress: s.core.Progress()})
+	v := &stateView{version: st.Version, next: s.core.NextRing(), progress: s.core.Progress(), progressAt: time.Now()}
+	if old != nil && old.progress.InTransition && v.progress.InTransition && old.progress.Claimant == v.progress.Claimant &&
+		old.progress.Total == v.progress.Total && old.progress.Done == v.progress.Done {
+		v.progressAt = old.progressAt
+	}
+	s.view.Store(v)
 	if old == nil || old.version != st.Version {
 		msg := fmt.Sprintf("ring version %d", st.Version)
 		if st.InTransition() {
@@ -178,7 +186,8 @@ func (s *Server) aliveMembers() []ring.NodeID {
 	return out
 }
 
-// Plan implements httpapi.Admin.
+// Plan implements httpapi.Admin. A plan with a joining node whose
+// advertised addresses do not answer is refused (checkJoining).
 func (s *Server) Plan(ctx context.Context) (node.Plan, error) {
 	alive := s.aliveMembers()
 	var (
@@ -188,16 +197,25 @@ func (s *Server) Plan(ctx context.Context) (node.Plan, error) {
 	if e := s.inLoop(ctx, func() { pl, err = s.core.Plan(alive) }); e != nil {
 		return pl, e
 	}
-	return pl, err
+	if err != nil {
+		return pl, err
+	}
+	return pl, s.checkJoining(ctx, pl.Joining)
 }
 
-// Commit implements httpapi.Admin.
+// Commit implements httpapi.Admin. It checks the joining nodes as Plan
+// does, then commits with exactly those: a node gossip brings in between
+// the check and the commit waits for the next plan.
 func (s *Server) Commit(ctx context.Context) (node.Plan, error) {
 	alive := s.aliveMembers()
-	var (
-		pl  node.Plan
-		err error
-	)
+	pl, err := s.Plan(ctx)
+	if err != nil {
+		return pl, err
+	}
+	rg := s.Ring()
+	alive = slices.DeleteFunc(alive, func(id ring.NodeID) bool {
+		return !rg.Contains(id) && !slices.Contains(pl.Joining, id)
+	})
 	if e := s.inLoop(ctx, func() { pl, err = s.core.Commit(s.now(), alive) }); e != nil {
 		return pl, e
 	}
@@ -220,6 +238,24 @@ func (s *Server) StageLeave(ctx context.Context, id ring.NodeID) error {
 func (s *Server) Progress() (node.HandoffProgress, *ring.Ring) {
 	v := s.view.Load()
 	return v.progress, v.next
+}
+
+// LastProgress implements httpapi.Admin.
+func (s *Server) LastProgress() time.Time { return s.view.Load().progressAt }
+
+// Abort implements httpapi.Admin.
+func (s *Server) Abort(ctx context.Context) (node.HandoffProgress, error) {
+	var (
+		hp  node.HandoffProgress
+		err error
+	)
+	if e := s.inLoop(ctx, func() { hp, err = s.core.Abort(s.now()) }); e != nil {
+		return hp, e
+	}
+	if err == nil {
+		s.log.Warn("membership change aborted", "claimant", hp.Claimant, "transfers_done", hp.Done, "transfers_total", hp.Total)
+	}
+	return hp, err
 }
 
 // now is the clock the daemon feeds the core.

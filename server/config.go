@@ -29,6 +29,13 @@ type Config struct {
 	RPCAddr    string // default 127.0.0.1:9201
 	GossipAddr string // default 127.0.0.1:9301; memberlist binds exactly this address
 
+	// Advertise addresses: where other nodes and clients reach this one,
+	// when that is not the listen address (NAT, containers, listening on
+	// 0.0.0.0). Each defaults to its listen address; a listen address that
+	// binds every interface requires one (see advertise.go). HTTP and RPC
+	// take host names; a gossip host name is resolved once, at start.
+	AdvertiseHTTP, AdvertiseRPC, AdvertiseGossip string
+
 	// Join lists gossip addresses of existing members to join through.
 	Join []string
 	// Preset picks timing defaults: "default" for servers, "lab" for
@@ -54,6 +61,12 @@ type Config struct {
 	ReplicaTimeout time.Duration // silence before a fallback takes a write; default 1s (lab 200ms)
 	AEInterval     time.Duration // anti-entropy exchange interval; default 1s (lab 200ms)
 	AEMaxKeys      int           // objects repaired per exchange and direction; default 1000
+
+	// LWW makes the node last-write-wins: merges keep only the newest
+	// sibling, silently dropping concurrent writes. Every node of a cluster
+	// must agree. It exists as an explicit choice and as the negative
+	// control of `dynago chaos --lww`, which must catch it losing writes.
+	LWW bool
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
@@ -146,9 +159,12 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if err := c.validateAdvertise(); err != nil {
+		return err
+	}
 	if len(c.Cluster) == 0 && len(c.Join) == 0 {
 		// Neither a cluster list nor anyone to join: a cluster of one.
-		c.Cluster = []Peer{{ID: c.ID, RPCAddr: c.RPCAddr, HTTPAddr: c.HTTPAddr}}
+		c.Cluster = []Peer{{ID: c.ID, RPCAddr: advertisedOr(c.AdvertiseRPC, c.RPCAddr), HTTPAddr: advertisedOr(c.AdvertiseHTTP, c.HTTPAddr)}}
 	}
 	seen := map[ring.NodeID]bool{}
 	self := false
@@ -163,7 +179,7 @@ func (c *Config) validate() error {
 		if p.ID == c.ID {
 			self = true
 			if p.HTTPAddr == "" {
-				c.Cluster[i].HTTPAddr = c.HTTPAddr
+				c.Cluster[i].HTTPAddr = advertisedOr(c.AdvertiseHTTP, c.HTTPAddr)
 			}
 		}
 	}

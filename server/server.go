@@ -72,6 +72,9 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
+	// What this node publishes as its HTTP and RPC addresses (advertise.go).
+	advHTTP, advRPC string
+
 	inputs   chan input
 	syncReq  chan uint64
 	syncDone chan syncResult
@@ -106,6 +109,7 @@ type Server struct {
 	closeOnce sync.Once
 	stopOnce  sync.Once
 	failed    atomic.Bool // storage failed: the shutdown is not clean
+	draining  atomic.Bool // see Drain
 }
 
 type syncResult struct {
@@ -163,6 +167,7 @@ func Start(cfg Config) (*Server, error) {
 		RequestTimeout: cfg.RequestTimeout, MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize,
 		ReplicaTimeout: cfg.ReplicaTimeout, HintRetry: 5 * cfg.ReplicaTimeout,
 		AEInterval: cfg.AEInterval, AETimeout: 10 * cfg.AEInterval, AEMaxKeys: cfg.AEMaxKeys,
+		LWW: cfg.LWW,
 	}, s.engine)
 	if err != nil {
 		return nil, err
@@ -237,10 +242,15 @@ func Start(cfg Config) (*Server, error) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+	s.advHTTP, s.advRPC = advertisedOr(cfg.AdvertiseHTTP, s.HTTPAddr()), advertisedOr(cfg.AdvertiseRPC, s.trans.Addr())
+	advGossip, err := resolveGossipAdvertise(cfg.AdvertiseGossip)
+	if err != nil {
+		return nil, err
+	}
 	s.members, err = membership.Start(membership.Config{
-		ID: cfg.ID, BindAddr: cfg.GossipAddr, Preset: membershipPreset(cfg.Preset), Logger: s.log,
+		ID: cfg.ID, BindAddr: cfg.GossipAddr, AdvertiseAddr: advGossip, Preset: membershipPreset(cfg.Preset), Logger: s.log,
 		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState,
-		Meta:    membership.Meta{HTTPAddr: s.HTTPAddr(), RPCAddr: s.trans.Addr()},
+		Meta:    membership.Meta{HTTPAddr: s.advHTTP, RPCAddr: s.advRPC},
 		OnEvent: s.onMember,
 		OnState: s.onState,
 		WrapTransport: func(nt memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
@@ -259,12 +269,18 @@ func Start(cfg Config) (*Server, error) {
 		go s.joinLoop(cfg.Join)
 	}
 	ok = true
-	s.log.Info("node serving", "http", s.HTTPAddr(), "rpc", s.trans.Addr(), "gossip", s.members.Addr(), "ring_version", s.core.State().Version, "n", cfg.N, "r", cfg.R, "w", cfg.W)
+	s.log.Info("node serving", "http", s.advHTTP, "rpc", s.advRPC, "gossip", s.members.Addr(), "ring_version", s.core.State().Version, "n", cfg.N, "r", cfg.R, "w", cfg.W)
 	return s, nil
 }
 
 // HTTPAddr returns the address the HTTP API listens on.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Advertised returns the addresses this node publishes to the others: HTTP,
+// RPC and gossip.
+func (s *Server) Advertised() (httpAddr, rpcAddr, gossipAddr string) {
+	return s.advHTTP, s.advRPC, s.members.Addr()
+}
 
 // RPCAddr returns the address the node-to-node transport listens on.
 func (s *Server) RPCAddr() string { return s.trans.Addr() }
@@ -444,7 +460,7 @@ func (s *Server) Members() []httpapi.Member {
 			}
 		}
 		if id == s.cfg.ID {
-			m.Status, m.HTTPAddr = node.Alive.String(), s.HTTPAddr()
+			m.Status, m.HTTPAddr = node.Alive.String(), s.advHTTP
 		}
 		out = append(out, m)
 	}

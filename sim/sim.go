@@ -280,6 +280,17 @@ func (c *Cluster) Commit(via ring.NodeID) (node.Plan, error) {
 	return pl, err
 }
 
+// Abort runs an operator's `admin abort` on node via.
+func (c *Cluster) Abort(via ring.NodeID) (node.HandoffProgress, error) {
+	sn := c.nodes[via]
+	if !sn.up {
+		return node.HandoffProgress{}, fmt.Errorf("sim: %s is down", via)
+	}
+	hp, err := sn.core.Abort(c.now)
+	c.flush(sn)
+	return hp, err
+}
+
 // StageLeave runs an operator's `admin leave id` on node via.
 func (c *Cluster) StageLeave(via, id ring.NodeID) error {
 	sn := c.nodes[via]
@@ -594,6 +605,18 @@ func (c *Cluster) Restart(id ring.NodeID) error {
 func (c *Cluster) Wipe(id ring.NodeID) {
 	c.Crash(id)
 	c.nodes[id].disk.Wipe()
+}
+
+// Believe makes node id's failure detector report about with status s, as
+// a lagging detector would (a restarted daemon's memberlist has not heard
+// from its peers yet): it holds until the simulated detector's next report
+// on about.
+func (c *Cluster) Believe(id, about ring.NodeID, s node.Status) {
+	if sn := c.nodes[id]; sn != nil && sn.up {
+		c.tracef("%s believes %s is %s", id, about, s)
+		sn.core.SetStatus(about, s)
+		c.flush(sn)
+	}
 }
 
 // Partition cuts every link between the nodes of a and the nodes of b, in

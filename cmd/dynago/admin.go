@@ -11,16 +11,22 @@ import (
 )
 
 func init() {
-	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID", run: runAdmin})
+	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID, abort", run: runAdmin})
 }
 
-const adminUsage = `admin plan|commit|leave ID [flags]
+const adminUsage = `admin plan|commit|leave ID|abort [flags]
 
   plan      show the staged change: alive nodes outside the ring join, staged
             leaves leave; which partitions move where and how much data
   commit    start the staged change; partitions are handed off while writes
             continue, and the ring switches once every handoff is done
   leave ID  stage node ID to leave at the next commit
+  abort     roll the running change back: the ring stays as it was, nodes
+            that were joining hand back what they received; nothing
+            written is lost (use it when 'dynago status' shows no progress)
+
+plan and commit refuse a joining node whose advertised RPC or HTTP address
+does not answer as that node.
 
 Follow progress with 'dynago status'.`
 
@@ -44,6 +50,13 @@ func runAdmin(ctx context.Context, args []string) error {
 	}
 	var p client.Plan
 	switch sub {
+	case "abort":
+		a, err := c.Abort(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "aborted the change committed by %s (%d of %d transfers had completed); the ring is unchanged\n", a.Claimant, a.Done, a.Total)
+		return nil
 	case "plan":
 		p, err = c.Plan(ctx)
 	case "commit":

@@ -287,8 +287,44 @@ of partitions it owns.`)
 	if h := cl.Handoff; h != nil && h.InProgress {
 		fmt.Fprintf(stdout, "\nhandoff in progress (claimant %s): %d of %d transfers done %s\n",
 			h.Claimant, h.Done, h.Total, progressBar(h.Done, h.Total, 30))
+		printStall(stdout, h, cl.Nodes)
 	}
 	return nil
+}
+
+// stallAfter is how long without a completed transfer status calls a
+// handoff stuck. One transfer copies one partition's differences; on a
+// healthy cluster they complete every few seconds at most.
+const stallAfter = 30 * time.Second
+
+// printStall says so when a handoff makes no progress: which transfers
+// wait, whether their nodes look down, and the way out.
+func printStall(w io.Writer, h *client.Handoff, nodes []client.Node) {
+	idle := time.Duration(h.NoProgressMS) * time.Millisecond
+	if idle < stallAfter {
+		return
+	}
+	status := map[string]string{}
+	for _, n := range nodes {
+		status[n.ID] = n.Status
+	}
+	fmt.Fprintf(w, "NO PROGRESS: %d/%d transfers, none completed for %s\n", h.Done, h.Total, idle.Round(time.Second))
+	const show = 5
+	for i, t := range h.Pending {
+		if i == show {
+			fmt.Fprintf(w, "  ... and %d more\n", len(h.Pending)-show)
+			break
+		}
+		note := ""
+		for _, id := range []string{t.From, t.To} {
+			if st := status[id]; st != "" && st != "alive" {
+				note += fmt.Sprintf(" (%s is %s)", id, st)
+			}
+		}
+		fmt.Fprintf(w, "  handoff %s→%s partition %d: waiting%s\n", t.From, t.To, t.Partition, note)
+	}
+	fmt.Fprintln(w, "Check that the nodes above reach each other on their advertised RPC addresses;")
+	fmt.Fprintln(w, "'dynago admin abort' rolls the change back without losing anything written.")
 }
 
 func runWhere(ctx context.Context, args []string) error {
