@@ -326,6 +326,10 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 // Binary returns the path of the dynago binary the nodes run.
 func (c *Cluster) Binary() string { return c.cfg.Binary }
 
+// ClusterName is the --cluster-name every node runs with: a node started by
+// hand must use it to join.
+func (c *Cluster) ClusterName() string { return c.cfg.ClusterName }
+
 // List returns a snapshot of the nodes, safe to call while AddNode runs.
 func (c *Cluster) List() []*Node {
 	c.mu.Lock()
