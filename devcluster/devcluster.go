@@ -37,7 +37,11 @@ type Config struct {
 	Partitions     int    // default 64
 	N, R, W        int    // defaults 3, 2, 2
 	Preset         string // server timing preset; default "lab" (fast detection and repair)
-	DataDir        string // default: a fresh directory under the system temp dir
+	// ClusterName is every node's --cluster-name; default "dev-" and the
+	// HTTP base port, so two local clusters (say, tests running side by
+	// side) never merge through a stale seed address.
+	ClusterName string
+	DataDir     string // default: a fresh directory under the system temp dir
 	// DrainTimeout is each node's --drain-timeout: how long a node stopped
 	// with SIGTERM keeps serving with /readyz answering 503. Default 0: a
 	// local cluster has no load balancer to wait for.
@@ -115,6 +119,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Preset == "" {
 		c.Preset = "lab"
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "dev-" + strconv.Itoa(c.HTTPBasePort)
 	}
 	if c.R == 0 {
 		c.R = c.N/2 + 1
@@ -229,7 +236,7 @@ func (c *Cluster) launch(n *Node) error {
 	args := []string{"server",
 		"--id", n.ID, "--data-dir", n.DataDir,
 		"--http-addr", n.HTTPAddr, "--rpc-addr", n.RPCAddr, "--gossip-addr", n.GossipAddr,
-		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset,
+		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset, "--cluster-name", c.cfg.ClusterName,
 		"--partitions", strconv.Itoa(c.cfg.Partitions),
 		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
 		"--drain-timeout", c.cfg.DrainTimeout.String(),
@@ -318,6 +325,10 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 
 // Binary returns the path of the dynago binary the nodes run.
 func (c *Cluster) Binary() string { return c.cfg.Binary }
+
+// ClusterName is the --cluster-name every node runs with: a node started by
+// hand must use it to join.
+func (c *Cluster) ClusterName() string { return c.cfg.ClusterName }
 
 // List returns a snapshot of the nodes, safe to call while AddNode runs.
 func (c *Cluster) List() []*Node {

@@ -112,7 +112,7 @@ func TestPlanRefusesANodeWhoseAdvertisedAddressDoesNotAnswer(t *testing.T) {
 	httpAddr, deadRPC := freePort(t), freePort(t)
 	cmd := exec.Command(binary, "server", "--id", "n4", "--data-dir", t.TempDir(),
 		"--http-addr", httpAddr, "--rpc-addr", freePort(t), "--gossip-addr", freePort(t),
-		"--advertise-rpc", deadRPC, "--join", c.Nodes[0].GossipAddr, "--preset", "lab", "--drain-timeout", "0s")
+		"--advertise-rpc", deadRPC, "--join", c.Nodes[0].GossipAddr, "--cluster-name", c.ClusterName(), "--preset", "lab", "--drain-timeout", "0s")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

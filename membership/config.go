@@ -62,6 +62,26 @@ type Config struct {
 	// belongs to the callee. Optional.
 	OnState func(version uint64, state []byte)
 
+	// ClusterName is memberlist's label: it is put on every gossip packet
+	// and stream, and a member drops whatever carries another name, so two
+	// clusters never merge because a seed address was mistyped. Every
+	// member of a cluster must use the same name; empty means no label
+	// (and then only members without one). See ValidClusterName.
+	ClusterName string
+
+	// ValidateState checks a cluster state received from another member
+	// before this member adopts it (this package never interprets the
+	// bytes itself). A state it rejects is dropped and counted in
+	// Stats().StatesRejected; it is never adopted, passed on, or handed to
+	// OnState. It runs on memberlist's goroutines, only for states newer
+	// than the one held, and must not block. Optional (nil accepts all
+	// that pass the package's own checks, see MaxStateVersion).
+	ValidateState func(version uint64, state []byte) error
+
+	// Reconnect tunes how members marked dead and the seeds are tried
+	// again; zero fields take the preset's values. See Reconnect.
+	Reconnect Reconnect
+
 	// WrapTransport, when set, wraps the gossip network transport: the
 	// fault lab injects delay, loss and partitions into gossip this way,
 	// as it does into node-to-node RPC. Optional.
@@ -69,6 +89,22 @@ type Config struct {
 
 	// Test hook: tune adjusts memberlist's timings after the preset.
 	tune func(*memberlist.Config)
+}
+
+// Reconnect tunes the reconnect loop (see the package doc, "Healing").
+type Reconnect struct {
+	// Interval is the wait before the first retry of a member marked
+	// dead, doubled after every attempt up to MaxInterval, with jitter.
+	// Default 1 s (lab 250 ms).
+	Interval time.Duration
+	// MaxInterval caps the wait between two attempts at one member, and so
+	// bounds how long after a partition heals the two sides find each
+	// other again. Default 8 s (lab 2 s).
+	MaxInterval time.Duration
+	// ReapTimeout is how long a member stays dead before this member stops
+	// trying it (it stays listed as Dead: which nodes belong to the cluster
+	// is the ring's business). Default 24 h, as Serf's reconnect timeout.
+	ReapTimeout time.Duration
 }
 
 // ErrConfig reports an invalid Config.
@@ -108,6 +144,27 @@ type settings struct {
 	advertise *endpoint
 	meta      []byte
 	ml        *memberlist.Config
+	reconnect Reconnect
+}
+
+// maxClusterNameLen keeps the label, which rides on every UDP packet, small
+// next to maxBroadcastState (memberlist itself allows 255 bytes).
+const maxClusterNameLen = 64
+
+// ValidClusterName checks a cluster name: at most 64 bytes of ASCII
+// letters, digits, '.', '_' and '-' (or empty, for no label). It is what
+// operators type and what shows in logs, so nothing exotic.
+func ValidClusterName(name string) error {
+	if len(name) > maxClusterNameLen {
+		return fmt.Errorf("%w: cluster name longer than %d bytes", ErrConfig, maxClusterNameLen)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fmt.Errorf("%w: cluster name %q: only letters, digits, '.', '_' and '-'", ErrConfig, name)
+		}
+	}
+	return nil
 }
 
 func (c *Config) validate() (settings, error) {
@@ -135,14 +192,36 @@ func (c *Config) validate() (settings, error) {
 	if s.meta, err = encodeMeta(c.Meta); err != nil {
 		return s, err
 	}
+	if err := ValidClusterName(c.ClusterName); err != nil {
+		return s, err
+	}
 	switch c.Preset {
 	case "", PresetLAN:
 		s.ml = memberlist.DefaultLANConfig()
+		s.reconnect = Reconnect{Interval: time.Second, MaxInterval: 8 * time.Second, ReapTimeout: 24 * time.Hour}
 	case PresetLab:
 		s.ml = labConfig()
+		s.reconnect = Reconnect{Interval: 250 * time.Millisecond, MaxInterval: 2 * time.Second, ReapTimeout: 24 * time.Hour}
 	default:
 		return s, fmt.Errorf("%w: unknown preset %q (want %q or %q)", ErrConfig, c.Preset, PresetLAN, PresetLab)
 	}
+	r := c.Reconnect
+	if r.Interval < 0 || r.MaxInterval < 0 || r.ReapTimeout < 0 {
+		return s, fmt.Errorf("%w: negative reconnect timing %+v", ErrConfig, r)
+	}
+	if r.Interval > 0 {
+		s.reconnect.Interval = r.Interval
+	}
+	if r.MaxInterval > 0 {
+		s.reconnect.MaxInterval = r.MaxInterval
+	}
+	if r.ReapTimeout > 0 {
+		s.reconnect.ReapTimeout = r.ReapTimeout
+	}
+	if s.reconnect.MaxInterval < s.reconnect.Interval {
+		s.reconnect.MaxInterval = s.reconnect.Interval
+	}
+	s.ml.Label = c.ClusterName
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,8 +1,10 @@
 package membership
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -30,15 +32,9 @@ func (h hooks) NodeMeta(limit int) []byte {
 	return h.m.meta
 }
 
-// NotifyMsg receives a cluster state, by gossip or by SendReliable.
-func (h hooks) NotifyMsg(buf []byte) {
-	cs, err := decodeState(buf) // copies buf, which memberlist reuses
-	if err != nil {
-		h.m.log.Debug("dropping gossip message", "err", err)
-		return
-	}
-	h.m.adopt(cs)
-}
+// NotifyMsg receives a cluster state, by gossip or by SendReliable, or a
+// leave intent.
+func (h hooks) NotifyMsg(buf []byte) { h.m.receive(buf, "gossip") }
 
 func (h hooks) GetBroadcasts(overhead, limit int) [][]byte {
 	return h.m.bcast.GetBroadcasts(overhead, limit)
@@ -58,7 +54,7 @@ func (h hooks) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 {
 		return
 	}
-	h.NotifyMsg(buf)
+	h.m.receive(buf, "push/pull")
 }
 
 func (h hooks) NotifyJoin(n *memberlist.Node)   { h.m.observe(n, node.Alive) }
@@ -67,8 +63,11 @@ func (h hooks) NotifyLeave(n *memberlist.Node)  { h.m.observe(n, node.Dead) }
 
 // NotifyAlive refuses nodes whose meta is not a dynago member's, so that a
 // foreign memberlist cluster (a Consul agent on a reused port, say) can
-// never merge into this one.
+// never merge into this one, and nodes whose name is not a usable ID.
 func (h hooks) NotifyAlive(peer *memberlist.Node) error {
+	if peer.Name == "" || len(peer.Name) > maxLeaveIDLen {
+		return fmt.Errorf("%w: node name of %d bytes", errBadMeta, len(peer.Name))
+	}
 	_, err := decodeMeta(peer.Meta)
 	return err
 }
@@ -81,7 +80,15 @@ func (m *Membership) observe(n *memberlist.Node, st node.Status) {
 		m.log.Debug("member with malformed meta", "member", n.Name, "err", err)
 	}
 	addr, ip, port := n.Address(), slices.Clone(n.Addr), n.Port
+	now := time.Now()
 	m.update(ring.NodeID(n.Name), true, func(e *entry) bool {
+		if st == node.Dead && (e.Status != node.Dead || e.retry.since.IsZero()) {
+			// Newly dead: the reconnect loop starts on it.
+			e.retry = m.firstRetry(now)
+		}
+		if st == node.Alive {
+			e.left, e.retry = false, retry{}
+		}
 		e.Addr, e.Meta, e.Status = addr, meta, st
 		e.ip, e.port = ip, port
 		return true

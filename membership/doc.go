@@ -34,13 +34,53 @@
 // come back: which nodes belong to the cluster is the ring's business, not
 // the failure detector's.
 //
+// # Healing
+//
+// memberlist never contacts a member again once it has declared it dead
+// (hashicorp/memberlist#222), so after a partition longer than the dead
+// timeout both sides would mark each other dead until a node restarted.
+// The reconnect loop (reconnect.go) tries every member marked dead again
+// with memberlist's Join, backing off from Reconnect.Interval to
+// Reconnect.MaxInterval with jitter, until Reconnect.ReapTimeout (24 h, as
+// Serf's reconnect timeout); the seeds given to Join are retried the same
+// way while this member has someone to heal or sees no one alive. Members
+// that left gracefully announce it with a leave intent and are not
+// retried. MaxInterval bounds the time from a heal to both sides seeing
+// each other alive: 8 s by default, 2 s in the lab preset.
+//
+// hashicorp/serf solves the same problem with the same idea (a periodic
+// reconnect to failed members, reaped after a timeout) and adds member
+// states, tags, user events, queries and a keyring. dynago does not use
+// Serf: this package already wraps memberlist with the delegates dynago
+// needs (the cluster-state blob, suspicion from the probe log, meta), Serf
+// would take those delegates over and put a second state machine and a
+// second gossip layer between the daemon and memberlist, and the missing
+// piece is one small loop. Unlike Serf, which reconnects to one random
+// failed member per 30 s interval cluster-wide, each member here retries
+// each dead member on its own capped backoff, so a heal is seen within
+// MaxInterval whatever the cluster size; the cost is one refused or
+// dropped TCP dial per dead member per MaxInterval on every member.
+//
+// # Cluster name
+//
+// Config.ClusterName is memberlist's label: it is on every packet and
+// stream, and members drop traffic with another label, so a mistyped seed
+// address can never merge two clusters.
+//
 // # Cluster state
 //
 // The cluster state is a (version, bytes) pair. States are totally ordered:
 // a higher version wins, and equal versions are ordered by comparing the
 // bytes, so every member converges on the same state even if two members
 // publish different states with one version. A member adopts a remote state
-// only when it is strictly newer than its own, and then calls OnState.
+// only when it is strictly newer than its own and valid, and then calls
+// OnState. Valid means: version in 1..MaxStateVersion, and accepted by
+// Config.ValidateState, which the daemon sets to decode and check the ring.
+// Gossip is not authenticated, so any host that can reach the gossip port
+// can send a state; validation is what keeps one forged packet from being
+// adopted cluster-wide, and the version ceiling is what keeps a forged
+// version 2^64-1 from making every later change stale. Rejected states are
+// counted (Stats) and logged at Warn.
 //
 // States travel three ways: in every memberlist push/pull (TCP, on join and
 // every push/pull interval), as a gossip broadcast when the encoded state

@@ -22,12 +22,18 @@ func TestMetaEncoding(t *testing.T) {
 	}{
 		{`{"v":1}`, Meta{}, nil},
 		// A later version may add fields; this one reads those it knows.
-		{`{"v":2,"http":"h","rpc":"r","zone":"z"}`, Meta{HTTPAddr: "h", RPCAddr: "r"}, nil},
+		{`{"v":2,"http":"h:1","rpc":"r:2","zone":"z"}`, Meta{HTTPAddr: "h:1", RPCAddr: "r:2"}, nil},
 		{``, Meta{}, errBadMeta},
 		{`{}`, Meta{}, errBadMeta},
 		{`{"v":0,"http":"h"}`, Meta{}, errBadMeta},
 		{`{"v":"1"}`, Meta{}, errBadMeta},
 		{"consul\x00tags", Meta{}, errBadMeta},
+		// The daemon dials these: anything but host:port is refused.
+		{`{"v":1,"rpc":"nohost"}`, Meta{}, errBadMeta},
+		{`{"v":1,"rpc":":9201"}`, Meta{}, errBadMeta},
+		{`{"v":1,"http":"h:0"}`, Meta{}, errBadMeta},
+		{`{"v":1,"http":"h:70000"}`, Meta{}, errBadMeta},
+		{`{"v":1,"http":"h:-1"}`, Meta{}, errBadMeta},
 	}
 	for _, tc := range cases {
 		got, err := decodeMeta([]byte(tc.in))

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 
 	"github.com/hashicorp/memberlist"
 
@@ -55,6 +57,12 @@ var (
 )
 
 func encodeMeta(m Meta) ([]byte, error) {
+	// What this member sends must pass what every member checks.
+	for _, a := range []string{m.HTTPAddr, m.RPCAddr} {
+		if err := checkMetaAddr(a); err != nil {
+			return nil, err
+		}
+	}
 	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr})
 	if err != nil {
 		return nil, err
@@ -74,5 +82,27 @@ func decodeMeta(b []byte) (Meta, error) {
 	if w.V < 1 {
 		return Meta{}, fmt.Errorf("%w: version %d", errBadMeta, w.V)
 	}
+	for _, a := range []string{w.HTTP, w.RPC} {
+		if err := checkMetaAddr(a); err != nil {
+			return Meta{}, err
+		}
+	}
 	return Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC}, nil
+}
+
+// checkMetaAddr accepts an empty address or host:port with a non-empty
+// host and a port in 1..65535: the daemon dials these addresses, so a
+// member advertising anything else is refused at the door.
+func checkMetaAddr(a string) error {
+	if a == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%w: address %q: %v", errBadMeta, a, err)
+	}
+	if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: address %q", errBadMeta, a)
+	}
+	return nil
 }

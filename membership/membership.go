@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -38,6 +39,7 @@ const pushParallel = 8
 type Membership struct {
 	cfg   Config
 	log   *slog.Logger
+	rc    Reconnect // validated, preset defaults filled in
 	mlc   *memberlist.Config
 	ml    *memberlist.Memberlist
 	bcast *memberlist.TransmitLimitedQueue
@@ -54,6 +56,14 @@ type Membership struct {
 	events       []Event
 	pendingState *clusterState
 	stopped      bool
+	// seeds are the addresses given to Join, retried by the reconnect
+	// loop; reconnecting counts attempts under way.
+	seeds        []*seedRetry
+	reconnecting int
+
+	stats struct {
+		reconnectAttempts, reconnectSuccesses, statesRejected atomic.Uint64
+	}
 
 	wakeDispatch chan struct{}
 	wakePush     chan struct{}
@@ -61,11 +71,14 @@ type Membership struct {
 	wg           sync.WaitGroup
 }
 
-// entry is a member plus the address memberlist needs to reach it.
+// entry is a member plus the address memberlist needs to reach it, and
+// the reconnect loop's bookkeeping while it is dead.
 type entry struct {
 	Member
-	ip   net.IP
-	port uint16
+	ip    net.IP
+	port  uint16
+	left  bool // it announced a graceful leave: not retried
+	retry retry
 }
 
 // Start binds the gossip address and starts a single-member cluster; Join
@@ -78,6 +91,7 @@ func Start(cfg Config) (*Membership, error) {
 	m := &Membership{
 		cfg:          cfg,
 		log:          cfg.Logger.With("component", "membership"),
+		rc:           s.reconnect,
 		mlc:          s.ml,
 		members:      map[ring.NodeID]*entry{},
 		meta:         s.meta,
@@ -125,10 +139,11 @@ func Start(cfg Config) (*Membership, error) {
 	m.ml = ml
 	m.addr = ml.LocalNode().Address()
 
-	m.wg.Add(3)
+	m.wg.Add(4)
 	go m.dispatch()
 	go m.pushLoop()
 	go m.pingSuspects()
+	go m.reconnectLoop()
 	return m, nil
 }
 
@@ -167,8 +182,10 @@ func (m *Membership) Addr() string { return m.addr }
 
 // Join contacts the seeds (gossip addresses; host names are resolved) and
 // merges their view of the cluster, cluster state included. It returns how
-// many seeds answered; it fails with ErrJoin when none did. Retrying is the
-// caller's business.
+// many seeds answered; it fails with ErrJoin when none did. Retrying a
+// first Join that failed is the caller's business; after it, the seeds are
+// remembered and the reconnect loop tries them again when this member has
+// lost touch (see the package doc, "Healing").
 func (m *Membership) Join(seeds []string) (int, error) {
 	if m.isStopped() {
 		return 0, ErrShutdown
@@ -176,6 +193,7 @@ func (m *Membership) Join(seeds []string) (int, error) {
 	if len(seeds) == 0 {
 		return 0, fmt.Errorf("%w: no seeds", ErrJoin)
 	}
+	m.rememberSeeds(seeds)
 	n, err := m.ml.Join(seeds)
 	if err != nil {
 		return n, fmt.Errorf("%w: %w", ErrJoin, err)
@@ -275,6 +293,7 @@ func (m *Membership) Leave(timeout time.Duration) error {
 	if m.isStopped() {
 		return ErrShutdown
 	}
+	m.announceLeave(timeout / 2)
 	if err := m.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("membership: leave: %w", err)
 	}
@@ -301,6 +320,47 @@ func (m *Membership) Shutdown() error {
 		return fmt.Errorf("membership: shutdown: %w", err)
 	}
 	return nil
+}
+
+// announceLeave tells the others this member is leaving on purpose, so
+// they do not try to reconnect to it: directly to each member not known
+// dead, waiting at most wait for those sends, and by gossip for the ones
+// that cannot be reached now; receivers pass it on once. A member that misses
+// it anyway retries a closed port until the reap timeout, which costs a
+// refused dial now and then.
+func (m *Membership) announceLeave(wait time.Duration) {
+	msg := encodeLeave(string(m.cfg.ID))
+	m.bcast.QueueBroadcast(&leaveBroadcast{msg: msg})
+	m.mu.Lock()
+	var targets []memberlist.Node
+	for _, e := range m.members {
+		if e.ID != m.cfg.ID && e.Status != node.Dead {
+			targets = append(targets, memberlist.Node{Name: string(e.ID), Addr: e.ip, Port: e.port})
+		}
+	}
+	m.mu.Unlock()
+	// Sends still under way after wait end with an error once Shutdown
+	// closes the transport.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sem := make(chan struct{}, pushParallel)
+		var wg sync.WaitGroup
+		for _, t := range targets {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				if err := m.ml.SendReliable(&t, msg); err != nil {
+					m.log.Debug("leave intent not sent; gossip carries it", "to", t.Name, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
 
 func (m *Membership) isStopped() bool {
@@ -363,8 +423,80 @@ func (m *Membership) signalDispatch() {
 	}
 }
 
-// adopt takes a state received from another member if it is newer.
-func (m *Membership) adopt(cs clusterState) {
+// receive handles a message from another member: a cluster state (by
+// gossip, SendReliable or push/pull) or a leave intent. via says which
+// path it came by; memberlist's delegate API does not tell who sent it.
+func (m *Membership) receive(buf []byte, via string) {
+	if len(buf) > 0 && buf[0] == msgLeave {
+		id, err := decodeLeave(buf)
+		if err != nil {
+			m.log.Debug("dropping gossip message", "via", via, "err", err)
+			return
+		}
+		first := false
+		m.update(ring.NodeID(id), false, func(e *entry) bool {
+			first = !e.left
+			e.left = true
+			return true
+		})
+		if first {
+			// Passed on once by whoever hears it first, as memberlist's
+			// own notices are, so that one lost packet does not leave a
+			// member retrying a node that left.
+			m.bcast.QueueBroadcast(&leaveBroadcast{msg: slices.Clone(buf)})
+		}
+		return
+	}
+	if len(buf) > 0 && buf[0] != msgState {
+		// A newer member's kind of message: not ours to judge.
+		m.log.Debug("dropping gossip message of unknown kind", "via", via, "tag", buf[0])
+		return
+	}
+	cs, err := decodeState(buf) // copies buf, which memberlist reuses
+	if err != nil {
+		m.reject(via, 0, err)
+		return
+	}
+	m.adopt(cs, via)
+}
+
+// reject counts and reports a state that was not adopted.
+func (m *Membership) reject(via string, version uint64, err error) {
+	m.stats.statesRejected.Add(1)
+	m.log.Warn("rejected a cluster state from gossip", "via", via, "version", version, "err", err)
+}
+
+// checkState is the gate every received state passes before adoption.
+func (m *Membership) checkState(cs clusterState) error {
+	switch {
+	case cs.version == 0:
+		return fmt.Errorf("%w: version 0", ErrStateRejected)
+	case cs.version > MaxStateVersion:
+		return fmt.Errorf("%w: version %d above the ceiling %d", ErrStateRejected, cs.version, uint64(MaxStateVersion))
+	}
+	if m.cfg.ValidateState != nil {
+		if err := m.cfg.ValidateState(cs.version, slices.Clone(cs.data)); err != nil {
+			return fmt.Errorf("%w: %w", ErrStateRejected, err)
+		}
+	}
+	return nil
+}
+
+// adopt takes a state received from another member if it is newer and
+// valid. Validation runs outside the lock (it may decode a large ring) and
+// only for states that would be adopted, so the push/pull that brings the
+// state already held every interval costs a comparison.
+func (m *Membership) adopt(cs clusterState, via string) {
+	m.mu.Lock()
+	newer := !m.stopped && compareStates(cs.version, cs.data, m.state.version, m.state.data) > 0
+	m.mu.Unlock()
+	if !newer {
+		return
+	}
+	if err := m.checkState(cs); err != nil {
+		m.reject(via, cs.version, err)
+		return
+	}
 	m.mu.Lock()
 	if m.stopped || compareStates(cs.version, cs.data, m.state.version, m.state.data) <= 0 {
 		m.mu.Unlock()

@@ -387,7 +387,11 @@ func TestConfigErrors(t *testing.T) {
 		{"advertise without port", Config{ID: "n1", BindAddr: bind, AdvertiseAddr: "10.0.0.1"}, ErrConfig},
 		{"advertise any", Config{ID: "n1", BindAddr: bind, AdvertiseAddr: "0.0.0.0:7946"}, ErrConfig},
 		{"unknown preset", Config{ID: "n1", BindAddr: bind, Preset: "wan"}, ErrConfig},
-		{"meta too large", Config{ID: "n1", BindAddr: bind, Meta: Meta{HTTPAddr: strings.Repeat("x", 600)}}, ErrMetaTooLarge},
+		{"meta too large", Config{ID: "n1", BindAddr: bind, Meta: Meta{HTTPAddr: strings.Repeat("x", 600) + ":1"}}, ErrMetaTooLarge},
+		{"meta address not host:port", Config{ID: "n1", BindAddr: bind, Meta: Meta{RPCAddr: "nohost"}}, errBadMeta},
+		{"cluster name with a space", Config{ID: "n1", BindAddr: bind, ClusterName: "my cluster"}, ErrConfig},
+		{"cluster name too long", Config{ID: "n1", BindAddr: bind, ClusterName: strings.Repeat("c", 65)}, ErrConfig},
+		{"negative reconnect interval", Config{ID: "n1", BindAddr: bind, Reconnect: Reconnect{Interval: -time.Second}}, ErrConfig},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,9 +22,28 @@ const MaxStateSize = 4 << 20
 // by SendReliable instead.
 const maxBroadcastState = 1024
 
-// msgState tags a cluster-state message, the only kind this package sends.
-// A receiver ignores other tags, which leaves room for new kinds.
-const msgState byte = 1
+// Message tags. A receiver ignores tags it does not know, which leaves
+// room for new kinds.
+const (
+	// msgState tags a cluster-state message.
+	msgState byte = 1
+	// msgLeave tags a leave intent: the member named in the rest of the
+	// message is leaving on purpose, so nobody should try to reconnect
+	// to it once memberlist marks it dead.
+	msgLeave byte = 2
+)
+
+// MaxStateVersion is the highest cluster-state version a member accepts
+// from another. Every change of the state (a commit, a staged leave, each
+// completed handoff, the switch to the new ring) adds exactly one, so even
+// a cluster changing its state every second for a century stays below
+// 2^32; a version above it was forged or corrupted. Without this bound one
+// forged state with version 2^64-1 would be adopted everywhere and nothing
+// could ever be newer: every later change would be refused as stale, for
+// good. A forger who stays below the bound can still do harm: gossip is
+// not authenticated (see docs/OPERATIONS.md), and only memberlist's
+// encryption keyring would stop that.
+const MaxStateVersion = 1 << 32
 
 // stateHeaderLen is the tag byte plus the big-endian version.
 const stateHeaderLen = 1 + 8
@@ -38,7 +57,32 @@ var (
 	// errBadMessage reports a gossip message this package cannot decode;
 	// such messages are logged and dropped.
 	errBadMessage = errors.New("membership: malformed message")
+	// ErrStateRejected reports a received state that decoded but is not
+	// acceptable: version 0, above MaxStateVersion, or refused by
+	// Config.ValidateState.
+	ErrStateRejected = errors.New("membership: state rejected")
 )
+
+// maxLeaveIDLen bounds the node ID in a leave intent, as memberlist bounds
+// node names by what fits in a packet.
+const maxLeaveIDLen = 255
+
+func encodeLeave(id string) []byte { return append([]byte{msgLeave}, id...) }
+
+// decodeLeave parses a leave intent.
+func decodeLeave(buf []byte) (string, error) {
+	if len(buf) < 2 || buf[0] != msgLeave || len(buf)-1 > maxLeaveIDLen {
+		return "", fmt.Errorf("%w: leave intent of %d bytes", errBadMessage, len(buf))
+	}
+	return string(buf[1:]), nil
+}
+
+// leaveBroadcast carries this member's own leave intent.
+type leaveBroadcast struct{ msg []byte }
+
+func (b *leaveBroadcast) Message() []byte                       { return b.msg }
+func (b *leaveBroadcast) Finished()                             {}
+func (b *leaveBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 
 // clusterState is one version of the cluster state. msg is its encoding,
 // kept because push/pull asks for it every interval; data aliases msg.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/node"
@@ -77,10 +80,13 @@ func (s *Server) loadState() (*cluster.State, error) {
 	return &st, nil
 }
 
-// onState receives a cluster state from gossip.
+// onState receives a cluster state from gossip; membership has already
+// checked it with checkGossipState, and this decodes it again because a
+// state may have been adopted before this node held the ring it is
+// compared with.
 func (s *Server) onState(version uint64, raw []byte) {
-	st, err := cluster.Decode(raw)
-	if err != nil || st.Version != version {
+	st, err := decodeGossipState(version, raw, s.Ring())
+	if err != nil {
 		s.log.Warn("ignoring a bad gossiped cluster state", "version", version, "err", err)
 		return
 	}
@@ -88,6 +94,63 @@ func (s *Server) onState(version uint64, raw []byte) {
 	case s.inputs <- input{state: &st}:
 	case <-s.stop:
 	}
+}
+
+// checkGossipState is membership's ValidateState: a state from gossip is
+// adopted (and passed on) only if it is a usable state of this cluster.
+func (s *Server) checkGossipState(version uint64, raw []byte) error {
+	_, err := decodeGossipState(version, raw, s.Ring())
+	return err
+}
+
+// maxGossipNodeID bounds a node ID in a gossiped state, as memberlist
+// bounds node names.
+const maxGossipNodeID = 255
+
+var errGossipState = errors.New("server: gossiped cluster state refused")
+
+// decodeGossipState decodes and validates a cluster state from gossip.
+// cluster.Decode checks the tables (Q a power of two in range, N ≥ 1,
+// owner tables of Q non-empty IDs, a claimant during a transition); this
+// adds what a peer could forge on top: the version must be the one the
+// envelope carries, Q and N must be this cluster's (both are fixed when
+// the cluster is created), node IDs must be printable, handoffs must name
+// real partitions and a node of the new table. (The claimant may be any
+// node: a commit can be made through a node that owns nothing.)
+func decodeGossipState(version uint64, raw []byte, cur *ring.Ring) (cluster.State, error) {
+	st, err := cluster.Decode(raw)
+	if err != nil {
+		return st, err
+	}
+	bad := func(format string, a ...any) (cluster.State, error) {
+		return cluster.State{}, fmt.Errorf("%w: "+format, append([]any{errGossipState}, a...)...)
+	}
+	if st.Version != version {
+		return bad("version %d inside, %d outside", st.Version, version)
+	}
+	if cur != nil && cur.Version() > 0 {
+		if st.Partitions != cur.Partitions() || st.N != cur.N() {
+			return bad("Q=%d N=%d, this cluster has Q=%d N=%d", st.Partitions, st.N, cur.Partitions(), cur.N())
+		}
+	}
+	ids := slices.Concat(st.Owners, st.Next, st.Leaving, []ring.NodeID{st.Claimant})
+	for _, h := range st.Done {
+		ids = append(ids, h.To)
+	}
+	for _, id := range ids {
+		if len(id) > maxGossipNodeID || !utf8.ValidString(string(id)) || strings.IndexFunc(string(id), func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0 {
+			return bad("node ID %q", id)
+		}
+	}
+	if len(st.Done) > 0 && st.Next == nil {
+		return bad("handoffs done without a transition")
+	}
+	for _, h := range st.Done {
+		if h.Partition < 0 || h.Partition >= st.Partitions || h.To == "" || !slices.Contains(st.Next, h.To) {
+			return bad("handoff %+v", h)
+		}
+	}
+	return st, nil
 }
 
 // inLoop runs fn on the event loop goroutine and waits for it.

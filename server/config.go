@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/fault"
+	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/ring"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// tests and the lab (failure detection in ~1–2 s, anti-entropy every
 	// 200 ms, fallbacks after 200 ms of silence).
 	Preset string
+	// ClusterName labels every gossip packet and stream; nodes with
+	// different names ignore each other (default "dynago").
+	ClusterName string
 
 	// Cluster lists every member, this node included. Membership is static:
 	// every node must be given the same list.
@@ -118,6 +122,12 @@ func (c *Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: --preset must be default or lab, not %q", ErrConfig, c.Preset)
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "dynago"
+	}
+	if err := membership.ValidClusterName(c.ClusterName); err != nil {
+		return fmt.Errorf("%w: --cluster-name: %v", ErrConfig, err)
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 64

@@ -68,7 +68,54 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_malformed_total", Help: "Envelopes received on the RPC port and rejected as malformed (a broken peer, or not a peer)."},
 			func() float64 { return float64(s.trans.Stats().Malformed) }),
 	)
+	reg.MustRegister(gossipCollector{s})
 	return m
+}
+
+// gossipCollector exports what membership knows: each peer's liveness as
+// this node sees it, and the healing and validation counters.
+type gossipCollector struct{ s *Server }
+
+var (
+	memberStatusDesc = prometheus.NewDesc("dynago_member_status",
+		"Liveness of each peer as this node's failure detector sees it: 2 alive, 1 suspect, 0 dead.", []string{"peer"}, nil)
+	reconnectAttemptsDesc = prometheus.NewDesc("dynago_gossip_reconnect_attempts_total",
+		"Gossip joins tried to members marked dead and to seeds, to heal partitions.", nil, nil)
+	reconnectsDesc = prometheus.NewDesc("dynago_gossip_reconnects_total",
+		"Reconnect attempts that reached the other member.", nil, nil)
+	statesRejectedDesc = prometheus.NewDesc("dynago_gossip_states_rejected_total",
+		"Cluster states received by gossip and refused (undecodable, implausible version, or not a valid ring of this cluster).", nil, nil)
+)
+
+func (c gossipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- memberStatusDesc
+	ch <- reconnectAttemptsDesc
+	ch <- reconnectsDesc
+	ch <- statesRejectedDesc
+}
+
+func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
+	ms := c.s.members
+	if ms == nil {
+		return
+	}
+	for _, m := range ms.Members() {
+		if m.ID == c.s.cfg.ID {
+			continue
+		}
+		v := 0.0
+		switch m.Status {
+		case node.Alive:
+			v = 2
+		case node.Suspect:
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(memberStatusDesc, prometheus.GaugeValue, v, string(m.ID))
+	}
+	st := ms.Stats()
+	ch <- prometheus.MustNewConstMetric(reconnectAttemptsDesc, prometheus.CounterValue, float64(st.ReconnectAttempts))
+	ch <- prometheus.MustNewConstMetric(reconnectsDesc, prometheus.CounterValue, float64(st.ReconnectSuccesses))
+	ch <- prometheus.MustNewConstMetric(statesRejectedDesc, prometheus.CounterValue, float64(st.StatesRejected))
 }
 
 func (m *metrics) observeRequest(op node.Op, code node.Code, d time.Duration) {

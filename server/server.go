@@ -255,6 +255,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.members, err = membership.Start(membership.Config{
 		ID: cfg.ID, BindAddr: cfg.GossipAddr, AdvertiseAddr: advGossip, Preset: membershipPreset(cfg.Preset), Logger: s.log,
+		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState,
 		Meta:    membership.Meta{HTTPAddr: s.advHTTP, RPCAddr: s.advRPC},
 		OnEvent: s.onMember,
 		OnState: s.onState,

@@ -31,6 +31,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.N, "n", 3, "replicas per key")
 	fs.IntVar(&cfg.R, "r", 0, "default read quorum (default: majority of N)")
 	fs.IntVar(&cfg.W, "w", 0, "default write quorum (default: majority of N)")
+	fs.StringVar(&cfg.ClusterName, "cluster-name", "", "every node's --cluster-name (default dev-<http-base-port>, so two local clusters never merge)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "parent directory of the nodes' data (default: a fresh temp directory, deleted on exit unless --keep)")
 	keep := fs.Bool("keep", false, "keep the data directory on exit")
 	latency := fs.String("latency", "", "inject this one-way delay into every message between nodes, e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms")

@@ -34,6 +34,7 @@ func runServer(ctx context.Context, args []string) error {
 	advRPC := fs.String("advertise-rpc", envDefault("DYNAGO_ADVERTISE_RPC", ""), "host:port other nodes reach the gRPC address at; default --rpc-addr, required when that binds every interface (env DYNAGO_ADVERTISE_RPC)")
 	advGossip := fs.String("advertise-gossip", envDefault("DYNAGO_ADVERTISE_GOSSIP", ""), "host:port other nodes reach gossip at (a host name is resolved once, at start); default --gossip-addr, required when that binds every interface (env DYNAGO_ADVERTISE_GOSSIP)")
 	join := fs.String("join", envDefault("DYNAGO_JOIN", ""), "gossip addresses of existing members to join through, comma-separated; retried until one answers (env DYNAGO_JOIN)")
+	clusterName := fs.String("cluster-name", envDefault("DYNAGO_CLUSTER_NAME", "dynago"), "cluster name, on every gossip packet: nodes with different names never merge (env DYNAGO_CLUSTER_NAME)")
 	preset := fs.String("preset", envDefault("DYNAGO_PRESET", "default"), "timing preset: default, or lab for fast failure detection and repair (env DYNAGO_PRESET)")
 	cluster := fs.String("cluster", envDefault("DYNAGO_CLUSTER", ""), "static membership: id=rpc_addr[/http_addr],... including this node; every node gets the same list (env DYNAGO_CLUSTER)")
 	partitions := fs.Int("partitions", envInt("DYNAGO_PARTITIONS", 64), "partitions Q, a power of two, fixed at cluster creation (env DYNAGO_PARTITIONS)")
@@ -71,7 +72,7 @@ func runServer(ctx context.Context, args []string) error {
 	cfg := server.Config{
 		ID: ring.NodeID(*id), DataDir: *dataDir, HTTPAddr: *httpAddr, RPCAddr: *rpcAddr, GossipAddr: *gossipAddr,
 		Partitions: *partitions, N: *n, R: *r, W: *w, RequestTimeout: *timeout,
-		MaxKeySize: *maxKey, MaxValueSize: *maxValue, CacheSize: *cache, Logger: logger, Preset: *preset, Pprof: *pprofOn, Dashboard: *dash,
+		MaxKeySize: *maxKey, MaxValueSize: *maxValue, CacheSize: *cache, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 		LWW: *lww,
 	}
 	if *faultDelay != "" {
