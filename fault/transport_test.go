@@ -66,7 +66,7 @@ func TestTransportDelayAndCut(t *testing.T) {
 	a.SetInterceptor(inj)
 	send := func(id uint64) time.Time {
 		now := time.Now()
-		a.Send(node.Message{Type: node.MsgReplicaPut, From: "a", To: "b", ReqID: id})
+		a.Send(node.Message{Type: node.MsgReplicaPut, From: "a", To: "b", ReqID: id, Key: []byte("k"), Object: []byte{1}})
 		return now
 	}
 
