@@ -62,6 +62,7 @@ FUZZ_TARGETS ?= \
 	./cluster:FuzzDecode \
 	./membership:FuzzDecodeState \
 	./membership:FuzzDecodeMeta \
+	./membership:FuzzReceive \
 	./storage:FuzzParseObjectKey \
 	./storage:FuzzParseHintKey
 fuzz-check:
