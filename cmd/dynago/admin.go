@@ -35,6 +35,10 @@ func runAdmin(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, adminUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprintln(stdout, adminUsage)
+		return nil
+	}
 	want := 0
 	if sub == "leave" {
 		want = 1

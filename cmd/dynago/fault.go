@@ -46,6 +46,10 @@ func runFault(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: %s", errUsage, faultUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if isHelp(sub) {
+		fmt.Fprintln(stdout, faultUsage)
+		return nil
+	}
 	fs := flag.NewFlagSet("fault "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envDefault("DYNAGO_ADDR", "127.0.0.1:9101"), "a node's HTTP address (env DYNAGO_ADDR)")

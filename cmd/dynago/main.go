@@ -64,16 +64,29 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := c.run(ctx, os.Args[2:])
 	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
+	if code := exitCode(err); code != 0 {
 		fmt.Fprintf(os.Stderr, "dynago %s: %v\n", c.name, err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "dynago %s: %v\n", c.name, err)
-		os.Exit(1)
+		os.Exit(code)
 	}
+}
+
+// exitCode maps a command's error to the documented exit status: 0 for
+// success and for a help request, 2 for bad input, 1 for everything else.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		return 1
+	}
+}
+
+// isHelp reports whether a command's first argument asks for its help, so
+// that commands with subcommands answer it with exit 0.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
 }
 
 // envDefault returns the value of the environment variable name, or def.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,11 +46,11 @@ func runServer(ctx context.Context, args []string) error {
 	maxValue := fs.Int("max-value-size", envInt("DYNAGO_MAX_VALUE_SIZE", 1<<20), "largest value in bytes (env DYNAGO_MAX_VALUE_SIZE)")
 	cache := fs.Int64("cache-size", int64(envInt("DYNAGO_CACHE_SIZE", 64<<20)), "storage block cache in bytes (env DYNAGO_CACHE_SIZE)")
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
-	pprofOn := fs.Bool("pprof", os.Getenv("DYNAGO_PPROF") == "1", "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=1)")
-	dash := fs.Bool("dashboard", os.Getenv("DYNAGO_DASHBOARD") == "1", "serve the web dashboard under /dashboard/ on the HTTP address (env DYNAGO_DASHBOARD=1)")
-	lww := fs.Bool("lww", os.Getenv("DYNAGO_LWW") == "1", "last-write-wins: keep only the newest sibling, silently dropping concurrent writes; every node must agree (env DYNAGO_LWW=1)")
+	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
+	dash := fs.Bool("dashboard", envBool("DYNAGO_DASHBOARD", false), "serve the web dashboard under /dashboard/ on the HTTP address (env DYNAGO_DASHBOARD=true)")
+	lww := fs.Bool("lww", envBool("DYNAGO_LWW", false), "last-write-wins: keep only the newest sibling, silently dropping concurrent writes; every node must agree (env DYNAGO_LWW=true)")
 	logLevel := fs.String("log-level", envDefault("DYNAGO_LOG_LEVEL", "info"), "debug, info, warn or error (env DYNAGO_LOG_LEVEL)")
-	logJSON := fs.Bool("log-json", os.Getenv("DYNAGO_LOG_JSON") == "1", "log JSON lines instead of text (env DYNAGO_LOG_JSON=1)")
+	logJSON := fs.Bool("log-json", envBool("DYNAGO_LOG_JSON", false), "log JSON lines instead of text (env DYNAGO_LOG_JSON=true)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -128,24 +127,4 @@ func drain(srv *server.Server, d time.Duration) {
 	case <-again:
 	case <-srv.Done():
 	}
-}
-
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
-		fmt.Fprintf(os.Stderr, "dynago: ignoring %s=%q: not a number\n", name, v)
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-		fmt.Fprintf(os.Stderr, "dynago: ignoring %s=%q: not a duration\n", name, v)
-	}
-	return def
 }
