@@ -19,8 +19,12 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 
 all: build
 
+# VERSION stamps 'dynago version' and dynago_build_info; the commit comes
+# from the Go toolchain's VCS stamp, or COMMIT where that stamp is off.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/dynago ./cmd/dynago
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X github.com/dynago/dynago/buildinfo.Version=$(VERSION) -X github.com/dynago/dynago/buildinfo.Commit=$(COMMIT)" -o bin/dynago ./cmd/dynago
 
 # The build context is only the binary and an empty data directory, so that
 # nothing else of the work tree is sent to the daemon.

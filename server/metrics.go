@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dynago/dynago/buildinfo"
 	"github.com/dynago/dynago/node"
 )
 
@@ -69,6 +70,17 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			func() float64 { return float64(s.trans.Stats().Malformed) }),
 	)
 	reg.MustRegister(gossipCollector{s})
+	// dynago_build_info is the Prometheus convention (as etcd, CockroachDB
+	// and Prometheus itself export): a constant 1 whose labels say which
+	// build runs, so dashboards can join on it and a rolling upgrade shows
+	// nodes by version.
+	bi := buildinfo.Get()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "dynago_build_info", Help: "A constant 1, labelled with the running build's version, commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
+	})
+	build.Set(1)
+	reg.MustRegister(build)
 	return m
 }
 

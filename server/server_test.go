@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,8 +213,24 @@ func TestCoreCountersAreExported(t *testing.T) {
 	for _, name := range []string{"dynago_ae_keys_repaired_total", "dynago_ae_in_sync_total", "dynago_hints_stored_total", "dynago_hints_delivered_total", "dynago_hints_held", "dynago_tombstones_reaped_total"} {
 		value(name)
 	}
-	// A tree build timed by the loop lands in the histogram.
+	// The build's identity, as dashboards join on it.
+	if value("dynago_build_info") != 1 {
+		t.Error("dynago_build_info is not 1")
+	}
 	mfs, _ := srvs[0].Registry().Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "dynago_build_info" {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["version"] == "" || labels["commit"] == "" || labels["goversion"] != runtime.Version() {
+			t.Errorf("dynago_build_info labels = %v", labels)
+		}
+	}
+	// A tree build timed by the loop lands in the histogram.
 	for _, mf := range mfs {
 		if mf.GetName() == "dynago_ae_tree_build_seconds" && mf.GetMetric()[0].GetHistogram().GetSampleCount() > 0 {
 			return
