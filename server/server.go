@@ -323,8 +323,10 @@ func (s *Server) closeResources() error {
 	if s.members != nil {
 		// Leaving tells the others at once, so they hint instead of waiting
 		// for the failure detector.
+		// A timeout here is normal when the whole cluster stops at once:
+		// nobody is left to take the broadcast.
 		if err := s.members.Leave(time.Second); err != nil {
-			s.log.Warn("leaving gossip", "err", err)
+			s.log.Info("leaving gossip: not acknowledged; peers will detect the stop", "err", err)
 		}
 		if err := s.members.Shutdown(); err != nil {
 			errs = append(errs, err)
@@ -556,8 +558,14 @@ func (s *Server) joinLoop(seeds []string) {
 			s.log.Info("joined gossip", "contacted", n)
 			return
 		}
-		if attempt%10 == 0 {
-			s.log.Warn("cannot join gossip yet; retrying", "seeds", seeds, "err", err)
+		// Seeds that are still starting are the normal case when a cluster
+		// starts together: DEBUG for the first 10 s (20 attempts), then a
+		// WARN every 5 s while none answers.
+		switch {
+		case attempt < 20:
+			s.log.Debug("cannot join gossip yet; retrying", "seeds", seeds, "err", err)
+		case attempt%10 == 0:
+			s.log.Warn("cannot join gossip; retrying", "seeds", seeds, "attempts", attempt, "err", err)
 		}
 		select {
 		case <-s.stop:

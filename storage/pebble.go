@@ -153,7 +153,8 @@ func pebbleOptions(opts PebbleOptions, cache *pebble.Cache) *pebble.Options {
 // pebbleLogger adapts slog to pebble's printf-style logger.
 type pebbleLogger struct{ l *slog.Logger }
 
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
+// Pebble's informational lines ("Found 0 WALs", recoveries) are routine: DEBUG.
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
 
 func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
 

@@ -51,19 +51,29 @@ type peer struct {
 	// failing remembers whether the last Step call failed, so that state
 	// changes are logged once rather than once per batch.
 	failing atomic.Bool
+	// reached is set once a call to the peer has succeeded; until then,
+	// and for startupGrace after the peer was added, failures are the
+	// normal race of nodes starting together and are logged at DEBUG.
+	reached atomic.Bool
+	created time.Time
 }
+
+// startupGrace is how long a peer never reached yet may be unreachable
+// before that is worth a WARN: cluster members start in any order.
+const startupGrace = 10 * time.Second
 
 func (t *Transport) newPeer(id ring.NodeID, addr string) *peer {
 	ctx, cancel := context.WithCancel(t.ctx)
 	return &peer{
-		t:      t,
-		id:     id,
-		addr:   addr,
-		q:      newQueue(t.cfg.QueueSize),
-		stats:  t.stats.of(id),
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		created: time.Now(),
+		t:       t,
+		id:      id,
+		addr:    addr,
+		q:       newQueue(t.cfg.QueueSize),
+		stats:   t.stats.of(id),
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
 	}
 }
 
@@ -255,6 +265,10 @@ func (p *peer) failed(n uint64, err error) {
 	if p.ctx.Err() != nil {
 		return // removed or closing: not the peer's fault
 	}
+	if !p.reached.Load() && time.Since(p.created) < startupGrace {
+		p.t.log.Debug("transport: peer not reachable yet", "peer", p.id, "addr", p.addr, "err", err)
+		return
+	}
 	if p.failing.CompareAndSwap(false, true) {
 		p.t.log.Warn("transport: peer unreachable", "peer", p.id, "addr", p.addr, "err", err)
 	} else {
@@ -264,6 +278,7 @@ func (p *peer) failed(n uint64, err error) {
 
 // reachable logs the peer coming back, once.
 func (p *peer) reachable() {
+	p.reached.Store(true)
 	if p.failing.CompareAndSwap(true, false) {
 		p.t.log.Info("transport: peer reachable again", "peer", p.id, "addr", p.addr)
 	}
