@@ -15,7 +15,7 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build image test test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test bench proto clean
+.PHONY: all build image test test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test k8s-check bench proto clean
 
 all: build
 
@@ -33,7 +33,7 @@ image: build
 	rm -rf bin/image && mkdir -p bin/image/data && cp bin/dynago bin/image/
 	docker build -f deploy/Dockerfile -t $(IMAGE) bin/image
 
-test: test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test
+test: test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test k8s-check
 
 # Tools the tests need that a fresh machine may lack. Idempotent.
 test-deps:
@@ -104,6 +104,10 @@ container-check:
 # dependencies stay out of the dynago binary; ./... above does not reach it.
 bench-test:
 	./bench/test.sh
+
+# The Kubernetes manifests, decoded strictly (deploy/kubernetes/, own module).
+k8s-check:
+	./deploy/kubernetes/test.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./server/ ./storage/ ./object/ ./ring/
