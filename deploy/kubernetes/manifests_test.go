@@ -302,3 +302,31 @@ func serverEnvNames(t *testing.T) map[string]bool {
 	}
 	return known
 }
+
+// TestSystemdEnvFile checks the systemd example the same way: every
+// variable is one the server reads and every value parses.
+func TestSystemdEnvFile(t *testing.T) {
+	raw, err := os.ReadFile("../systemd/dynago.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := serverEnvNames(t)
+	var env []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		name, _, ok := strings.Cut(l, "=")
+		if !ok || !known[name] {
+			t.Errorf("dynago.env: %q is not a variable `dynago server` reads", l)
+		}
+		env = append(env, l)
+	}
+	if len(env) < 5 {
+		t.Fatalf("dynago.env sets only %d variables", len(env))
+	}
+	if out, code := dynago(t, env, "server", "--help"); code != 0 {
+		t.Errorf("dynago server refused dynago.env (exit %d):\n%s", code, out)
+	}
+}

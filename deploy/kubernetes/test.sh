@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Vets and tests the Kubernetes manifests' module: decodes every manifest
+# Vets and tests the deployment manifests' module (Kubernetes, and the systemd env example): decodes every manifest
 # strictly into the Kubernetes API types and checks what matters (probes,
 # image, selectors, env names the server reads). A module of its own so that
 # k8s.io/api stays out of the main module. Run from anywhere.
