@@ -255,13 +255,26 @@ func podEnv(env map[string]string) []string {
 	return out
 }
 
-var binary string
+var binary, binDir string
+
+// TestMain removes the binary the tests built, once all have run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // dynago runs the dynago binary, built once from the main module.
 func dynago(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
 	if binary == "" {
-		binary = filepath.Join(t.TempDir(), "dynago")
+		dir, err := os.MkdirTemp("", "dynago-k8s-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir, binary = dir, filepath.Join(dir, "dynago")
 		cmd := exec.Command("go", "build", "-o", binary, "./cmd/dynago")
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
