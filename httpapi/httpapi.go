@@ -198,6 +198,7 @@ func New(b Backend, opts Options) http.Handler {
 	mux.Handle("/admin/commit", resource(other, ep(http.MethodPost, "admin_commit", a.commit)))
 	mux.Handle("/admin/leave/", resource(other, ep(http.MethodPost, "admin_leave", a.leave)))
 	mux.Handle("/admin/abort", resource(other, ep(http.MethodPost, "admin_abort", a.abort)))
+	mux.Handle("/admin/backup", resource(other, ep(http.MethodPost, "admin_backup", a.backup)))
 	mux.Handle("/admin/faults", resource(other,
 		ep(http.MethodGet, "admin_faults", a.faults),
 		ep(http.MethodPut, "admin_faults", a.faults),

@@ -150,6 +150,9 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: opening storage: %w", err)
 	}
+	if err := storage.CheckFormat(s.engine); err != nil {
+		return nil, fmt.Errorf("server: %s: %w", cfg.DataDir, err)
+	}
 	var why string
 	s.epoch, why, err = storage.StartEpoch(s.engine, rand.Reader)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -11,10 +12,10 @@ import (
 )
 
 func init() {
-	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID, abort", run: runAdmin})
+	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID, abort; backup --dir DIR", run: runAdmin})
 }
 
-const adminUsage = `admin plan|commit|leave ID|abort [flags]
+const adminUsage = `admin plan|commit|leave ID|abort|backup [flags]
 
   plan      show the staged change: alive nodes outside the ring join, staged
             leaves leave; which partitions move where and how much data
@@ -24,6 +25,11 @@ const adminUsage = `admin plan|commit|leave ID|abort [flags]
   abort     roll the running change back: the ring stays as it was, nodes
             that were joining hand back what they received; nothing
             written is lost (use it when 'dynago status' shows no progress)
+  backup --dir DIR
+            the node at --addr (give one) writes a consistent checkpoint of
+            its store to DIR, an absolute path on that node's filesystem
+            that must not exist or be empty; 'dynago restore' brings a node
+            back from it
 
 plan and commit refuse a joining node whose advertised RPC or HTTP address
 does not answer as that node.
@@ -44,6 +50,10 @@ func runAdmin(ctx context.Context, args []string) error {
 		want = 1
 	}
 	fs, newClient := clientFlagSet("admin "+sub, adminUsage)
+	var dir *string
+	if sub == "backup" {
+		dir = fs.String("dir", "", "backup: absolute directory on the node's filesystem (must not exist or be empty)")
+	}
 	pos, err := parseArgs(fs, rest, want, "ID")
 	if err != nil {
 		return err
@@ -61,6 +71,8 @@ func runAdmin(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(stdout, "aborted the change committed by %s (%d of %d transfers had completed); the ring is unchanged\n", a.Claimant, a.Done, a.Total)
 		return nil
+	case "backup":
+		return runBackup(ctx, c, *dir)
 	case "plan":
 		p, err = c.Plan(ctx)
 	case "commit":
@@ -134,4 +146,17 @@ func progressBar(done, total, width int) string {
 	}
 	filled := done * width / total
 	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
+}
+
+func runBackup(ctx context.Context, c *client.Client, dir string) error {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return fmt.Errorf("%w: admin backup: --dir must be an absolute path on the node's filesystem", errUsage)
+	}
+	fmt.Fprintf(stderr, "backing up to %s ...\n", dir)
+	b, err := c.Backup(ctx, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "node %s backed up to %s: %d bytes in %d ms (on-disk format %d)\n", b.Node, b.Dir, b.Bytes, b.DurationMS, b.Format)
+	return nil
 }
