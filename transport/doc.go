@@ -17,7 +17,8 @@
 // never retry or reorder them on purpose, and never call the Handler on the
 // goroutine that called Send.
 //
-// Security: connections use insecure (plaintext, unauthenticated) gRPC
+// Security: without Config.ServerTLS/ClientTLS connections use insecure (plaintext, unauthenticated) gRPC;
+// with them, mutual TLS (see package security). Otherwise:
 // credentials. The node-to-node port is meant for a trusted cluster network
 // (a private subnet, a Kubernetes pod network with a NetworkPolicy); do not
 // expose it to clients or the internet.
