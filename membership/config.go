@@ -69,6 +69,12 @@ type Config struct {
 	// (and then only members without one). See ValidClusterName.
 	ClusterName string
 
+	// GossipKeys, when set, encrypts gossip with memberlist's keyring:
+	// GossipKeys[0] encrypts, every key decrypts (for rotation, see
+	// SetGossipKeys), and unencrypted packets are refused. Keys are 16, 24
+	// or 32 bytes. Empty: gossip is plaintext.
+	GossipKeys [][]byte
+
 	// ValidateState checks a cluster state received from another member
 	// before this member adopts it (this package never interprets the
 	// bytes itself). A state it rejects is dropped and counted in
@@ -222,6 +228,15 @@ func (c *Config) validate() (settings, error) {
 		s.reconnect.MaxInterval = s.reconnect.Interval
 	}
 	s.ml.Label = c.ClusterName
+	if len(c.GossipKeys) > 0 {
+		kr, err := newKeyring(c.GossipKeys)
+		if err != nil {
+			return s, err
+		}
+		s.ml.Keyring = kr
+		s.ml.GossipVerifyIncoming = true
+		s.ml.GossipVerifyOutgoing = true
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// different names ignore each other (default "dynago").
 	ClusterName string
 
+	// Security: TLS, gossip keys, tokens (see security.go).
+	Security Security
+
 	// Cluster lists every member, this node included. Membership is static:
 	// every node must be given the same list.
 	Cluster []Peer

@@ -71,6 +71,7 @@ type Server struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	sec     *secState
 
 	// What this node publishes as its HTTP and RPC addresses (advertise.go).
 	advHTTP, advRPC string
@@ -123,7 +124,13 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// Before anything opens: a refused configuration leaves nothing to undo.
+	sec, secErr := loadSecurity(cfg)
+	if secErr != nil {
+		return nil, secErr
+	}
 	s := &Server{
+		sec:      sec,
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", string(cfg.ID)),
 		inputs:   make(chan input, 4096),
@@ -186,7 +193,9 @@ func Start(cfg Config) (*Server, error) {
 			s.rpc[p.ID] = p.RPCAddr
 		}
 	}
-	s.trans, err = transport.New(transport.Config{ID: cfg.ID, ListenAddr: cfg.RPCAddr, Peers: maps.Clone(s.rpc), Mode: transport.ModeStream, Logger: s.log}, s.onMessages)
+	tc := transport.Config{ID: cfg.ID, ListenAddr: cfg.RPCAddr, Peers: maps.Clone(s.rpc), Mode: transport.ModeStream, Logger: s.log}
+	s.sec.applyTransport(&tc)
+	s.trans, err = transport.New(tc, s.onMessages)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +216,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listening for HTTP: %w", err)
 	}
+	s.httpLn = s.sec.wrapListener(s.httpLn)
 	var handler http.Handler = httpapi.New(s, httpapi.Options{
 		MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize, DefaultTimeout: cfg.RequestTimeout,
 		Registry: s.reg, Logger: s.log,
@@ -231,6 +241,7 @@ func Start(cfg Config) (*Server, error) {
 		// The API bounds its own bodies; this bounds the dashboard's.
 		handler = httpapi.WithBodyDeadline(mux, httpapi.DefaultBodyTimeout)
 	}
+	handler = s.sec.wrapHandler(handler)
 	s.httpSrv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -256,9 +267,13 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	gossipKeys, err := s.sec.gossipKeys()
+	if err != nil {
+		return nil, err
+	}
 	s.members, err = membership.Start(membership.Config{
 		ID: cfg.ID, BindAddr: cfg.GossipAddr, AdvertiseAddr: advGossip, Preset: membershipPreset(cfg.Preset), Logger: s.log,
-		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState,
+		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState, GossipKeys: gossipKeys,
 		Meta:    membership.Meta{HTTPAddr: s.advHTTP, RPCAddr: s.advRPC},
 		OnEvent: s.onMember,
 		OnState: s.onState,

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,12 @@ type Config struct {
 	Mode Mode
 	// Logger receives connection state changes. Default: discard.
 	Logger *slog.Logger
+	// ServerTLS, when set, serves the peer port over TLS; set ClientAuth to
+	// require peers' certificates (mutual TLS, see package security).
+	// ClientTLS returns the TLS config for each new outbound connection
+	// (called per dial, so reloaded certificates apply). Both nil: plaintext.
+	ServerTLS *tls.Config
+	ClientTLS func() *tls.Config
 }
 
 // validate fills defaults and rejects bad values. It copies Peers so that the

@@ -17,8 +17,9 @@
 // never retry or reorder them on purpose, and never call the Handler on the
 // goroutine that called Send.
 //
-// Security: connections use insecure (plaintext, unauthenticated) gRPC
-// credentials. The node-to-node port is meant for a trusted cluster network
-// (a private subnet, a Kubernetes pod network with a NetworkPolicy); do not
-// expose it to clients or the internet.
+// Security: with Config.ServerTLS and ClientTLS the peer port runs mutual
+// TLS (see package security): only holders of a certificate signed by the
+// cluster's CA can connect. Without them connections are plaintext and
+// unauthenticated, fit only for a trusted network (a private subnet, a
+// Kubernetes pod network with a NetworkPolicy); do not expose it.
 package transport

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"google.golang.org/grpc/credentials"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,10 +199,13 @@ func (p *peer) runUnary() {
 }
 
 func (p *peer) dial() (*grpc.ClientConn, error) {
+	// Plaintext unless the node runs with certificates (--certs-dir).
+	creds := insecure.NewCredentials()
+	if p.t.cfg.ClientTLS != nil {
+		creds = credentials.NewTLS(p.t.cfg.ClientTLS())
+	}
 	return grpc.NewClient(p.addr,
-		// Plaintext: the node-to-node network is trusted (see the package
-		// documentation).
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallSendMsgSize(maxMsgSize),
 			grpc.MaxCallRecvMsgSize(maxMsgSize),

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"log/slog"
 	"math"
 	"net"
@@ -104,7 +105,11 @@ func (t *Transport) Start() error {
 	if err != nil {
 		return fmt.Errorf("transport: listen on %s: %w", t.cfg.ListenAddr, err)
 	}
-	t.srv = grpc.NewServer(
+	opts := []grpc.ServerOption{}
+	if t.cfg.ServerTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(t.cfg.ServerTLS)))
+	}
+	t.srv = grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(maxMsgSize),
 		grpc.MaxSendMsgSize(maxMsgSize),
 		// Peers ping idle connections every clientKeepalive.Time; allow
@@ -119,7 +124,7 @@ func (t *Transport) Start() error {
 			Time:    30 * time.Second,
 			Timeout: 10 * time.Second,
 		}),
-	)
+	)...)
 	dynagopb.RegisterNodeServer(t.srv, &nodeServer{t: t})
 	t.addr = lis.Addr().String()
 	t.state = stateStarted

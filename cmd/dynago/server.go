@@ -48,6 +48,7 @@ func runServer(ctx context.Context, args []string) error {
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
 	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
 	dash := fs.Bool("dashboard", envBool("DYNAGO_DASHBOARD", false), "serve the web dashboard under /dashboard/ on the HTTP address (env DYNAGO_DASHBOARD=true)")
+	secFlags := securityFlags(fs)
 	lww := fs.Bool("lww", envBool("DYNAGO_LWW", false), "last-write-wins: keep only the newest sibling, silently dropping concurrent writes; every node must agree (env DYNAGO_LWW=true)")
 	logLevel := fs.String("log-level", envDefault("DYNAGO_LOG_LEVEL", "info"), "debug, info, warn or error (env DYNAGO_LOG_LEVEL)")
 	logJSON := fs.Bool("log-json", envBool("DYNAGO_LOG_JSON", false), "log JSON lines instead of text (env DYNAGO_LOG_JSON=true)")
@@ -74,6 +75,7 @@ func runServer(ctx context.Context, args []string) error {
 		MaxKeySize: *maxKey, MaxValueSize: *maxValue, CacheSize: *cache, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 		LWW: *lww,
 	}
+	cfg.Security = secFlags()
 	if *faultDelay != "" {
 		d, err := fault.ParseDelay(*faultDelay)
 		if err != nil {
@@ -98,6 +100,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	go reloadOnSIGHUP(ctx, srv, logger)
 	select {
 	case <-ctx.Done():
 		drain(srv, *drainTimeout)

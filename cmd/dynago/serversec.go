@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/dynago/dynago/server"
+)
+
+// securityFlags registers the server's security flags and returns a
+// function that reads them once parsed.
+func securityFlags(fs *flag.FlagSet) func() server.Security {
+	certs := fs.String("certs-dir", envDefault("DYNAGO_CERTS_DIR", ""), "directory with ca.crt, node.crt, node.key (dynago cert): mutual TLS between nodes, TLS on HTTP (env DYNAGO_CERTS_DIR)")
+	insecure := fs.Bool("insecure", envBool("DYNAGO_INSECURE", false), "allow plaintext, unauthenticated listeners beyond loopback (env DYNAGO_INSECURE)")
+	gossipKey := fs.String("gossip-key-file", envDefault("DYNAGO_GOSSIP_KEY_FILE", ""), "file of base64 gossip encryption keys, one a line, the first encrypts; re-read on SIGHUP (env DYNAGO_GOSSIP_KEY_FILE)")
+	tokens := fs.String("tokens-file", envDefault("DYNAGO_TOKENS_FILE", ""), "file of \"TOKEN read|write|admin\" lines: HTTP requires a bearer token or client certificate; re-read on SIGHUP (env DYNAGO_TOKENS_FILE)")
+	return func() server.Security {
+		return server.Security{CertsDir: *certs, Insecure: *insecure, GossipKeyFile: *gossipKey, TokensFile: *tokens}
+	}
+}
+
+// reloadOnSIGHUP re-reads certificates, tokens and gossip keys on SIGHUP
+// until ctx ends.
+func reloadOnSIGHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := srv.Reload(); err != nil {
+				log.Error("reload on SIGHUP failed; keeping what did not load", "err", err)
+			} else {
+				log.Info("reloaded certificates, tokens and gossip keys")
+			}
+		}
+	}
+}
