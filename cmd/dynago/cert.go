@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -94,24 +93,9 @@ func runCert(ctx context.Context, args []string) error {
 
 // parseAtLeastOne is parseArgs for one or more positional arguments.
 func parseAtLeastOne(fs *flag.FlagSet, args []string, what string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", errUsage, err)
-		}
-		rest := fs.Args()
-		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if len(pos) == 0 {
 		return nil, fmt.Errorf("%w: %s takes at least one %s", errUsage, fs.Name(), what)

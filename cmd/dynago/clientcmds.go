@@ -75,6 +75,19 @@ func clientFlagSet(name, usage string) (*flag.FlagSet, func() (*client.Client, e
 // (both "get --r 1 k" and "get k --r 1"), checks that there are want
 // positional arguments, and returns them. "--" ends the flags.
 func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) != want {
+		return nil, fmt.Errorf("%w: %s takes %s, got %d arguments", errUsage, fs.Name(), what, len(pos))
+	}
+	return pos, nil
+}
+
+// parseInterleaved parses flags placed anywhere among the positional
+// arguments and returns the positional ones. "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -85,19 +98,14 @@ func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string
 		}
 		rest := fs.Args()
 		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			pos = append(pos, rest...)
-			break
+			return append(pos, rest...), nil
 		}
 		if len(rest) == 0 {
-			break
+			return pos, nil
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-	if len(pos) != want {
-		return nil, fmt.Errorf("%w: %s takes %s, got %d arguments", errUsage, fs.Name(), what, len(pos))
-	}
-	return pos, nil
 }
 
 // writeFlags are the flags of put and del.
