@@ -241,20 +241,11 @@ func (n *Node) deliverHints(target ring.NodeID) {
 		return
 	}
 	var locals []localHint
-	lo, hi := storage.HintRange(string(target))
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	n.scanHints(target, func(k, userKey, v []byte) error {
 		if room <= 0 {
 			return errStopScan
 		}
 		if n.hints.sending[string(k)] {
-			return nil
-		}
-		v, ok := n.hintValue(k, v)
-		if !ok {
-			return nil
-		}
-		_, _, userKey, ok := storage.ParseHintKey(k)
-		if !ok {
 			return nil
 		}
 		to := target
@@ -283,6 +274,25 @@ func (n *Node) deliverHints(target ring.NodeID) {
 	}
 }
 
+// scanHints calls fn for each readable hint held for target, with its
+// storage key, the user key it is for and its object; fn returns
+// errStopScan to end the scan early. Unreadable hints are skipped here, in
+// one place, rather than by each caller.
+func (n *Node) scanHints(target ring.NodeID, fn func(skey, userKey, value []byte) error) {
+	lo, hi := storage.HintRange(string(target))
+	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+		v, ok := n.hintValue(k, v)
+		if !ok {
+			return nil
+		}
+		_, _, userKey, ok := storage.ParseHintKey(k)
+		if !ok {
+			return nil
+		}
+		return fn(k, userKey, v)
+	})
+}
+
 // dropHint deletes a delivered hint.
 func (n *Node) dropHint(target ring.NodeID, skey []byte) {
 	n.put(skey, nil)
@@ -301,19 +311,10 @@ func (n *Node) spreadHints(target ring.NodeID) {
 	}
 	budget, complete := n.cfg.HintBatch, true
 	var locals []localHint
-	lo, hi := storage.HintRange(string(target))
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	n.scanHints(target, func(k, userKey, v []byte) error {
 		if budget <= 0 {
 			complete = false
 			return errStopScan
-		}
-		v, ok := n.hintValue(k, v)
-		if !ok {
-			return nil
-		}
-		_, _, userKey, ok := storage.ParseHintKey(k)
-		if !ok {
-			return nil
 		}
 		h := object.Hash(v)
 		if seen, ok := n.hints.spread[string(k)]; ok && seen == h {
