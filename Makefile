@@ -8,6 +8,8 @@
 # make image  builds the FROM-scratch Docker image dynago:dev around it
 #             (deploy/Dockerfile; run it with deploy/compose.yaml).
 # make proto  regenerates the committed protobuf code.
+# make peer-bench  dynago beside Redis through the same redis-benchmark
+#             command lines (scripts/peer-bench.sh; not part of `make test`).
 
 GO        ?= go
 PKGS      ?= ./...
@@ -15,7 +17,7 @@ PKGS      ?= ./...
 # inside CI's budget on a 2-core machine.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all build image test test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test k8s-check bench proto clean
+.PHONY: all build image test test-deps fmt-check vet unit fuzz-check sim-check chaos-check container-check bench-test k8s-check bench peer-bench proto clean
 
 all: build
 
@@ -68,13 +70,10 @@ FUZZ_TARGETS ?= \
 	./membership:FuzzDecodeMeta \
 	./membership:FuzzReceive \
 	./storage:FuzzParseObjectKey \
-	./storage:FuzzParseHintKey
+	./storage:FuzzParseHintKey \
+	./session:FuzzDecode
 fuzz-check:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # The deterministic simulator under every fault kind: no acknowledged write
 # lost, no delete resurrected, every seed converged. Then the negative
@@ -83,6 +82,10 @@ SIM_FAULTS ?= partition,crash,restart,wipe,join,leave
 sim-check:
 	$(GO) run ./cmd/dynago sim run --seeds 200 --faults $(SIM_FAULTS) --quiet
 	$(GO) run ./cmd/dynago sim run --seeds 20 --faults $(SIM_FAULTS) --lww --quiet
+	# Session guarantees at R=1 W=1 under every fault kind, then the
+	# tokenless control, which must find read-your-writes violations.
+	$(GO) run ./cmd/dynago sim run --seeds 10 --faults $(SIM_FAULTS),outage --r 1 --w 1 --sessions --quiet
+	$(GO) run ./cmd/dynago sim run --seeds 3 --faults "" --r 1 --w 1 --session-control --quiet
 
 # Chaos on real processes: a fresh 5-node cluster of `dynago server`
 # processes, a set workload, every fault kind; nothing acknowledged may be
@@ -111,6 +114,13 @@ k8s-check:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./server/ ./storage/ ./object/ ./ring/
+
+# dynago beside a durable Redis, through the same redis-benchmark command
+# lines (docs/BENCHMARKS.md, "Beside Redis"). Not part of `make test`: it
+# installs Debian packages, runs for minutes and is only meaningful on an
+# idle machine. PEER_BENCH_FLAGS=--short is the smoke test.
+peer-bench:
+	./scripts/peer-bench.sh $(PEER_BENCH_FLAGS)
 
 proto:
 	./proto/gen.sh

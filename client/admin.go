@@ -6,50 +6,26 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/dynago/dynago/api"
 )
 
-// Move is a partition changing owner, or data copied to a node entering a
-// partition's preference list.
-type Move struct {
-	Partition int    `json:"partition"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Keys      int    `json:"keys,omitempty"` // transfers: objects the answering node holds there; -1 unknown
-}
-
-// Plan is a staged membership change (GET /admin/plan) or the one just
-// committed.
-type Plan struct {
-	RingVersion uint64         `json:"ring_version"`
-	Joining     []string       `json:"joining"`
-	Leaving     []string       `json:"leaving"`
-	Moves       []Move         `json:"moves"`
-	Transfers   []Move         `json:"transfers"`
-	Before      map[string]int `json:"partitions_before"`
-	After       map[string]int `json:"partitions_after"`
-	Committed   bool           `json:"committed"`
-}
-
-// Handoff is the progress of a running membership change (in Cluster).
-type Handoff struct {
-	InProgress bool   `json:"in_progress"`
-	Claimant   string `json:"claimant"`
-	Total      int    `json:"total"`
-	Done       int    `json:"done"`
-	Pending    []Move `json:"pending"`
-	// NoProgressMS is how long no transfer has completed, as the node
-	// asked saw it.
-	NoProgressMS int64 `json:"no_progress_ms"`
-}
-
-// Abort is the answer of POST /admin/abort.
-type Abort struct {
-	Aborted  bool   `json:"aborted"`
-	Node     string `json:"node"`     // the node that aborted the change
-	Claimant string `json:"claimant"` // the node that had committed it
-	Total    int    `json:"total"`    // transfers of the aborted change
-	Done     int    `json:"done"`     // complete at the abort
-}
+// The answers of the admin endpoints, as package api declares them.
+type (
+	// Move is a partition changing owner.
+	Move = api.Move
+	// Transfer is data copied to a node entering a partition's preference
+	// list, with the objects the answering node holds there (-1 unknown).
+	Transfer = api.Transfer
+	// Plan is a staged membership change (GET /admin/plan) or the one
+	// just committed.
+	Plan = api.Plan
+	// Handoff is the progress of a running membership change (in
+	// Cluster).
+	Handoff = api.Handoff
+	// Abort is the answer of POST /admin/abort.
+	Abort = api.Abort
+)
 
 // Abort rolls the running membership change back (the node forwards it
 // to the change's claimant). Nothing written is lost.

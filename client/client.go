@@ -3,7 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dynago/dynago/api"
 )
 
 // DefaultTimeout bounds a call (with its retries) when WithTimeout is not
@@ -32,6 +34,14 @@ var (
 	ErrNoAddress  = errors.New("client: no node address given")
 	ErrBadAddress = errors.New("client: bad node address")
 	ErrBadContext = errors.New("client: bad context")
+	// ErrUnauthorized matches (errors.Is) an *APIError with status 401:
+	// the request carried no credentials, or ones the node does not know.
+	ErrUnauthorized = errors.New("client: unauthorized (no or unknown token or client certificate)")
+	// ErrForbidden matches (errors.Is) an *APIError with status 403: the
+	// credentials are known but their role does not allow the request.
+	ErrForbidden = errors.New("client: forbidden (the credentials' role does not allow this)")
+	// ErrBadOption reports options that cannot be combined.
+	ErrBadOption = errors.New("client: bad option")
 )
 
 // Client talks to a dynago cluster through the HTTP API of its nodes. It is
@@ -39,6 +49,8 @@ var (
 type Client struct {
 	bases   []string // base URLs without a trailing slash
 	hc      *http.Client
+	tls     *tls.Config // nil without WithTLS
+	auth    string      // the Authorization header value; "" without WithToken
 	timeout time.Duration
 	next    atomic.Uint64 // rotates the first node tried
 	router  *router       // nil without WithRouting
@@ -47,9 +59,29 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient makes the Client send its requests with hc (for TLS,
-// proxies or instrumentation).
+// WithHTTPClient makes the Client send its requests with hc (for proxies
+// or instrumentation). Combined with WithTLS, hc's Transport must be nil or
+// an *http.Transport: the Client uses a copy of it with cfg.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithTLS makes the Client speak HTTPS with cfg: its RootCAs to trust the
+// nodes' certificates (ca.crt of `dynago cert`), and its Certificates to
+// present a client certificate, whose role the nodes read. Addresses given
+// as host:port are then dialed over https; http:// URLs stay plaintext.
+// security.ClientConfig builds cfg from a certs directory.
+func WithTLS(cfg *tls.Config) Option { return func(c *Client) { c.tls = cfg } }
+
+// WithToken makes every request carry "Authorization: Bearer token", a
+// token of the nodes' --tokens-file. A bearer token is a secret: send it
+// over TLS only (an https:// address or WithTLS).
+func WithToken(token string) Option {
+	return func(c *Client) {
+		c.auth = ""
+		if token != "" {
+			c.auth = "Bearer " + token
+		}
+	}
+}
 
 // WithTimeout bounds every call, retries included; 0 disables the bound
 // (the caller's context still applies). A call asking a node for a longer
@@ -59,28 +91,91 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 
 // New returns a Client for the nodes at addrs, each "host:port" or an
 // http(s) URL (which may carry a path prefix, for a node behind a proxy).
+// A host:port is dialed over https with WithTLS, over http otherwise.
 func New(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 {
 		return nil, ErrNoAddress
 	}
-	c := &Client{hc: &http.Client{}, timeout: DefaultTimeout}
+	c := &Client{hc: &http.Client{Transport: defaultTransport()}, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	if !validToken(strings.TrimPrefix(c.auth, "Bearer ")) {
+		// A token is sent in a header: a line break or a control
+		// character would be refused by net/http on every request, or
+		// worse, split the header.
+		return nil, fmt.Errorf("%w: WithToken: the token must be printable ASCII without spaces", ErrBadOption)
+	}
+	scheme := "http"
+	if c.tls != nil {
+		scheme = "https"
+		hc, err := withTLS(c.hc, c.tls)
+		if err != nil {
+			return nil, err
+		}
+		c.hc = hc
+	}
 	for _, a := range addrs {
-		base, err := parseAddr(a)
+		base, err := parseAddr(a, scheme)
 		if err != nil {
 			return nil, err
 		}
 		c.bases = append(c.bases, base)
 	}
-	for _, o := range opts {
-		o(c)
-	}
 	return c, nil
 }
 
-func parseAddr(a string) (string, error) {
+// MaxIdleConnsPerNode is how many idle connections the default transport
+// keeps to each node. net/http's default of two would make a Client shared
+// by more goroutines than that open and close a TCP connection for most of
+// its requests: a handshake each, and TIME_WAIT sockets piling up until
+// the machine runs out of ports.
+const MaxIdleConnsPerNode = 256
+
+// defaultTransport is net/http's default transport with room to keep the
+// connections of a concurrent Client open (MaxIdleConnsPerNode).
+func defaultTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no limit across nodes; the per-node one applies
+	tr.MaxIdleConnsPerHost = MaxIdleConnsPerNode
+	return tr
+}
+
+// validToken reports whether tok can travel in a header as it is: visible
+// ASCII only (RFC 6750's b64token is narrower still; the nodes' tokens
+// file is what decides).
+func validToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// withTLS returns a copy of hc whose transport dials TLS with cfg. The
+// copy keeps hc's other settings (timeouts, redirects, jar) and leaves hc,
+// which the caller may share, untouched.
+func withTLS(hc *http.Client, cfg *tls.Config) (*http.Client, error) {
+	var tr *http.Transport
+	switch t := hc.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		tr = t.Clone()
+	default:
+		return nil, fmt.Errorf("%w: WithTLS needs WithHTTPClient's Transport to be an *http.Transport, not %T; set its TLS config yourself instead", ErrBadOption, t)
+	}
+	tr.TLSClientConfig = cfg.Clone()
+	out := *hc
+	out.Transport = tr
+	return &out, nil
+}
+
+func parseAddr(a, scheme string) (string, error) {
 	s := strings.TrimSpace(a)
 	if !strings.Contains(s, "://") {
-		s = "http://" + s
+		s = scheme + "://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -94,18 +189,15 @@ func parseAddr(a string) (string, error) {
 type Context []byte
 
 // String returns the token form of c, as sent in X-Dynago-Context headers
-// and printed by the dynago CLI: unpadded base64url.
-func (c Context) String() string { return base64.RawURLEncoding.EncodeToString(c) }
+// and printed by the dynago CLI: unpadded base64url (api.EncodeContext).
+func (c Context) String() string { return api.EncodeContext(c) }
 
 // ParseContext reverses Context.String. The empty token is no context. The
 // node validates the context's contents when it is used.
 func ParseContext(token string) (Context, error) {
-	if token == "" {
-		return nil, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token, "="))
+	b, err := api.DecodeContext(token)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadContext, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadContext, err)
 	}
 	return b, nil
 }
@@ -131,36 +223,16 @@ type GetOptions struct {
 	Timeout time.Duration // coordination timeout (rounded up to ms); 0 = node default
 }
 
-// Placement is where a key lives.
-type Placement struct {
-	Key            string   `json:"key"`
-	Partition      int      `json:"partition"`
-	PreferenceList []string `json:"preference_list"` // node IDs, coordinator candidates first
-	Fallbacks      []string `json:"fallbacks"`       // where writes go when primaries are down
-}
-
-// Cluster is a node's view of the cluster.
-type Cluster struct {
-	Node        string `json:"node"` // the node that answered
-	N           int    `json:"n"`
-	R           int    `json:"r"`
-	W           int    `json:"w"`
-	Partitions  int    `json:"partitions"`
-	RingVersion uint64 `json:"ring_version"`
-	Nodes       []Node `json:"nodes"`
-	// Handoff is the running membership change, if the node reports one.
-	Handoff *Handoff `json:"handoff,omitempty"`
-}
-
-// Node is one member of a Cluster.
-type Node struct {
-	ID         string `json:"id"`
-	HTTPAddr   string `json:"http_addr"`
-	Status     string `json:"status"` // alive, suspect or dead
-	Partitions int    `json:"partitions"`
-	// NextPartitions is what the node will own when a running change ends.
-	NextPartitions *int `json:"next_partitions,omitempty"`
-}
+// The answers of GET /kv/{key}/placement and GET /cluster, as package api
+// declares them.
+type (
+	// Placement is where a key lives.
+	Placement = api.Placement
+	// Cluster is a node's view of the cluster.
+	Cluster = api.Cluster
+	// Node is one member of a Cluster.
+	Node = api.ClusterNode
+)
 
 // QuorumError reports that fewer than the required replicas acknowledged
 // (put, delete) or answered (get) in time. The outcome of a put or delete
@@ -195,12 +267,41 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("client: node answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// Is makes errors.Is(err, ErrUnauthorized) and errors.Is(err,
+// ErrForbidden) true for a 401 and a 403 answer, whether or not it came
+// with the API's JSON (a proxy in front of the node may answer them too).
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrUnauthorized:
+		return e.Status == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
+	}
+	return false
+}
+
 // Put stores value under key and returns the context of the new version.
 func (c *Client) Put(ctx context.Context, key string, value []byte, o *PutOptions) (Context, error) {
+	return put(ctx, c.do, key, value, o)
+}
+
+// Delete deletes key by writing a tombstone. Without a Context the
+// tombstone is concurrent with the stored values, which then survive as
+// siblings: pass the Context of a Get to delete what it read.
+func (c *Client) Delete(ctx context.Context, key string, o *PutOptions) error {
+	return del(ctx, c.do, key, o)
+}
+
+// exchange sends one call and returns its answer: Client.do, or
+// Session.do, which carries the session's token there and back. The key
+// operations are written once over it.
+type exchange func(context.Context, call) (response, error)
+
+func put(ctx context.Context, send exchange, key string, value []byte, o *PutOptions) (Context, error) {
 	if value == nil {
 		value = []byte{} // a body, even empty, so the request carries Content-Length: 0
 	}
-	r, err := c.do(ctx, c.writeCall(http.MethodPut, key, value, o))
+	r, err := send(ctx, writeCall(http.MethodPut, key, value, o))
 	if err != nil {
 		return nil, err
 	}
@@ -210,11 +311,8 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, o *PutOption
 	return r.context()
 }
 
-// Delete deletes key by writing a tombstone. Without a Context the
-// tombstone is concurrent with the stored values, which then survive as
-// siblings: pass the Context of a Get to delete what it read.
-func (c *Client) Delete(ctx context.Context, key string, o *PutOptions) error {
-	r, err := c.do(ctx, c.writeCall(http.MethodDelete, key, nil, o))
+func del(ctx context.Context, send exchange, key string, o *PutOptions) error {
+	r, err := send(ctx, writeCall(http.MethodDelete, key, nil, o))
 	if err != nil {
 		return err
 	}
@@ -224,13 +322,13 @@ func (c *Client) Delete(ctx context.Context, key string, o *PutOptions) error {
 	return nil
 }
 
-func (c *Client) writeCall(method, key string, value []byte, o *PutOptions) call {
+func writeCall(method, key string, value []byte, o *PutOptions) call {
 	if o == nil {
 		o = &PutOptions{}
 	}
 	cl := call{method: method, path: keyPath(key), key: []byte(key), query: url.Values{}, body: value, timeout: o.Timeout}
 	if len(o.Context) > 0 {
-		cl.header = http.Header{"X-Dynago-Context": {o.Context.String()}}
+		cl.header = http.Header{api.ContextHeader: {o.Context.String()}}
 	}
 	if o.W > 0 {
 		cl.query.Set("w", strconv.Itoa(o.W))
@@ -242,6 +340,10 @@ func (c *Client) writeCall(method, key string, value []byte, o *PutOptions) call
 // Get reads key. For a missing or deleted key it returns an error wrapping
 // ErrNotFound, with Value.Context set when a tombstone exists.
 func (c *Client) Get(ctx context.Context, key string, o *GetOptions) (Value, error) {
+	return get(ctx, c.do, key, o)
+}
+
+func get(ctx context.Context, send exchange, key string, o *GetOptions) (Value, error) {
 	if o == nil {
 		o = &GetOptions{}
 	}
@@ -255,16 +357,13 @@ func (c *Client) Get(ctx context.Context, key string, o *GetOptions) (Value, err
 		cl.query.Set("r", strconv.Itoa(o.R))
 	}
 	setTimeout(cl.query, o.Timeout)
-	r, err := c.do(ctx, cl)
+	r, err := send(ctx, cl)
 	if err != nil {
 		return Value{}, err
 	}
 	switch r.status {
 	case http.StatusOK, http.StatusMultipleChoices:
-		var body struct {
-			Context  string   `json:"context"`
-			Siblings [][]byte `json:"siblings"`
-		}
+		var body api.Values
 		if err := json.Unmarshal(r.body, &body); err != nil {
 			return Value{}, fmt.Errorf("client: decoding the answer of GET %s: %w", cl.path, err)
 		}
@@ -275,7 +374,7 @@ func (c *Client) Get(ctx context.Context, key string, o *GetOptions) (Value, err
 		return Value{Siblings: body.Siblings, Context: vctx}, nil
 	case http.StatusNotFound:
 		apiErr := r.err("get")
-		if e, ok := apiErr.(*APIError); !ok || e.Code != "not_found" {
+		if e, ok := apiErr.(*APIError); !ok || e.Code != api.CodeNotFound {
 			return Value{}, apiErr
 		}
 		vctx, err := r.context()
@@ -359,12 +458,7 @@ type response struct {
 const maxErrorBody = 512
 
 func (r response) err(op string) error {
-	var body struct {
-		Error    string `json:"error"`
-		Code     string `json:"code"`
-		Acks     int    `json:"acks"`
-		Required int    `json:"required"`
-	}
+	var body api.Error
 	if json.Unmarshal(r.body, &body) != nil || body.Code == "" {
 		msg := strings.TrimSpace(string(r.body[:min(len(r.body), maxErrorBody)]))
 		if msg == "" {
@@ -372,14 +466,23 @@ func (r response) err(op string) error {
 		}
 		return &APIError{Status: r.status, Message: msg}
 	}
-	if body.Code == "quorum_failed" {
-		return &QuorumError{Acks: body.Acks, Required: body.Required, Op: op}
+	if body.Code == api.CodeQuorumFailed {
+		// Absent counts read as 0, as they did before api.Error made them
+		// pointers.
+		qe := &QuorumError{Op: op}
+		if body.Acks != nil {
+			qe.Acks = *body.Acks
+		}
+		if body.Required != nil {
+			qe.Required = *body.Required
+		}
+		return qe
 	}
 	return &APIError{Status: r.status, Code: body.Code, Message: body.Error}
 }
 
 func (r response) context() (Context, error) {
-	vctx, err := ParseContext(r.header.Get("X-Dynago-Context"))
+	vctx, err := ParseContext(r.header.Get(api.ContextHeader))
 	if err != nil {
 		return nil, fmt.Errorf("client: node sent a bad context: %w", err)
 	}
@@ -429,6 +532,9 @@ func (c *Client) once(ctx context.Context, base string, cl call) (response, erro
 	}
 	for k, v := range cl.header {
 		req.Header[k] = v
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

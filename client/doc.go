@@ -43,7 +43,23 @@
 // *QuorumError (errors.As) reports that fewer than R or W replicas answered
 // in time; for a put or delete its outcome is unknown: it may still be
 // applied. Any other error answer of a node is an *APIError carrying the
-// status and the API's error code.
+// status and the API's error code; a 401 or 403 one also matches
+// ErrUnauthorized or ErrForbidden.
+//
+// # Security
+//
+// Against nodes started with --certs-dir (HTTPS) and --tokens-file, give
+// the client the CA to trust and credentials: a client certificate in the
+// TLS config, whose role the nodes read, or a bearer token, or both (the
+// token then decides the role).
+//
+//	tlsCfg, err := security.ClientConfig("certs", "root") // ca.crt; client.root.crt/.key
+//	c, err := client.New(addrs, client.WithTLS(tlsCfg), client.WithToken(token))
+//
+// With WithTLS, host:port addresses are dialed over https; https:// URLs
+// work with or without it (without it, the system's roots are trusted). A
+// 401 answer matches ErrUnauthorized and a 403 ErrForbidden (errors.Is);
+// both are *APIError values too, carrying the node's message.
 //
 // # Nodes, retries and timeouts
 //

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/ring"
 )
 
@@ -25,13 +26,6 @@ import (
 // request, short enough that a restarted node gets its traffic back within
 // a couple of seconds.
 const downBackoff = 2 * time.Second
-
-// ringVersionHeader is the header every /kv/ answer carries with the
-// answering node's ring version (httpapi.RingVersionHeader).
-const ringVersionHeader = "X-Dynago-Ring-Version"
-
-// ringHash is the only key hash routing can reproduce (ring.DefaultHash).
-const ringHash = "xxhash64"
 
 // ErrNoRoute reports that a routing client has no usable ring: no node
 // answered /ring with one it can rebuild. Requests then rotate over the
@@ -80,20 +74,6 @@ type routeTable struct {
 	ring  *ring.Ring
 	bases map[ring.NodeID]string
 	dead  []string // bases of nodes the ring's source reported dead
-}
-
-// ringAnswer is the body of GET /ring.
-type ringAnswer struct {
-	Version    uint64        `json:"version"`
-	Partitions int           `json:"partitions"`
-	N          int           `json:"n"`
-	Hash       string        `json:"hash"`
-	Owners     []ring.NodeID `json:"owners"`
-	Nodes      []struct {
-		ID       ring.NodeID `json:"id"`
-		HTTPAddr string      `json:"http_addr"`
-		Status   string      `json:"status"`
-	} `json:"nodes"`
 }
 
 // RouteOf returns the address ("host:port") that the next request for key
@@ -272,7 +252,7 @@ func (c *Client) observe(base string, r response) {
 	if rt == nil {
 		return
 	}
-	h := r.header.Get(ringVersionHeader)
+	h := r.header.Get(api.RingVersionHeader)
 	if h == "" {
 		return
 	}
@@ -342,12 +322,14 @@ func (c *Client) fetchRing(ctx context.Context, first string) (*routeTable, erro
 // routeTable rebuilds the ring of a /ring answer and resolves each node's
 // HTTP address to a base URL, with the scheme of the base that answered.
 func (c *Client) routeTable(from string, body []byte) (*routeTable, error) {
-	var a ringAnswer
+	var a api.Ring
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, fmt.Errorf("client: decoding the answer of GET /ring: %w", err)
 	}
-	if a.Hash != ringHash {
-		return nil, fmt.Errorf("client: ring hash %q: only %q can be routed", a.Hash, ringHash)
+	// api.RingHash is the only key hash routing can reproduce
+	// (ring.DefaultHash).
+	if a.Hash != api.RingHash {
+		return nil, fmt.Errorf("client: ring hash %q: only %q can be routed", a.Hash, api.RingHash)
 	}
 	rg, err := ring.FromOwners(ring.Config{Partitions: a.Partitions, N: a.N}, a.Version, a.Owners)
 	if err != nil {

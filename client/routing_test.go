@@ -15,6 +15,7 @@ import (
 	"github.com/dynago/dynago/client"
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/httpapi/httpapitest"
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -214,20 +215,16 @@ func TestRoutingRefreshesTheRingWhenItsVersionChanges(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.EventuallyNil(t, 5*time.Second, func() error {
 		got, err := c.RouteOf(key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got == after.addr {
-			break
+		if got != after.addr {
+			return fmt.Errorf("RouteOf = %s after a ring version bump, want %s (%s)", got, after.addr, after.id)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("RouteOf = %s after a ring version bump, want %s (%s)", got, after.addr, after.id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := cl.total("GET /ring"); got != 2 {
 		t.Errorf("/ring fetched %d times, want 2 (the first fetch and one refresh)", got)
 	}

@@ -102,7 +102,7 @@ func Encode(s State) []byte {
 func Decode(b []byte) (State, error) {
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
-		return State{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if err := s.Validate(); err != nil {
 		return State{}, err

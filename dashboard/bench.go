@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dynago/dynago/api"
 )
 
 // BenchBinary is implemented by controllers that can run benchmarks: it
@@ -34,6 +37,10 @@ type BenchPreset struct {
 	// OwnCluster is set for experiments that start their own local
 	// cluster (the seed table), so --addr is not passed.
 	OwnCluster bool `json:"own_cluster"`
+	// Chart is set for the paper's experiments (package lab): the run
+	// gets --out, a directory of its own, and the page shows the chart
+	// it draws there (Chart is the file's name).
+	Chart string `json:"chart,omitempty"`
 }
 
 // BenchPresets are the runs the Experiments view offers. The workloads
@@ -51,6 +58,14 @@ var BenchPresets = []BenchPreset{
 		Args: []string{"--mix", "get=50,put=40,delete=10", "--keys", "1000", "--concurrency", "8", "--duration", "5s", "--preload", "--route", "client"}},
 	{Name: "seed-table", Title: "Seed table (N=4, 10 ms delay)", Description: "the original Dynamo simulator's experiment on its own 8-node cluster: R1W3 and R3W1, random entry and client routing, each beside its physical floor; about a minute",
 		Args: []string{"--experiment", "seed-table"}, OwnCluster: true},
+	{Name: "paper-balance", Title: "Paper §6.2: load balance (simulator)", Description: "fraction of 16 simulated nodes more than 15% above the mean load, against request rate, for Q = 64, 256, 1024, uniform and zipfian keys; about a minute",
+		Args: []string{"--experiment", "balance"}, OwnCluster: true, Chart: "balance.svg"},
+	{Name: "paper-divergence", Title: "Paper §6.3: divergent versions (simulator)", Description: "share of reads returning 1, 2, 3, 4+ versions under a shopping-cart workload, with and without failures; about 15 s",
+		Args: []string{"--experiment", "divergence"}, OwnCluster: true, Chart: "divergence.svg"},
+	{Name: "paper-coordination", Title: "Paper §6.4: client- against server-driven coordination (simulator)", Description: "mean and p99.9 latency of reads and writes, entering at random nodes or at the key's coordinator; about 10 s",
+		Args: []string{"--experiment", "coordination"}, OwnCluster: true, Chart: "coordination.svg"},
+	{Name: "paper-durability", Title: "Paper §6.1: put latency against W, fsync on and off (simulator)", Description: "put latency percentiles for W = 1..3 with the simulated fsync on and off; about 10 s",
+		Args: []string{"--experiment", "durability-latency"}, OwnCluster: true, Chart: "durability-latency.svg"},
 }
 
 // BenchRun is the state of the current or last run, as GET api/bench
@@ -65,6 +80,9 @@ type BenchRun struct {
 	Progress string            `json:"progress"` // the bench tool's last progress line
 	Results  []json.RawMessage `json:"results"`  // its --json lines
 	Error    string            `json:"error,omitempty"`
+	// Chart is the URL of the chart the run drew (paper experiments),
+	// once it ended well.
+	Chart string `json:"chart,omitempty"`
 }
 
 // benchRunner runs one preset at a time: two at once would measure each
@@ -78,6 +96,10 @@ type benchRunner struct {
 	run    *BenchRun
 	cancel context.CancelFunc
 	done   chan struct{}
+	// outDir holds the current or last run's chart; removed when the next
+	// run starts and when the dashboard stops.
+	outDir string
+	chart  string // path of the last run's chart, once it exists
 }
 
 var (
@@ -113,6 +135,16 @@ func (b *benchRunner) start(name string) (BenchRun, error) {
 	if b.run != nil && b.run.Running {
 		return BenchRun{}, errBenchBusy
 	}
+	b.removeOut()
+	if preset.Chart != "" {
+		dir, err := os.MkdirTemp("", "dynago-dashboard-experiment-")
+		if err != nil {
+			return BenchRun{}, err
+		}
+		b.outDir = dir
+		args = append(args, "--out", dir, "--chart", "svg")
+	}
+	outDir := b.outDir
 	id := 1
 	if b.run != nil {
 		id = b.run.ID + 1
@@ -164,6 +196,12 @@ func (b *benchRunner) start(name string) (BenchRun, error) {
 			run.Error = "canceled"
 		case err != nil:
 			run.Error = strings.TrimSpace(fmt.Sprintf("%v: %s", err, errTail.String()))
+		case preset.Chart != "":
+			path := filepath.Join(outDir, preset.Chart)
+			if _, err := os.Stat(path); err == nil && b.outDir == outDir {
+				b.chart = path
+				run.Chart = fmt.Sprintf("api/bench/chart?run=%d", run.ID)
+			}
 		}
 	}()
 	return b.snapshot(), nil
@@ -223,6 +261,14 @@ func (b *benchRunner) snapshot() BenchRun {
 	return r
 }
 
+// removeOut deletes the last run's chart directory. b.mu is held.
+func (b *benchRunner) removeOut() {
+	if b.outDir != "" {
+		os.RemoveAll(b.outDir)
+	}
+	b.outDir, b.chart = "", ""
+}
+
 // cancelRun interrupts the running preset, if any, and waits for it.
 func (b *benchRunner) cancelRun() {
 	b.mu.Lock()
@@ -241,6 +287,9 @@ func (b *benchRunner) stop() {
 	b.closed = true
 	b.mu.Unlock()
 	b.cancelRun()
+	b.mu.Lock()
+	b.removeOut()
+	b.mu.Unlock()
 }
 
 var errUnknownPreset = errors.New("unknown bench preset")
@@ -294,13 +343,13 @@ func (b *benchRunner) routes(mux *http.ServeMux) {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", `want {"preset":NAME}: `+err.Error())
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, `want {"preset":NAME}: `+err.Error())
 			return
 		}
 		run, err := b.start(body.Preset)
 		switch {
 		case errors.Is(err, errUnknownPreset):
-			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			writeError(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		case errors.Is(err, errBenchBusy):
 			writeError(w, http.StatusConflict, "busy", err.Error())
 		case errors.Is(err, errBenchClosed):
@@ -312,6 +361,27 @@ func (b *benchRunner) routes(mux *http.ServeMux) {
 				Run *BenchRun `json:"run"`
 			}{&run})
 		}
+	})
+	mux.HandleFunc("GET /api/bench/chart", func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		path := b.chart
+		b.mu.Unlock()
+		if path == "" {
+			writeError(w, http.StatusNotFound, "not_found", "no run has drawn a chart")
+			return
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			writeError(w, http.StatusNotFound, "not_found", "the chart is gone")
+			return
+		}
+		// The SVG is the plotting library's, shown through <img>, which
+		// runs no script; the policy keeps it inert if opened directly.
+		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(raw)
 	})
 	mux.HandleFunc("DELETE /api/bench", func(w http.ResponseWriter, r *http.Request) {
 		b.cancelRun()

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // benchControl is a fakeControl whose "dynago binary" is a script that
@@ -54,17 +57,14 @@ func benchState(t *testing.T, h http.Handler) BenchRun {
 
 func waitBench(t *testing.T, h http.Handler) BenchRun {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := benchState(t, h)
-		if !r.Running {
-			return r
+	var r BenchRun
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
+		if r = benchState(t, h); r.Running {
+			return fmt.Errorf("bench still running: %+v", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bench still running after 10s: %+v", r)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return r
 }
 
 func TestBenchPresetRunsTheBenchToolAgainstRunningNodes(t *testing.T) {
@@ -204,5 +204,36 @@ func TestBenchCancelEndsEvenIfAGrandchildHoldsTheOutput(t *testing.T) {
 	rec := do(t, dev, "DELETE", "/api/bench", nil, nil)
 	if d := time.Since(began); d > 15*time.Second || !strings.Contains(rec.Body.String(), `"running":false`) {
 		t.Fatalf("cancel answered after %v: %s", d, rec.Body)
+	}
+}
+
+func TestPaperExperimentChartIsServed(t *testing.T) {
+	ctl := fakeBench(t, `while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+echo '<svg xmlns="http://www.w3.org/2000/svg"><rect width="1" height="1"/></svg>' > "$out/divergence.svg"
+echo '{"experiment":"divergence","engine":"sim","failures":false,"shares":[1,0,0,0]}'
+`)
+	dev := DevHandler(ctl)
+	defer dev.Close()
+	if rec := do(t, dev, "GET", "/api/bench/chart", nil, nil); rec.Code != http.StatusNotFound {
+		t.Fatalf("chart before any run: %d", rec.Code)
+	}
+	rec := do(t, dev, "POST", "/api/bench", strings.NewReader(`{"preset":"paper-divergence"}`), nil)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /api/bench: %d %s", rec.Code, rec.Body)
+	}
+	r := waitBench(t, dev)
+	if r.Error != "" || len(r.Results) != 1 || r.Chart != "api/bench/chart?run=1" {
+		t.Fatalf("finished run: %+v", r)
+	}
+	args, err := os.ReadFile(filepath.Join(filepath.Dir(ctl.binary), "args"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := string(args); !strings.HasPrefix(a, "bench --experiment divergence ") || !strings.Contains(a, " --out /") || strings.Contains(a, "--addr") {
+		t.Fatalf("bench ran with %q", a)
+	}
+	rec = do(t, dev, "GET", "/api/bench/chart", nil, nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "image/svg+xml" || !strings.Contains(rec.Body.String(), "<svg") {
+		t.Fatalf("GET chart: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // chromiumPath is where Debian's chromium package (installed by
@@ -119,19 +120,6 @@ func (b *lockedBuffer) String() string {
 
 var dashboardLine = regexp.MustCompile(`dashboard: (http://\S+)`)
 
-// freeAddr reserves nothing: it finds a port that is free right now. The
-// tiny race with other processes is acceptable for a test, and dev fails
-// loudly if it loses it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startDev runs `dynago dev` with n nodes on free ports and waits until its
 // dashboard answers. The nodes run in their own process groups (dev puts
 // them there so that Ctrl-C reaches dev first), so cleanup asks dev to stop
@@ -144,7 +132,7 @@ func startDev(t *testing.T, bin string, nodes int, extra ...string) *devCluster 
 	if err != nil {
 		t.Fatal(err)
 	}
-	dashAddr := freeAddr(t)
+	dashAddr := testutil.FreeAddr(t)
 	d := &devCluster{dataDir: t.TempDir(), stdout: &lockedBuffer{}}
 	d.cmd = exec.Command(bin, "dev",
 		"--nodes", strconv.Itoa(nodes),

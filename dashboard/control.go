@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/dynago/dynago/devcluster"
 )
 
 // NodeInfo is one supervised node as api/nodes lists it.
@@ -24,6 +21,9 @@ type NodeInfo struct {
 }
 
 // Controller supervises the node processes behind the dev control API.
+// The dashboard knows no supervisor: `dynago dev` (the composition root)
+// adapts its devcluster to this interface, so the daemon, which serves the
+// per-node dashboard, does not link the process supervisor.
 // Restart, Wipe and AddNode return once the node is healthy or ctx ends.
 type Controller interface {
 	Nodes() []NodeInfo
@@ -150,71 +150,4 @@ func writeControlError(w http.ResponseWriter, err error) {
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
-}
-
-// DevCluster adapts a devcluster.Cluster to Controller. Operations are
-// serialised: two clicks restarting one node at once would otherwise
-// launch two processes on the same ports and data directory.
-func DevCluster(c *devcluster.Cluster) Controller { return &devControl{c: c} }
-
-type devControl struct {
-	mu sync.Mutex
-	c  *devcluster.Cluster
-}
-
-// Binary implements BenchBinary: bench presets run the nodes' binary.
-func (d *devControl) Binary() string { return d.c.Binary() }
-
-func (d *devControl) Nodes() []NodeInfo {
-	var out []NodeInfo
-	for _, n := range d.c.List() {
-		out = append(out, info(n))
-	}
-	return out
-}
-
-func info(n *devcluster.Node) NodeInfo {
-	return NodeInfo{ID: n.ID, Index: n.Index, HTTPAddr: n.HTTPAddr, RPCAddr: n.RPCAddr,
-		GossipAddr: n.GossipAddr, PID: n.PID(), Running: n.Running()}
-}
-
-func (d *devControl) find(id string) (*devcluster.Node, error) {
-	for _, n := range d.c.List() {
-		if n.ID == id {
-			return n, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: %s", ErrUnknownNode, id)
-}
-
-func (d *devControl) do(id string, f func(*devcluster.Node) error) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, err := d.find(id)
-	if err != nil {
-		return err
-	}
-	return f(n)
-}
-
-func (d *devControl) Kill(_ context.Context, id string) error {
-	return d.do(id, d.c.Kill)
-}
-
-func (d *devControl) Restart(ctx context.Context, id string) error {
-	return d.do(id, func(n *devcluster.Node) error { return d.c.Restart(ctx, n) })
-}
-
-func (d *devControl) Wipe(ctx context.Context, id string) error {
-	return d.do(id, func(n *devcluster.Node) error { return d.c.Wipe(ctx, n) })
-}
-
-func (d *devControl) AddNode(ctx context.Context) (NodeInfo, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	n, err := d.c.AddNode(ctx)
-	if n == nil {
-		return NodeInfo{}, err
-	}
-	return info(n), err
 }

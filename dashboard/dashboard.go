@@ -15,6 +15,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/dynago/dynago/api"
 )
 
 //go:embed static
@@ -134,7 +136,7 @@ func newProxy(transport http.RoundTripper, resolve func(id string) (string, bool
 		rest = "/" + rest
 		target, err := url.Parse("http://" + addr + rest)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_parameter", err.Error())
+			writeError(w, http.StatusBadRequest, api.CodeBadParameter, err.Error())
 			return
 		}
 		target.RawQuery = r.URL.RawQuery
@@ -238,13 +240,8 @@ func NodeHandler(self string, peers func() []Peer) http.Handler {
 	})
 }
 
-type errorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorBody{Error: msg, Code: code})
+	writeJSON(w, status, api.Error{Error: msg, Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/api"
 )
 
 // fakeControl is a Controller over httptest servers standing in for nodes.
@@ -178,7 +178,7 @@ func TestDevControlActions(t *testing.T) {
 	}
 	ctl.err = errors.New("boom")
 	rec = do(t, h, "POST", "/api/nodes/n1/wipe", nil, nil)
-	var e errorBody
+	var e api.Error
 	if json.Unmarshal(rec.Body.Bytes(), &e); rec.Code != 500 || e.Code != "internal" || e.Error != "boom" {
 		t.Errorf("failed wipe: %d %s", rec.Code, rec.Body)
 	}
@@ -410,23 +410,6 @@ func TestNodeHosting(t *testing.T) {
 	// No process control on a node.
 	if rec := do(t, mux, "POST", "/dashboard/api/nodes/n2/kill", nil, nil); rec.Code != http.StatusNotFound {
 		t.Errorf("kill on a node: %d, want 404", rec.Code)
-	}
-}
-
-// The adapter over a real devcluster.Cluster: listing and unknown IDs
-// (processes themselves are devcluster's and the e2e tests' business).
-func TestDevClusterAdapter(t *testing.T) {
-	c := &devcluster.Cluster{Nodes: []*devcluster.Node{{ID: "n1", Index: 1, HTTPAddr: "127.0.0.1:9101", RPCAddr: "127.0.0.1:9201", GossipAddr: "127.0.0.1:9301"}}}
-	ctl := DevCluster(c)
-	got := ctl.Nodes()
-	if len(got) != 1 || got[0] != (NodeInfo{ID: "n1", Index: 1, HTTPAddr: "127.0.0.1:9101", RPCAddr: "127.0.0.1:9201", GossipAddr: "127.0.0.1:9301"}) {
-		t.Errorf("Nodes() = %+v", got)
-	}
-	if err := ctl.Kill(context.Background(), "n4"); !errors.Is(err, ErrUnknownNode) {
-		t.Errorf("Kill(n4) = %v, want ErrUnknownNode", err)
-	}
-	if err := ctl.Kill(context.Background(), "n1"); err != nil {
-		t.Errorf("Kill of a node that is not running = %v, want nil", err)
 	}
 }
 

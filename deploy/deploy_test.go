@@ -470,7 +470,7 @@ func waitSeen(ctx context.Context, c chaos.Cluster, by []string, node, status st
 			view, err := cl.Cluster(ctx)
 			seen := false
 			for _, n := range view.Nodes {
-				seen = seen || (err == nil && n.ID == node && n.Status == status)
+				seen = seen || (err == nil && string(n.ID) == node && n.Status == status)
 			}
 			if !seen {
 				missing = append(missing, id)
@@ -502,7 +502,7 @@ func allAlive(ctx context.Context, c chaos.Cluster) error {
 		var notAlive []string
 		for _, n := range view.Nodes {
 			if n.Status != "alive" {
-				notAlive = append(notAlive, n.ID+" "+n.Status)
+				notAlive = append(notAlive, string(n.ID)+" "+n.Status)
 			}
 		}
 		if len(notAlive) > 0 || len(view.Nodes) != len(c.Nodes()) {

@@ -9,6 +9,7 @@ package devcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dynago/dynago/security"
 )
 
 // Config describes a local cluster.
@@ -33,10 +36,14 @@ type Config struct {
 	HTTPBasePort   int    // node i (1-based) serves HTTP on HTTPBasePort+i-1; default 9101
 	RPCBasePort    int    // default HTTPBasePort+100
 	GossipBasePort int    // default HTTPBasePort+200
+	RESPBasePort   int    // node i serves RESP (--resp-addr) on RESPBasePort+i-1; 0 = no RESP
 	Host           string // default 127.0.0.1
-	Partitions     int    // default 64
-	N, R, W        int    // defaults 3, 2, 2
-	Preset         string // server timing preset; default "lab" (fast detection and repair)
+	// Partitions (Q), N, R and W are passed to every node when set; zero
+	// leaves them to the server's preset (node.LabConfig for "lab": Q=64,
+	// N=3, R and W a majority), so that the defaults live in one place.
+	Partitions int
+	N, R, W    int
+	Preset     string // server preset; default "lab" (fast detection and repair)
 	// ClusterName is every node's --cluster-name; default "dev-" and the
 	// HTTP base port, so two local clusters (say, tests running side by
 	// side) never merge through a stale seed address.
@@ -47,6 +54,12 @@ type Config struct {
 	// local cluster has no load balancer to wait for.
 	DrainTimeout time.Duration
 	ExtraArgs    []string
+	// CertsDir, when set, is every node's --certs-dir: it must hold
+	// ca.crt and a node.crt/node.key valid for Host (dynago cert
+	// create-node 127.0.0.1). Nodes then run mutual TLS between them and
+	// HTTPS, and the cluster probes /healthz over HTTPS trusting ca.crt.
+	// Gossip keys and tokens go in ExtraArgs.
+	CertsDir string
 	// Logs receives every node's log lines, prefixed with the node ID; nil
 	// writes them to DataDir/<id>.log only.
 	Logs io.Writer
@@ -57,8 +70,10 @@ type Node struct {
 	ID         string
 	Index      int // 1-based
 	HTTPAddr   string
+	URL        string // base URL of the HTTP API: http:// or, with CertsDir, https:// and HTTPAddr
 	RPCAddr    string
 	GossipAddr string
+	RESPAddr   string // "" without Config.RESPBasePort
 	DataDir    string
 	// Joined marks a node added to a running cluster: it starts with
 	// --join only and becomes a member when an operator commits the plan.
@@ -80,6 +95,8 @@ type Cluster struct {
 	DataDir string
 	tempDir bool
 	static  string // the --cluster list of the founding nodes
+	scheme  string // of the nodes' HTTP API: http, or https with CertsDir
+	probe   *http.Client
 }
 
 // ErrNotReady reports a node that did not become healthy in time.
@@ -111,23 +128,11 @@ func (c *Config) defaults() error {
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
-	if c.Partitions == 0 {
-		c.Partitions = 64
-	}
-	if c.N == 0 {
-		c.N = 3
-	}
 	if c.Preset == "" {
 		c.Preset = "lab"
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "dev-" + strconv.Itoa(c.HTTPBasePort)
-	}
-	if c.R == 0 {
-		c.R = c.N/2 + 1
-	}
-	if c.W == 0 {
-		c.W = c.N/2 + 1
 	}
 	return nil
 }
@@ -137,7 +142,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	c := &Cluster{cfg: cfg, DataDir: cfg.DataDir}
+	c := &Cluster{cfg: cfg, DataDir: cfg.DataDir, scheme: "http", probe: &http.Client{Timeout: time.Second}}
+	if cfg.CertsDir != "" {
+		tlsCfg, err := security.ClientConfig(cfg.CertsDir, "")
+		if err != nil {
+			return nil, fmt.Errorf("devcluster: CertsDir: %w", err)
+		}
+		c.scheme = "https"
+		c.probe = ProbeClient(tlsCfg)
+	}
 	if c.DataDir == "" {
 		dir, err := os.MkdirTemp("", "dynago-dev-")
 		if err != nil {
@@ -155,6 +168,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			GossipAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.GossipBasePort+i-1)),
 		}
 		n.DataDir = filepath.Join(c.DataDir, n.ID)
+		n.RESPAddr = respAddr(cfg, i)
+		n.URL = c.scheme + "://" + n.HTTPAddr
 		c.Nodes = append(c.Nodes, n)
 		if i > 1 {
 			cluster += ","
@@ -162,7 +177,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		cluster += n.ID + "=" + n.RPCAddr + "/" + n.HTTPAddr
 	}
 	for _, n := range c.Nodes {
-		for _, a := range []string{n.HTTPAddr, n.RPCAddr} {
+		for _, a := range []string{n.HTTPAddr, n.RPCAddr, n.RESPAddr} {
+			if a == "" {
+				continue
+			}
 			if err := portFree(a); err != nil {
 				c.removeTemp()
 				return nil, err
@@ -177,9 +195,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	for _, n := range c.Nodes {
-		if err := WaitHealthy(ctx, n.HTTPAddr, 30*time.Second); err != nil {
+		if err := c.waitHealthy(ctx, n); err != nil {
 			c.Stop()
-			return nil, fmt.Errorf("%w: %s: %v (log: %s)", ErrNotReady, n.ID, err, n.logPath())
+			// The log's tail goes into the error: the caller (a test on a
+			// CI machine) usually removes the data directory before anyone
+			// can read the file.
+			return nil, fmt.Errorf("%w: %s: %v (log: %s)\n%s", ErrNotReady, n.ID, err, n.logPath(), logTail(n.logPath(), 2000))
 		}
 	}
 	return c, nil
@@ -189,13 +210,25 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // nodes (base, base+100, base+200; devcluster's default layout) are all
 // free on 127.0.0.1 right now. Tests and experiments use it to run
 // clusters side by side.
+//
+// The ranges lie below the kernel's ephemeral ports (32768 and up on
+// Linux by default): a port in that range that is free now can be handed
+// to any process's outgoing connection or ":0" listener before the node
+// binds it, which is how a CI run once lost a node to "connection
+// refused". The gossip ports are checked for UDP too: memberlist binds
+// both.
 func FreePortBase(n int) (int, error) {
+	lo, hi := 10000, ephemeralStart()-210-n
+	if hi <= lo {
+		lo, hi = 20000, 50000
+	}
 	for range 50 {
-		base := 20000 + 10*rand.IntN(3000)
+		base := lo + 10*rand.IntN((hi-lo)/10)
 		ok := true
 		for _, off := range []int{0, 100, 200} {
 			for i := range n {
-				if portFree(net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off+i))) != nil {
+				addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(base+off+i))
+				if portFree(addr) != nil || (off == 200 && udpPortFree(addr) != nil) {
 					ok = false
 					break
 				}
@@ -206,6 +239,47 @@ func FreePortBase(n int) (int, error) {
 		}
 	}
 	return 0, errors.New("devcluster: no free port range found")
+}
+
+// ephemeralStart is the first port the kernel hands out for outgoing
+// connections, 32768 when it cannot be read.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	p, err := strconv.Atoi(f[0])
+	if err != nil || p < 1024 {
+		return 32768
+	}
+	return p
+}
+
+func udpPortFree(addr string) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	return pc.Close()
+}
+
+// logTail is the last n bytes of the file at path, or a note saying why
+// there are none.
+func logTail(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > n {
+		f.Seek(st.Size()-n, io.SeekStart)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
 }
 
 func portFree(addr string) error {
@@ -237,12 +311,24 @@ func (c *Cluster) launch(n *Node) error {
 		"--id", n.ID, "--data-dir", n.DataDir,
 		"--http-addr", n.HTTPAddr, "--rpc-addr", n.RPCAddr, "--gossip-addr", n.GossipAddr,
 		"--join", strings.Join(seeds, ","), "--preset", c.cfg.Preset, "--cluster-name", c.cfg.ClusterName,
-		"--partitions", strconv.Itoa(c.cfg.Partitions),
-		"--n", strconv.Itoa(c.cfg.N), "--r", strconv.Itoa(c.cfg.R), "--w", strconv.Itoa(c.cfg.W),
 		"--drain-timeout", c.cfg.DrainTimeout.String(),
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--partitions", c.cfg.Partitions}, {"--n", c.cfg.N}, {"--r", c.cfg.R}, {"--w", c.cfg.W}} {
+		if f.v != 0 {
+			args = append(args, f.name, strconv.Itoa(f.v))
+		}
 	}
 	if !n.Joined {
 		args = append(args, "--cluster", c.static)
+	}
+	if n.RESPAddr != "" {
+		args = append(args, "--resp-addr", n.RESPAddr)
+	}
+	if c.cfg.CertsDir != "" {
+		args = append(args, "--certs-dir", c.cfg.CertsDir)
 	}
 	args = append(args, c.cfg.ExtraArgs...)
 	cmd := exec.Command(c.cfg.Binary, args...)
@@ -295,6 +381,14 @@ func (n *Node) PID() int {
 	return n.cmd.Process.Pid
 }
 
+// respAddr is node i's RESP address, "" when the cluster serves no RESP.
+func respAddr(cfg Config, i int) string {
+	if cfg.RESPBasePort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.RESPBasePort+i-1))
+}
+
 // AddNode starts one more node, which joins the running cluster through
 // gossip. It owns no partitions until an operator commits the plan
 // (`dynago admin plan`, `dynago admin commit`).
@@ -309,7 +403,12 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 		Joined:     true,
 	}
 	n.DataDir = filepath.Join(c.DataDir, n.ID)
-	for _, a := range []string{n.HTTPAddr, n.RPCAddr} {
+	n.RESPAddr = respAddr(c.cfg, i)
+	n.URL = c.scheme + "://" + n.HTTPAddr
+	for _, a := range []string{n.HTTPAddr, n.RPCAddr, n.RESPAddr} {
+		if a == "" {
+			continue
+		}
 		if err := portFree(a); err != nil {
 			return nil, err
 		}
@@ -320,7 +419,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	if err := c.launch(n); err != nil {
 		return nil, err
 	}
-	return n, WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+	return n, c.waitHealthy(ctx, n)
 }
 
 // Binary returns the path of the dynago binary the nodes run.
@@ -414,7 +513,7 @@ func (c *Cluster) Restart(ctx context.Context, n *Node) error {
 	if err := c.launch(n); err != nil {
 		return err
 	}
-	return WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+	return c.waitHealthy(ctx, n)
 }
 
 // Wipe kills n, deletes its data directory and starts it empty.
@@ -428,7 +527,7 @@ func (c *Cluster) Wipe(ctx context.Context, n *Node) error {
 	if err := c.launch(n); err != nil {
 		return err
 	}
-	return WaitHealthy(ctx, n.HTTPAddr, 30*time.Second)
+	return c.waitHealthy(ctx, n)
 }
 
 // Stop stops every node (SIGTERM, then SIGKILL after a grace period).
@@ -460,13 +559,59 @@ func (c *Cluster) Cleanup(keep bool) {
 	}
 }
 
+// Scheme is the scheme of the nodes' HTTP API: "https" with
+// Config.CertsDir, else "http".
+func (c *Cluster) Scheme() string { return c.scheme }
+
+func (c *Cluster) waitHealthy(ctx context.Context, n *Node) error {
+	// A node whose process exits (a port taken, a bad flag) will never
+	// answer: stop waiting then instead of at the timeout.
+	n.mu.Lock()
+	done, cmd := n.done, n.cmd
+	n.mu.Unlock()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited := make(chan struct{})
+	if done != nil {
+		go func() {
+			select {
+			case <-done:
+				close(exited)
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+	}
+	err := waitHealthy(wctx, c.probe, n.URL, 30*time.Second)
+	select {
+	case <-exited:
+		if err != nil {
+			return fmt.Errorf("process exited (%v) before it answered", cmd.ProcessState)
+		}
+	default:
+	}
+	return err
+}
+
+// ProbeClient is an HTTP client for health probes that trusts tlsCfg.
+func ProbeClient(tlsCfg *tls.Config) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	return &http.Client{Timeout: time.Second, Transport: tr}
+}
+
 // WaitHealthy polls http://addr/healthz until it answers 200 or timeout.
 func WaitHealthy(ctx context.Context, addr string, timeout time.Duration) error {
+	return waitHealthy(ctx, &http.Client{Timeout: time.Second}, "http://"+addr, timeout)
+}
+
+// waitHealthy polls base/healthz with client until it answers 200 or
+// timeout.
+func waitHealthy(ctx context.Context, client *http.Client, base string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
 	var last error
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)

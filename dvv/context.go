@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/dynago/dynago/internal/wire"
 )
 
 // ErrBadContext is wrapped by every error DecodeContext returns.
@@ -29,9 +31,9 @@ func EncodeContext(v VV) []byte {
 	if len(v) == 0 {
 		return nil
 	}
-	n := 1 + uvarintLen(uint64(len(v)))
+	n := 1 + wire.UvarintLen(uint64(len(v)))
 	for _, d := range v {
-		n += uvarintLen(uint64(len(d.Actor))) + len(d.Actor) + uvarintLen(d.Counter)
+		n += wire.UvarintLen(uint64(len(d.Actor))) + len(d.Actor) + wire.UvarintLen(d.Counter)
 	}
 	b := make([]byte, 0, n)
 	b = append(b, contextFormat)
@@ -57,8 +59,8 @@ func DecodeContext(b []byte) (VV, error) {
 	if b[0] != contextFormat {
 		return nil, fmt.Errorf("%w: unknown format %d", ErrBadContext, b[0])
 	}
-	r := reader{b: b, off: 1}
-	count, err := r.uvarint()
+	r := wire.NewReader(b[1:])
+	count, err := r.Uvarint()
 	if err != nil {
 		return nil, fmt.Errorf("%w: dot count: %w", ErrBadContext, err)
 	}
@@ -67,16 +69,16 @@ func DecodeContext(b []byte) (VV, error) {
 		// give it two encodings.
 		return nil, fmt.Errorf("%w: explicit empty context", ErrBadContext)
 	}
-	if count > uint64(r.remaining()/minDotLen) {
-		return nil, fmt.Errorf("%w: %d dots cannot fit in %d bytes", ErrBadContext, count, r.remaining())
+	if count > uint64(r.Remaining()/minDotLen) {
+		return nil, fmt.Errorf("%w: %d dots cannot fit in %d bytes", ErrBadContext, count, r.Remaining())
 	}
 	v := make(VV, 0, count)
 	for i := range count {
-		actor, err := r.bytes()
+		actor, err := r.Bytes()
 		if err != nil {
 			return nil, fmt.Errorf("%w: dot %d actor: %w", ErrBadContext, i, err)
 		}
-		c, err := r.uvarint()
+		c, err := r.Uvarint()
 		if err != nil {
 			return nil, fmt.Errorf("%w: dot %d counter: %w", ErrBadContext, i, err)
 		}
@@ -89,60 +91,8 @@ func DecodeContext(b []byte) (VV, error) {
 		}
 		v = append(v, Dot{Actor: a, Counter: c})
 	}
-	if r.remaining() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadContext, r.remaining())
+	if r.Remaining() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadContext, r.Remaining())
 	}
 	return v, nil
-}
-
-var (
-	errTruncated  = errors.New("truncated")
-	errOverflow   = errors.New("varint overflows 64 bits")
-	errNonMinimal = errors.New("non-minimal varint")
-)
-
-// reader parses strictly: every varint must be minimal, because a decoder
-// that accepted padded varints would accept several encodings of one value.
-type reader struct {
-	b   []byte
-	off int
-}
-
-func (r *reader) remaining() int { return len(r.b) - r.off }
-
-func (r *reader) uvarint() (uint64, error) {
-	x, n := binary.Uvarint(r.b[r.off:])
-	switch {
-	case n == 0:
-		return 0, errTruncated
-	case n < 0:
-		return 0, errOverflow
-	case n > 1 && r.b[r.off+n-1] == 0:
-		return 0, errNonMinimal
-	}
-	r.off += n
-	return x, nil
-}
-
-// bytes reads a uvarint length and that many bytes, aliasing r.b.
-func (r *reader) bytes() ([]byte, error) {
-	n, err := r.uvarint()
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(r.remaining()) {
-		return nil, errTruncated
-	}
-	s := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s, nil
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
 }

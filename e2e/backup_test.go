@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // A node backed up, then crashed and wiped after more writes, comes back
@@ -111,7 +112,7 @@ func TestBackupRestoreWipedNode(t *testing.T) {
 	}
 	// Only anti-entropy may fill the node in: no reads through the cluster
 	// (which would read-repair) until then.
-	eventually(t, 90*time.Second, "anti-entropy brings the restored node every later write", func() bool {
+	testutil.Eventually(t, 90*time.Second, "anti-entropy brings the restored node every later write", func() bool {
 		for _, k := range mine {
 			if !holdsLatest(k) {
 				return false

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 func base(n *devcluster.Node) string { return "http://" + n.HTTPAddr }
@@ -247,18 +248,13 @@ func TestCrashAfterAcknowledgedWrites(t *testing.T) {
 		}
 	}
 	// Reads repaired whatever the victim had not yet stored when it died.
-	deadline := time.Now().Add(10 * time.Second)
 	for _, k := range mine {
-		for {
-			l := call(t, "GET", base(victim)+"/admin/local/"+k, nil, nil)
-			if l.Status == 200 {
-				break
+		testutil.EventuallyNil(t, 10*time.Second, func() error {
+			if l := call(t, "GET", base(victim)+"/admin/local/"+k, nil, nil); l.Status != 200 {
+				return fmt.Errorf("%s is a replica of %s but does not hold it after restart and reads (%d)", victim.ID, k, l.Status)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is a replica of %s but does not hold it after restart and reads (%d)", victim.ID, k, l.Status)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("%s is a replica of %d keys, coordinated %d", victim.ID, len(mine), len(coordinated))
 }

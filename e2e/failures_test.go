@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 type clusterBody struct {
@@ -30,17 +31,6 @@ func statusOf(t *testing.T, via *devcluster.Node, id string) string {
 		}
 	}
 	return ""
-}
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func nodeByID(t *testing.T, c *devcluster.Cluster, id string) *devcluster.Node {
@@ -96,7 +86,7 @@ func TestDeadReplicaWriteIsHintedAndDeliveredOnRestart(t *testing.T) {
 	if len(holders) != 1 || !slices.Contains(pl.Fallbacks, holders[0]) {
 		t.Fatalf("hint for %s held by %v; fallbacks are %v", victim.ID, holders, pl.Fallbacks)
 	}
-	eventually(t, 10*time.Second, "the killed node is reported dead", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the killed node is reported dead", func() bool {
 		return statusOf(t, c.Nodes[0], victim.ID) == "dead"
 	})
 
@@ -106,7 +96,7 @@ func TestDeadReplicaWriteIsHintedAndDeliveredOnRestart(t *testing.T) {
 	if err := c.Restart(ctx, victim); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "hint delivered and deleted", func() bool {
+	testutil.Eventually(t, 10*time.Second, "hint delivered and deleted", func() bool {
 		l := call(t, "GET", base(victim)+"/admin/local/k", nil, nil)
 		return l.Status == 200 && len(hintHolders(t, c, "k", victim.ID)) == 0
 	})
@@ -126,7 +116,7 @@ func TestDeadCoordinatorPutAndGetThroughAnotherNode(t *testing.T) {
 	entry := nodeByID(t, c, pl.Fallbacks[0])
 	for i, when := range []string{"before detection", "after detection"} {
 		if i == 1 {
-			eventually(t, 10*time.Second, "detection", func() bool { return statusOf(t, entry, first.ID) == "dead" })
+			testutil.Eventually(t, 10*time.Second, "detection", func() bool { return statusOf(t, entry, first.ID) == "dead" })
 		}
 		v := fmt.Sprintf("v%d", i)
 		var ctxHeader map[string]string
@@ -156,7 +146,7 @@ func TestWriteWithWholePreferenceListDead(t *testing.T) {
 		}
 	}
 	entry := nodeByID(t, c, pl.Fallbacks[0])
-	eventually(t, 15*time.Second, "every primary reported dead", func() bool {
+	testutil.Eventually(t, 15*time.Second, "every primary reported dead", func() bool {
 		for _, id := range pl.PreferenceList {
 			if statusOf(t, entry, id) != "dead" {
 				return false
@@ -174,7 +164,7 @@ func TestWriteWithWholePreferenceListDead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, "every primary holds the write", func() bool {
+	testutil.Eventually(t, 30*time.Second, "every primary holds the write", func() bool {
 		for _, id := range pl.PreferenceList {
 			if l := call(t, "GET", base(nodeByID(t, c, id))+"/admin/local/lonely", nil, nil); l.Status != 200 {
 				return false
@@ -186,7 +176,7 @@ func TestWriteWithWholePreferenceListDead(t *testing.T) {
 	// still reads from the fallbacks, whose hints are delivered and gone:
 	// it may answer 404 for a moment (sloppy quorum reads are eventually
 	// consistent). Once it sees them alive it must read the write.
-	eventually(t, 15*time.Second, "the write reads back through "+c.Nodes[0].ID, func() bool {
+	testutil.Eventually(t, 15*time.Second, "the write reads back through "+c.Nodes[0].ID, func() bool {
 		g := call(t, "GET", base(c.Nodes[0])+"/kv/lonely", nil, nil)
 		return g.Status == 200 && string(g.Body) == "still writeable"
 	})
@@ -240,7 +230,7 @@ func TestWipedDiskIsRestoredByAntiEntropy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only anti-entropy may restore it: no reads of these keys until then.
-	eventually(t, 60*time.Second, "anti-entropy restores every key of the wiped node", func() bool {
+	testutil.Eventually(t, 60*time.Second, "anti-entropy restores every key of the wiped node", func() bool {
 		for _, k := range mine {
 			if call(t, "GET", base(victim)+"/admin/local/"+k, nil, nil).Status != 200 {
 				return false

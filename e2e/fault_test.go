@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 func TestFaultLab(t *testing.T) {
@@ -38,12 +39,12 @@ func TestFaultLab(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fault partition: %v\n%s", err, out)
 	}
-	eventually(t, 20*time.Second, "n2 sees the cut-off n1 dead", func() bool { return statusOf(t, c.Nodes[1], "n1") == "dead" })
+	testutil.Eventually(t, 20*time.Second, "n2 sees the cut-off n1 dead", func() bool { return statusOf(t, c.Nodes[1], "n1") == "dead" })
 	out, err = exec.Command(binary, "fault", "heal", "--addr", c.Nodes[1].HTTPAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fault heal: %v\n%s", err, out)
 	}
-	eventually(t, 20*time.Second, "n2 sees n1 alive after the heal", func() bool { return statusOf(t, c.Nodes[1], "n1") == "alive" })
+	testutil.Eventually(t, 20*time.Second, "n2 sees n1 alive after the heal", func() bool { return statusOf(t, c.Nodes[1], "n1") == "alive" })
 	show, err := exec.Command(binary, "fault", "show", "--all", "--addr", c.Nodes[0].HTTPAddr).CombinedOutput()
 	if err != nil || strings.Contains(string(show), `"cut"`) {
 		t.Fatalf("rules after heal: %v\n%s", err, show)

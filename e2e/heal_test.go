@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // allSeeAll reports who, if anyone, does not see every other node alive.
@@ -45,7 +46,7 @@ func TestLongPartitionHeals(t *testing.T) {
 	}
 	c := startCluster(t, devcluster.Config{Nodes: 5})
 	n1 := c.Nodes[0]
-	eventually(t, 15*time.Second, "everyone sees everyone alive at start", func() bool { return allSeeAll(t, c, "alive") == "" })
+	testutil.Eventually(t, 15*time.Second, "everyone sees everyone alive at start", func() bool { return allSeeAll(t, c, "alive") == "" })
 
 	out, err := exec.Command(binary, "fault", "partition", "n1", "--from", "n2,n3,n4,n5", "--addr", c.Nodes[1].HTTPAddr).CombinedOutput()
 	if err != nil {
@@ -54,7 +55,7 @@ func TestLongPartitionHeals(t *testing.T) {
 	cut := time.Now()
 	// Both sides must really have declared the other dead: that is where
 	// memberlist stops trying by itself.
-	eventually(t, 20*time.Second, "both sides of the partition mark each other dead", func() bool {
+	testutil.Eventually(t, 20*time.Second, "both sides of the partition mark each other dead", func() bool {
 		for _, other := range c.Nodes[1:] {
 			if statusOf(t, n1, other.ID) != "dead" || statusOf(t, other, "n1") != "dead" {
 				return false

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // loadWriter writes fresh keys through every running node until stopped,
@@ -114,7 +115,7 @@ func checkAfterChange(t *testing.T, c *devcluster.Cluster, acked []string, membe
 		call(t, "GET", base(entry)+"/kv/"+k+"/placement", nil, nil).json(t, &pl)
 		placements[k] = pl.PreferenceList
 	}
-	eventually(t, 60*time.Second, "data only on the new preference lists", func() bool {
+	testutil.Eventually(t, 60*time.Second, "data only on the new preference lists", func() bool {
 		for _, k := range acked {
 			for _, n := range c.Nodes {
 				if !n.Running() {
@@ -142,7 +143,7 @@ func TestJoinUnderLoad(t *testing.T) {
 	}
 	// Gossip reaches the members one by one: n3, through which the plan
 	// and commit below run, must see n6 as well as n1 does.
-	eventually(t, 15*time.Second, "n6 is seen alive by n1 and n3", func() bool {
+	testutil.Eventually(t, 15*time.Second, "n6 is seen alive by n1 and n3", func() bool {
 		return statusOf(t, c.Nodes[0], n6.ID) == "alive" && statusOf(t, c.Nodes[2], n6.ID) == "alive"
 	})
 
@@ -156,7 +157,7 @@ func TestJoinUnderLoad(t *testing.T) {
 		t.Fatalf("admin commit: %v\n%s", err, out)
 	}
 	sawProgress := false
-	eventually(t, 90*time.Second, "the handoff ends", func() bool {
+	testutil.Eventually(t, 90*time.Second, "the handoff ends", func() bool {
 		cb := clusterOf(t, c.Nodes[0])
 		if cb.Handoff != nil && cb.Handoff.InProgress {
 			sawProgress = true
@@ -188,7 +189,7 @@ func TestLeaveUnderLoad(t *testing.T) {
 	}
 	// The staged leave reaches the other nodes by gossip, not all at the
 	// same moment: wait for every node, n2 (which commits below) included.
-	eventually(t, 10*time.Second, "the staged leave shows in every node's plan", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the staged leave shows in every node's plan", func() bool {
 		for _, n := range c.Nodes {
 			var plan struct {
 				Leaving []string `json:"leaving"`
@@ -208,7 +209,7 @@ func TestLeaveUnderLoad(t *testing.T) {
 	if r := call(t, "POST", base(c.Nodes[1])+"/admin/commit", nil, nil); r.Status != 409 {
 		t.Errorf("second commit during a transition: %d %s", r.Status, r.Body)
 	}
-	eventually(t, 90*time.Second, "n3 owns nothing", func() bool {
+	testutil.Eventually(t, 90*time.Second, "n3 owns nothing", func() bool {
 		cb := clusterOf(t, c.Nodes[0])
 		for _, n := range cb.Nodes {
 			if n.ID == "n3" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 type readyAnswer struct {
@@ -50,7 +50,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	const drain = 3 * time.Second
 	c := startCluster(t, devcluster.Config{Nodes: 3, DrainTimeout: drain})
 	for _, n := range c.Nodes {
-		eventually(t, 10*time.Second, n.ID+" ready", func() bool {
+		testutil.Eventually(t, 10*time.Second, n.ID+" ready", func() bool {
 			a, ok := readyz(n)
 			return ok && a.status == 200 && a.Ready && a.Reason == ""
 		})
@@ -61,7 +61,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	go func() { stopped <- c.StopNode(n1) }()
 
 	var draining readyAnswer
-	eventually(t, drain, "/readyz says draining", func() bool {
+	testutil.Eventually(t, drain, "/readyz says draining", func() bool {
 		a, ok := readyz(n1)
 		draining = a
 		return ok && a.status == 503
@@ -92,26 +92,15 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 }
 
-// freePort returns a 127.0.0.1 address nobody listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestPlanRefusesANodeWhoseAdvertisedAddressDoesNotAnswer is the Docker
 // wedge of issue #8 on real processes: a node that gossips fine but
 // advertises an RPC address where nothing answers. The operator's plan and
 // commit refuse it, naming the node and the address, and nothing changes.
 func TestPlanRefusesANodeWhoseAdvertisedAddressDoesNotAnswer(t *testing.T) {
 	c := startCluster(t, devcluster.Config{Nodes: 3})
-	httpAddr, deadRPC := freePort(t), freePort(t)
+	httpAddr, deadRPC := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cmd := exec.Command(binary, "server", "--id", "n4", "--data-dir", t.TempDir(),
-		"--http-addr", httpAddr, "--rpc-addr", freePort(t), "--gossip-addr", freePort(t),
+		"--http-addr", httpAddr, "--rpc-addr", testutil.FreeAddr(t), "--gossip-addr", testutil.FreeAddr(t),
 		"--advertise-rpc", deadRPC, "--join", c.Nodes[0].GossipAddr, "--cluster-name", c.ClusterName(), "--preset", "lab", "--drain-timeout", "0s")
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -126,7 +115,7 @@ func TestPlanRefusesANodeWhoseAdvertisedAddressDoesNotAnswer(t *testing.T) {
 		}
 	})
 	n4 := &devcluster.Node{ID: "n4", HTTPAddr: httpAddr}
-	eventually(t, 15*time.Second, "n1 sees n4 alive", func() bool { return statusOf(t, c.Nodes[0], "n4") == "alive" })
+	testutil.Eventually(t, 15*time.Second, "n1 sees n4 alive", func() bool { return statusOf(t, c.Nodes[0], "n4") == "alive" })
 	if a, ok := readyz(n4); !ok || a.status != 503 || a.Reason != "not a member of the ring" {
 		t.Fatalf("/readyz of a node not committed: %+v (answered %v)", a, ok)
 	}
@@ -192,7 +181,7 @@ func TestAbortStalledJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "n1 sees n4 alive", func() bool { return statusOf(t, c.Nodes[0], n4.ID) == "alive" })
+	testutil.Eventually(t, 15*time.Second, "n1 sees n4 alive", func() bool { return statusOf(t, c.Nodes[0], n4.ID) == "alive" })
 	before := clusterOf(t, c.Nodes[0])
 	if out, err := exec.Command(binary, "admin", "commit", "--addr", c.Nodes[0].HTTPAddr).CombinedOutput(); err != nil || !strings.Contains(string(out), "committed") {
 		t.Fatalf("admin commit: %v\n%s", err, out)
@@ -223,7 +212,7 @@ func TestAbortStalledJoin(t *testing.T) {
 		t.Fatalf("admin abort: %v\n%s", err, out)
 	}
 	for _, n := range founders {
-		eventually(t, 10*time.Second, n.ID+" sees the change aborted", func() bool {
+		testutil.Eventually(t, 10*time.Second, n.ID+" sees the change aborted", func() bool {
 			cb := clusterOf(t, n)
 			for _, m := range cb.Nodes {
 				if m.ID == n4.ID && m.Partitions != 0 {
@@ -256,7 +245,7 @@ func TestAbortStalledJoin(t *testing.T) {
 			t.Fatalf("acknowledged %s after the abort: %d %q", k, g.Status, g.Body)
 		}
 	}
-	eventually(t, 60*time.Second, "n4 handed back and dropped what it received", func() bool {
+	testutil.Eventually(t, 60*time.Second, "n4 handed back and dropped what it received", func() bool {
 		for _, k := range keys {
 			if call(t, "GET", base(n4)+"/admin/local/"+k, nil, nil).Status != 404 {
 				return false

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/devcluster"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // Reads that do not lie, on real processes: N=3, R=2, W=2 on five nodes.
@@ -83,7 +84,7 @@ func TestRestartedNodeNeverAnswers404ForAcknowledgedKeys(t *testing.T) {
 	}
 	// Half of the keys are written while it is down: it misses those it
 	// replicates, and their hints wait on the fallbacks.
-	eventually(t, 20*time.Second, "the killed node is reported dead", func() bool {
+	testutil.Eventually(t, 20*time.Second, "the killed node is reported dead", func() bool {
 		return statusOf(t, c.Nodes[1], victim.ID) == "dead"
 	})
 	putKeys(t, c.Nodes[1:], keys[300:])

@@ -2,8 +2,10 @@
 // node sends, whether the network would delay it (fixed, uniform or normal
 // one-way delay per destination, as in the original Dynamo simulators), lose
 // it (per-destination loss probability) or refuse it outright (a partition,
-// "cut"). Injector plugs into package transport as its Interceptor, and
-// WrapGossip applies the same rules to memberlist's gossip traffic.
+// "cut"). The daemon (package server) plugs Injector into package transport
+// as its Interceptor and applies the same rules to memberlist's gossip
+// traffic. fault imports neither: the HTTP layer, which needs only Rules and
+// Stats, would otherwise link gRPC and memberlist through it.
 //
 // fault owns only the decision and its counters. It must never hold a
 // message itself, block the sender, or touch the network: the transport

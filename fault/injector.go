@@ -7,10 +7,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/node"
-	"github.com/dynago/dynago/transport"
 )
-
-var _ transport.Interceptor = (*Injector)(nil)
 
 // Stats counts the injector's decisions since it was made.
 type Stats struct {

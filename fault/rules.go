@@ -31,6 +31,9 @@ type Rules struct {
 	Cut []string `json:"cut,omitempty"`
 }
 
+// IsZero reports whether r injects nothing.
+func (r Rules) IsZero() bool { return len(r.Delay) == 0 && len(r.Loss) == 0 && len(r.Cut) == 0 }
+
 // Validate rejects empty destination IDs, invalid delays and loss
 // probabilities outside [0, 1].
 func (r Rules) Validate() error {

@@ -1,10 +1,12 @@
 package fault
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 	"github.com/dynago/dynago/transport"
@@ -34,15 +36,13 @@ func (b *inbox) get(id uint64) (time.Time, bool) {
 
 func (b *inbox) wait(t *testing.T, id uint64) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if at, ok := b.get(id); ok {
-			return at
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("message %d never arrived", id)
-	return time.Time{}
+	var at time.Time
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("message %d arrives", id), func() bool {
+		var ok bool
+		at, ok = b.get(id)
+		return ok
+	})
+	return at // recorded on arrival, so the poll interval does not blur it
 }
 
 func startTransport(t *testing.T, id ring.NodeID, h transport.Handler, peers map[ring.NodeID]string) *transport.Transport {

@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/dynago/dynago/httpapi/httpapitest"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
+	"github.com/dynago/dynago/security"
 )
 
 // adminFake is the fake backend as node id, in a membership change
@@ -119,4 +122,50 @@ func code(t *testing.T, a answer) string {
 		t.Fatalf("error body %s: %v", a.body, err)
 	}
 	return e.Code
+}
+
+// With certificates the claimant serves HTTPS and requires role admin: a
+// node forwards the abort with its own certificate (Options.PeerTLS).
+func TestAbortForwardsOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	if err := security.CreateCA(dir, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := security.CreateNode(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := security.LoadNodeCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimant := newAdminFake("n2", "n2")
+	h := httpapi.WithAuth(httpapi.New(claimant, httpapi.Options{}), func(r *http.Request) (string, bool) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			return "", false
+		}
+		role := security.RoleOf(r.TLS.VerifiedChains[0][0])
+		return role, role != ""
+	})
+	claimantSrv := httptest.NewUnstartedServer(h)
+	claimantSrv.TLS = certs.HTTPServerConfig()
+	claimantSrv.StartTLS()
+	t.Cleanup(claimantSrv.Close)
+	members := []httpapi.Member{{ID: "n2", HTTPAddr: claimantSrv.Listener.Addr().String(), Status: "alive"}}
+
+	var body struct {
+		Node ring.NodeID `json:"node"`
+	}
+	// The control: plain HTTP does not reach the claimant's handler (Go's
+	// TLS server answers it 400 itself).
+	plain := newAdminFake("n1", "n2")
+	plain.members = members
+	if a := call(t, serve(t, plain, httpapi.Options{}), "POST", "/admin/abort", nil); claimant.aborts != 0 || a.status == 200 {
+		t.Fatalf("abort forwarded over plain HTTP: %d %s, claimant aborts %d", a.status, a.body, claimant.aborts)
+	}
+	withTLS := newAdminFake("n1", "n2")
+	withTLS.members = members
+	a := call(t, serve(t, withTLS, httpapi.Options{PeerTLS: certs.PeerClientConfig}), "POST", "/admin/abort", nil)
+	if err := json.Unmarshal(a.body, &body); err != nil || a.status != 200 || body.Node != "n2" || claimant.aborts != 1 || withTLS.aborts != 0 {
+		t.Fatalf("abort forwarded with the node certificate: %d %s, claimant aborts %d; want it run on n2", a.status, a.body, claimant.aborts)
+	}
 }

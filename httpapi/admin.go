@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -35,52 +36,27 @@ type Admin interface {
 // addresses do not answer as that node; backends wrap it.
 var ErrMemberUnreachable = errors.New("a joining node's advertised addresses do not answer")
 
-// Error codes of the admin endpoints.
+// Error codes of the admin endpoints: see package api.
 const (
-	CodeTransition = "transition_in_progress" // a membership change is running
-	CodeNoChange   = "no_change"              // nothing staged
-	CodeNoRing     = "no_ring"                // this node has not joined a cluster yet
-	// CodeNoTransition answers an abort with no change running.
-	CodeNoTransition = "no_transition"
-	// CodeMemberUnreachable refuses a plan or commit with a joining node
-	// whose advertised addresses do not answer.
-	CodeMemberUnreachable = "member_unreachable"
+	CodeTransition        = api.CodeTransition
+	CodeNoChange          = api.CodeNoChange
+	CodeNoRing            = api.CodeNoRing
+	CodeNoTransition      = api.CodeNoTransition
+	CodeMemberUnreachable = api.CodeMemberUnreachable
 )
 
-type moveJSON struct {
-	Partition int         `json:"partition"`
-	From      ring.NodeID `json:"from"`
-	To        ring.NodeID `json:"to"`
-}
-
-type transferJSON struct {
-	moveJSON
-	Keys int `json:"keys"` // objects the answering node holds in the partition; -1 unknown
-}
-
-type planBody struct {
-	RingVersion uint64              `json:"ring_version"`
-	Joining     []ring.NodeID       `json:"joining"`
-	Leaving     []ring.NodeID       `json:"leaving"`
-	Moves       []moveJSON          `json:"moves"`
-	Transfers   []transferJSON      `json:"transfers"`
-	Before      map[ring.NodeID]int `json:"partitions_before"`
-	After       map[ring.NodeID]int `json:"partitions_after"`
-	Committed   bool                `json:"committed"`
-}
-
-func newPlanBody(p node.Plan, committed bool) planBody {
-	b := planBody{RingVersion: p.FromVersion, Joining: nonNil(p.Joining), Leaving: nonNil(p.Leaving),
-		Moves: []moveJSON{}, Transfers: []transferJSON{}, Before: p.Before, After: p.After, Committed: committed}
+func newPlanBody(p node.Plan, committed bool) api.Plan {
+	b := api.Plan{RingVersion: p.FromVersion, Joining: nonNil(p.Joining), Leaving: nonNil(p.Leaving),
+		Moves: []api.Move{}, Transfers: []api.Transfer{}, Before: p.Before, After: p.After, Committed: committed}
 	for _, m := range p.Moves {
-		b.Moves = append(b.Moves, moveJSON{m.Partition, m.From, m.To})
+		b.Moves = append(b.Moves, api.Move{Partition: m.Partition, From: m.From, To: m.To})
 	}
 	for i, t := range p.Transfers {
 		k := -1
 		if i < len(p.Keys) {
 			k = p.Keys[i]
 		}
-		b.Transfers = append(b.Transfers, transferJSON{moveJSON{t.Partition, t.From, t.To}, k})
+		b.Transfers = append(b.Transfers, api.Transfer{Move: api.Move{Partition: t.Partition, From: t.From, To: t.To}, Keys: k})
 	}
 	return b
 }
@@ -104,7 +80,7 @@ func adminError(err error) *apiError {
 	return &apiError{http.StatusBadRequest, CodeBadRequest, err.Error()}
 }
 
-func (a *api) admin(w http.ResponseWriter) (Admin, bool) {
+func (a *handler) admin(w http.ResponseWriter) (Admin, bool) {
 	ad, ok := a.b.(Admin)
 	if !ok {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "this node does not support membership changes"})
@@ -112,7 +88,7 @@ func (a *api) admin(w http.ResponseWriter) (Admin, bool) {
 	return ad, ok
 }
 
-func (a *api) plan(w http.ResponseWriter, r *http.Request) {
+func (a *handler) plan(w http.ResponseWriter, r *http.Request) {
 	ad, ok := a.admin(w)
 	if !ok {
 		return
@@ -125,7 +101,7 @@ func (a *api) plan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newPlanBody(p, false))
 }
 
-func (a *api) commit(w http.ResponseWriter, r *http.Request) {
+func (a *handler) commit(w http.ResponseWriter, r *http.Request) {
 	ad, ok := a.admin(w)
 	if !ok {
 		return
@@ -138,7 +114,7 @@ func (a *api) commit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newPlanBody(p, true))
 }
 
-func (a *api) leave(w http.ResponseWriter, r *http.Request) {
+func (a *handler) leave(w http.ResponseWriter, r *http.Request) {
 	ad, ok := a.admin(w)
 	if !ok {
 		return
@@ -162,44 +138,23 @@ func (a *api) leave(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, newPlanBody(p, false))
 }
 
-// handoffJSON is the /cluster view of a running transition.
-type handoffJSON struct {
-	InProgress bool        `json:"in_progress"`
-	Claimant   ring.NodeID `json:"claimant,omitempty"`
-	Total      int         `json:"total"`
-	Done       int         `json:"done"`
-	Pending    []moveJSON  `json:"pending"`
-	// NoProgressMS is how long, as this node saw it, no transfer has
-	// completed (since the last one, or since the change began).
-	NoProgressMS int64 `json:"no_progress_ms,omitempty"`
-}
-
-func (a *api) handoff() (*handoffJSON, map[ring.NodeID]int) {
+func (a *handler) handoff() (*api.Handoff, map[ring.NodeID]int) {
 	ad, ok := a.b.(Admin)
 	if !ok {
 		return nil, nil
 	}
 	hp, next := ad.Progress()
-	h := &handoffJSON{InProgress: hp.InTransition, Claimant: hp.Claimant, Total: hp.Total, Done: hp.Done, Pending: []moveJSON{}}
+	h := &api.Handoff{InProgress: hp.InTransition, Claimant: hp.Claimant, Total: hp.Total, Done: hp.Done, Pending: []api.Move{}}
 	if hp.InTransition {
 		h.NoProgressMS = max(time.Since(ad.LastProgress()).Milliseconds(), 0)
 	}
 	for _, t := range hp.Pending {
-		h.Pending = append(h.Pending, moveJSON{t.Partition, t.From, t.To})
+		h.Pending = append(h.Pending, api.Move{Partition: t.Partition, From: t.From, To: t.To})
 	}
 	if next == nil {
 		return h, nil
 	}
 	return h, next.PartitionCounts()
-}
-
-// abortBody answers POST /admin/abort.
-type abortBody struct {
-	Aborted  bool        `json:"aborted"`
-	Node     ring.NodeID `json:"node"`     // the node that aborted it
-	Claimant ring.NodeID `json:"claimant"` // the node that had committed it
-	Total    int         `json:"total"`    // transfers of the aborted change
-	Done     int         `json:"done"`     // of them, complete at the abort
 }
 
 // abortProxy forwards an abort to the claimant. Its timeout bounds how long
@@ -212,7 +167,7 @@ var abortProxy = &http.Client{Timeout: 5 * time.Second}
 // forwards the abort to it while gossip reports it alive (and it answers);
 // otherwise it aborts itself. ?forward=false stops the forwarding (the
 // claimant's side of it).
-func (a *api) abort(w http.ResponseWriter, r *http.Request) {
+func (a *handler) abort(w http.ResponseWriter, r *http.Request) {
 	ad, ok := a.admin(w)
 	if !ok {
 		return
@@ -228,13 +183,13 @@ func (a *api) abort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, adminError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, abortBody{Aborted: true, Node: a.b.NodeID(), Claimant: hp.Claimant, Total: hp.Total, Done: hp.Done})
+	writeJSON(w, http.StatusOK, api.Abort{Aborted: true, Node: a.b.NodeID(), Claimant: hp.Claimant, Total: hp.Total, Done: hp.Done})
 }
 
 // forwardAbort relays the abort to the claimant and its answer back. It
 // reports false, having written nothing, when the claimant is not known
 // alive with an HTTP address or does not answer.
-func (a *api) forwardAbort(w http.ResponseWriter, r *http.Request, claimant ring.NodeID) bool {
+func (a *handler) forwardAbort(w http.ResponseWriter, r *http.Request, claimant ring.NodeID) bool {
 	var addr string
 	for _, m := range a.b.Members() {
 		if m.ID == claimant && m.Status == "alive" {
@@ -244,11 +199,18 @@ func (a *api) forwardAbort(w http.ResponseWriter, r *http.Request, claimant ring
 	if addr == "" {
 		return false
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "http://"+addr+"/admin/abort?forward=false", nil)
+	scheme, hc := "http", abortProxy
+	if a.opts.PeerTLS != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = a.opts.PeerTLS()
+		defer tr.CloseIdleConnections()
+		scheme, hc = "https", &http.Client{Timeout: abortProxy.Timeout, Transport: tr}
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, scheme+"://"+addr+"/admin/abort?forward=false", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := abortProxy.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		a.opts.Logger.Warn("httpapi: the claimant did not take the abort; aborting here", "claimant", claimant, "addr", addr, "err", err)
 		return false

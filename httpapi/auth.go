@@ -42,7 +42,7 @@ func WithAuth(h http.Handler, identify func(*http.Request) (role string, ok bool
 			return
 		}
 		need := RequiredRole(r)
-		if roleRank[role] < roleRank[need] {
+		if !RoleAllows(role, need) {
 			writeAuthError(w, http.StatusForbidden, "forbidden", "role "+role+" may not do this; it needs "+need)
 			return
 		}

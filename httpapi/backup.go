@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+
+	"github.com/dynago/dynago/api"
 )
 
 // Backupper is implemented by backends that can write a consistent copy of
@@ -34,7 +36,7 @@ type BackupInfo struct {
 var ErrBackupTarget = errors.New("backup directory exists and is not empty")
 
 // CodeBackupTarget answers a backup into a directory that holds files.
-const CodeBackupTarget = "backup_target_not_empty"
+const CodeBackupTarget = api.CodeBackupTarget
 
 const maxBackupBody = 8 << 10
 
@@ -42,7 +44,7 @@ type backupRequest struct {
 	Dir string `json:"dir"`
 }
 
-func (a *api) backup(w http.ResponseWriter, r *http.Request) {
+func (a *handler) backup(w http.ResponseWriter, r *http.Request) {
 	bk, ok := a.b.(Backupper)
 	if !ok {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "this node does not support backups"})

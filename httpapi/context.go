@@ -1,9 +1,9 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/dynago/dynago/api"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -16,7 +16,7 @@ import (
 // clients and proxies (8 KiB per header in nginx's default
 // large_client_header_buffers, 64 KiB in many HTTP libraries). The core
 // refuses writes that would give a key a larger context
-// (node.DefaultMaxContextSize), so every token a node hands out fits.
+// (node.Config.MaxContextSize, 6000 bytes in both presets), so every token a node hands out fits.
 const MaxContextHeaderSize = 8 << 10
 
 // keyTagLen is the size of the key binding at the end of a token.
@@ -39,15 +39,15 @@ func keyTag(key []byte) [keyTagLen]byte {
 
 // EncodeContextHeader returns the form in which the context ctx of key
 // travels in X-Dynago-Context headers and "context" JSON fields: unpadded
-// base64url of ctx (dvv.EncodeContext bytes) followed by 4 bytes binding it
-// to key, safe in headers, URLs and shells. Clients treat it as opaque. An
+// base64url (api.EncodeContext) of ctx (dvv.EncodeContext bytes) followed
+// by 4 bytes binding it to key, safe in headers, URLs and shells. Clients treat it as opaque. An
 // empty ctx encodes as "".
 func EncodeContextHeader(key, ctx []byte) string {
 	if len(ctx) == 0 {
 		return ""
 	}
 	tag := keyTag(key)
-	return base64.RawURLEncoding.EncodeToString(append(ctx[:len(ctx):len(ctx)], tag[:]...))
+	return api.EncodeContext(append(ctx[:len(ctx):len(ctx)], tag[:]...))
 }
 
 // DecodeContextHeader reverses EncodeContextHeader for a write to key and
@@ -61,12 +61,13 @@ func DecodeContextHeader(key []byte, s string) ([]byte, error) {
 	if s == "" {
 		return nil, nil
 	}
+	// Checked before decoding, so an oversized token costs no allocation.
 	if len(s) > MaxContextHeaderSize {
 		return nil, fmt.Errorf("%w: %d characters, more than the limit of %d", ErrBadContext, len(s), MaxContextHeaderSize)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := api.DecodeContext(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not unpadded base64url: %v", ErrBadContext, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadContext, err)
 	}
 	if len(b) <= keyTagLen {
 		return nil, fmt.Errorf("%w: %d bytes is too short", ErrBadContext, len(b))

@@ -36,6 +36,12 @@
 // Values in JSON bodies are standard base64 (encoding/json's []byte form);
 // an empty value is "", never null.
 //
+// Any /kv request may carry SessionHeader (X-Dynago-Session, package
+// session): the request then gets the session guarantees for its key (a
+// get answers only with a version dominating what the session saw, or 503
+// session_unavailable), and the answer carries the updated token. A token
+// that does not decode is 400 bad_session.
+//
 // Request bodies must arrive within Options.BodyTimeout (408 body_timeout
 // otherwise, and the connection is closed); a write the coordinator refuses
 // for its sibling cap is 409 too_many_siblings, and one that succeeds above

@@ -26,7 +26,7 @@ type faultsBody struct {
 // maxFaultsBody bounds a rules document: a few rules per node.
 const maxFaultsBody = 1 << 20
 
-func (a *api) faults(w http.ResponseWriter, r *http.Request) {
+func (a *handler) faults(w http.ResponseWriter, r *http.Request) {
 	f, ok := a.b.(Faults)
 	if !ok {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "this node has no fault injector"})

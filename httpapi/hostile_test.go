@@ -207,8 +207,10 @@ func TestStalledBodyIsCut(t *testing.T) {
 // and the API's cap on a context token agree, so that a node never hands
 // out a context it would refuse back.
 func TestLargestContextFitsTheHeaderLimit(t *testing.T) {
-	if n := base64.RawURLEncoding.EncodedLen(node.DefaultMaxContextSize + 4); n > httpapi.MaxContextHeaderSize {
-		t.Fatalf("a context of node.DefaultMaxContextSize bytes is a %d-character token, above MaxContextHeaderSize %d", n, httpapi.MaxContextHeaderSize)
+	for name, c := range map[string]node.Config{"default": node.DefaultConfig(), "lab": node.LabConfig()} {
+		if n := base64.RawURLEncoding.EncodedLen(c.MaxContextSize + 4); n > httpapi.MaxContextHeaderSize {
+			t.Fatalf("%s preset: a context of MaxContextSize %d bytes is a %d-character token, above MaxContextHeaderSize %d", name, c.MaxContextSize, n, httpapi.MaxContextHeaderSize)
+		}
 	}
 }
 

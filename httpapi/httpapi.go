@@ -2,15 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/object"
 	"github.com/dynago/dynago/ring"
@@ -27,7 +28,8 @@ type Backend interface {
 	// Ring returns the current ring snapshot, which must not change after
 	// being returned.
 	Ring() *ring.Ring
-	// Defaults returns the cluster's N, R and W.
+	// Defaults returns the cluster's N and this node's default R and W, as
+	// its core runs by them (node.Node.Defaults).
 	Defaults() (n, r, w int)
 	// Members lists every node of the cluster with its HTTP address and
 	// liveness as this node sees it.
@@ -52,12 +54,11 @@ type Local struct {
 	Hints    []ring.NodeID    // primaries this node holds a hint for, for this key
 }
 
-// Defaults of Options, chosen for the data model of DESIGN.md.
+// Defaults of Options that belong to the HTTP layer alone. The key and
+// value limits and the request timeout are the core's, from
+// node.DefaultConfig (with the reasons for them there).
 const (
-	DefaultMaxKeySize   = 1 << 10         // 1 KiB: keys name things, they are not data
-	DefaultMaxValueSize = 1 << 20         // 1 MiB: Dynamo's objects are small; bigger ones belong in a blob store
-	DefaultTimeout      = 5 * time.Second // long enough for a quorum across a slow replica and a hinted fallback
-	DefaultMaxTimeout   = time.Minute     // bounds how long one client can pin coordinator state
+	DefaultMaxTimeout = time.Minute // bounds how long one client can pin coordinator state
 	// DefaultBodyTimeout bounds the time to receive a request's body, so
 	// that a client that declares a body and stalls cannot hold a
 	// connection and a goroutine for ever. 10s carries a 1 MiB value at
@@ -66,7 +67,7 @@ const (
 )
 
 // Options configures the handler. Zero or negative fields take the defaults
-// above.
+// above, or node.DefaultConfig's; the daemon passes its core's.
 type Options struct {
 	MaxKeySize   int // bytes
 	MaxValueSize int // bytes
@@ -92,20 +93,26 @@ type Options struct {
 	// 408 and its connection is closed. Requests without a body, such as
 	// the /events stream, are not affected.
 	BodyTimeout time.Duration
+	// PeerTLS, when set, is the TLS config for dialing other nodes' HTTP
+	// APIs (an abort forwarded to the claimant): with certificates they
+	// serve HTTPS only, and the node's own certificate carries role admin.
+	// It is called for each forward, so reloaded certificates are used.
+	PeerTLS func() *tls.Config
 }
 
 func (o *Options) fillDefaults() {
+	preset := node.DefaultConfig()
 	if o.MaxKeySize <= 0 {
-		o.MaxKeySize = DefaultMaxKeySize
+		o.MaxKeySize = preset.MaxKeySize
 	}
 	if o.MaxValueSize <= 0 {
-		o.MaxValueSize = DefaultMaxValueSize
+		o.MaxValueSize = preset.MaxValueSize
 	}
 	if o.MaxTimeout <= 0 {
 		o.MaxTimeout = DefaultMaxTimeout
 	}
 	if o.DefaultTimeout <= 0 {
-		o.DefaultTimeout = DefaultTimeout
+		o.DefaultTimeout = preset.RequestTimeout
 	}
 	o.DefaultTimeout = min(o.DefaultTimeout, o.MaxTimeout)
 	if o.BodyTimeout <= 0 {
@@ -122,42 +129,36 @@ func (o *Options) fillDefaults() {
 	}
 }
 
-// ContextHeader carries a context from a read to the write that supersedes it.
-const ContextHeader = "X-Dynago-Context"
-
-// SiblingsHeader is set on a successful put or delete that left the key
-// with more siblings than the coordinator's soft limit (node.Config's
-// SiblingWarn, default 25): the number of siblings. The application should
-// read the key and write back a resolved value with the context.
-const SiblingsHeader = "X-Dynago-Siblings"
-
-// Error codes of JSON error bodies ({"error","code"}).
+// The headers and error codes of the API, declared in package api (the
+// contract's one executable copy) and repeated here for the callers that
+// name them through httpapi.
 const (
-	CodeBadKey           = "bad_key"            // empty, not one path segment, or too long
-	CodeBadParameter     = "bad_parameter"      // r, w, timeout, trace or the query string itself
-	CodeBadContext       = "bad_context"        // X-Dynago-Context does not decode
-	CodeBadRequest       = "bad_request"        // the core rejected the request
-	CodeTooLarge         = "too_large"          // value over MaxValueSize
-	CodeNotFound         = "not_found"          // no live value, or no such route
-	CodeQuorumFailed     = "quorum_failed"      // fewer than R/W replicas answered; a put's outcome is unknown
-	CodeUnavailable      = "unavailable"        // no replica of the key reachable
-	CodeInternal         = "internal"           // storage or other local failure
-	CodeMethodNotAllowed = "method_not_allowed" // see the Allow header
-	CodeTooManySiblings  = "too_many_siblings"  // 409: the write would exceed the sibling cap; resolve first
-	CodeBodyTimeout      = "body_timeout"       // 408: the body did not arrive within Options.BodyTimeout
+	ContextHeader  = api.ContextHeader
+	SiblingsHeader = api.SiblingsHeader
+
+	CodeBadKey           = api.CodeBadKey
+	CodeBadParameter     = api.CodeBadParameter
+	CodeBadContext       = api.CodeBadContext
+	CodeBadRequest       = api.CodeBadRequest
+	CodeTooLarge         = api.CodeTooLarge // value over MaxValueSize
+	CodeNotFound         = api.CodeNotFound
+	CodeQuorumFailed     = api.CodeQuorumFailed
+	CodeUnavailable      = api.CodeUnavailable
+	CodeInternal         = api.CodeInternal
+	CodeMethodNotAllowed = api.CodeMethodNotAllowed
+	CodeTooManySiblings  = api.CodeTooManySiblings
+	CodeBodyTimeout      = api.CodeBodyTimeout // within Options.BodyTimeout
 )
 
 // ErrBadContext reports a context header or token that does not decode.
 var ErrBadContext = errors.New("httpapi: bad context")
 
-// api serves one node's HTTP API.
-type api struct {
+// handler serves one node's HTTP API.
+type handler struct {
 	b    Backend
 	opts Options
 
 	siblingWarnings prometheus.Counter // writes answered with SiblingsHeader
-
-	defaultsMu sync.Mutex // serialises PUT /admin/defaults (read, merge, store)
 }
 
 // New returns the HTTP API of the node behind b. It registers the HTTP
@@ -165,7 +166,7 @@ type api struct {
 func New(b Backend, opts Options) http.Handler {
 	opts.fillDefaults()
 	m := newMetrics(opts.Registry)
-	a := &api{b: b, opts: opts, siblingWarnings: m.siblingWarnings}
+	a := &handler{b: b, opts: opts, siblingWarnings: m.siblingWarnings}
 	other := func(h http.HandlerFunc) http.Handler { return m.instrument("other", h) }
 	badKey := other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, errBadKey("a key is one non-empty path segment; percent-encode '/' as %2F"))

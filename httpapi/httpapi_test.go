@@ -132,7 +132,7 @@ func TestPutThenGetOneValue(t *testing.T) {
 	reqs := b.Requests()
 	if len(reqs) != 2 || reqs[0].Op != node.OpPut || string(reqs[0].Key) != "greeting" ||
 		string(reqs[0].Value) != "hello" || reqs[0].Context != nil || reqs[0].W != 0 ||
-		reqs[0].Timeout != httpapi.DefaultTimeout || reqs[1].Op != node.OpGet || reqs[1].R != 0 {
+		reqs[0].Timeout != node.DefaultConfig().RequestTimeout || reqs[1].Op != node.OpGet || reqs[1].R != 0 {
 		t.Fatalf("backend requests = %+v", reqs)
 	}
 }
@@ -295,6 +295,7 @@ func TestBackendFailures(t *testing.T) {
 		{node.CodeUnavailable, http.StatusServiceUnavailable, httpapi.CodeUnavailable},
 		{node.CodeInternal, http.StatusInternalServerError, httpapi.CodeInternal},
 		{node.CodeBadRequest, http.StatusBadRequest, httpapi.CodeBadRequest},
+		{node.CodeBadQuorum, http.StatusBadRequest, httpapi.CodeBadParameter},
 	} {
 		for _, method := range []string{"PUT", "GET", "DELETE"} {
 			b.Fail(node.Reply{Code: tc.code, Err: "boom"})
@@ -305,7 +306,7 @@ func TestBackendFailures(t *testing.T) {
 
 func TestBadRequestsNeverReachTheBackend(t *testing.T) {
 	srv, b := server(t, httpapi.Options{MaxValueSize: 16})
-	long := strings.Repeat("k", httpapi.DefaultMaxKeySize+1)
+	long := strings.Repeat("k", node.DefaultConfig().MaxKeySize+1)
 	garbage := base64.RawURLEncoding.EncodeToString([]byte("not a context"))
 	type req struct {
 		method, path string
@@ -334,12 +335,9 @@ func TestBadRequestsNeverReachTheBackend(t *testing.T) {
 		{"local key of two segments", req{"GET", "/admin/local/a/b", nil, nil}, 400, httpapi.CodeBadKey},
 		{"value over limit", req{"PUT", "/kv/k", nil, bytes.Repeat([]byte("x"), 17)}, 413, httpapi.CodeTooLarge},
 		{"w zero", req{"PUT", "/kv/k?w=0", nil, []byte("v")}, 400, httpapi.CodeBadParameter},
-		{"w above N", req{"PUT", "/kv/k?w=4", nil, []byte("v")}, 400, httpapi.CodeBadParameter},
 		{"w not a number", req{"PUT", "/kv/k?w=abc", nil, []byte("v")}, 400, httpapi.CodeBadParameter},
 		{"w empty", req{"PUT", "/kv/k?w=", nil, []byte("v")}, 400, httpapi.CodeBadParameter},
-		{"delete w above N", req{"DELETE", "/kv/k?w=4", nil, nil}, 400, httpapi.CodeBadParameter},
 		{"r zero", req{"GET", "/kv/k?r=0", nil, nil}, 400, httpapi.CodeBadParameter},
-		{"r above N", req{"GET", "/kv/k?r=4", nil, nil}, 400, httpapi.CodeBadParameter},
 		{"r not a number", req{"GET", "/kv/k?r=abc", nil, nil}, 400, httpapi.CodeBadParameter},
 		{"r negative", req{"GET", "/kv/k?r=-1", nil, nil}, 400, httpapi.CodeBadParameter},
 		{"timeout zero", req{"GET", "/kv/k?timeout=0", nil, nil}, 400, httpapi.CodeBadParameter},
@@ -362,6 +360,33 @@ func TestBadRequestsNeverReachTheBackend(t *testing.T) {
 	}
 	if a := call(t, srv, "GET", "/kv/k", nil); a.status != http.StatusNotFound {
 		t.Fatalf("GET after rejected writes = %d %s, want 404: nothing was stored", a.status, a.body)
+	}
+}
+
+// TestQuorumAboveNIsTheNodes: the HTTP layer checks only that r and w are
+// positive integers; whether they are within 1..N is the node's to say
+// (node.CodeBadQuorum), and the answer is the same 400 bad_parameter the
+// edge gives for w=0, with nothing stored.
+func TestQuorumAboveNIsTheNodes(t *testing.T) {
+	srv, b := server(t, httpapi.Options{})
+	type req struct {
+		method, path string
+		header       []string
+		body         []byte
+	}
+	for _, tc := range []req{
+		{"PUT", "/kv/k?w=4", nil, []byte("v")},
+		{"DELETE", "/kv/k?w=4", nil, nil},
+		{"GET", "/kv/k?r=4", nil, nil},
+		{"PUT", "/kv/k?w=99999999999", nil, []byte("v")},
+	} {
+		wantError(t, call(t, srv, tc.method, tc.path, tc.body, tc.header...), http.StatusBadRequest, httpapi.CodeBadParameter)
+	}
+	if reqs := b.Requests(); len(reqs) != 4 || reqs[0].W != 4 || reqs[2].R != 4 {
+		t.Fatalf("the backend saw %+v; want the four requests with their quorums", reqs)
+	}
+	if a := call(t, srv, "GET", "/kv/k", nil); a.status != http.StatusNotFound {
+		t.Fatalf("GET after refused writes = %d %s, want 404", a.status, a.body)
 	}
 }
 

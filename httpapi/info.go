@@ -6,17 +6,11 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/ring"
 )
 
-type placementBody struct {
-	Key            string        `json:"key"`
-	Partition      int           `json:"partition"`
-	PreferenceList []ring.NodeID `json:"preference_list"`
-	Fallbacks      []ring.NodeID `json:"fallbacks"`
-}
-
-func (a *api) placement(w http.ResponseWriter, r *http.Request) {
+func (a *handler) placement(w http.ResponseWriter, r *http.Request) {
 	key, e := a.key(r)
 	if e != nil {
 		writeError(w, e)
@@ -28,7 +22,7 @@ func (a *api) placement(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := rg.PartitionOf(key)
-	writeJSON(w, http.StatusOK, placementBody{
+	writeJSON(w, http.StatusOK, api.Placement{
 		Key:            string(key),
 		Partition:      p,
 		PreferenceList: nonNil(rg.PreferenceList(p)),
@@ -36,27 +30,7 @@ func (a *api) placement(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-type clusterBody struct {
-	Node        ring.NodeID   `json:"node"`
-	N           int           `json:"n"`
-	R           int           `json:"r"`
-	W           int           `json:"w"`
-	Partitions  int           `json:"partitions"`
-	RingVersion uint64        `json:"ring_version"`
-	Nodes       []clusterNode `json:"nodes"`
-	Handoff     *handoffJSON  `json:"handoff,omitempty"`
-}
-
-type clusterNode struct {
-	ID         ring.NodeID `json:"id"`
-	HTTPAddr   string      `json:"http_addr"`
-	Status     string      `json:"status"`
-	Partitions int         `json:"partitions"` // partitions the node owns in the ring
-	// NextPartitions is what it will own when the running transition ends.
-	NextPartitions *int `json:"next_partitions,omitempty"`
-}
-
-func (a *api) cluster(w http.ResponseWriter, _ *http.Request) {
+func (a *handler) cluster(w http.ResponseWriter, _ *http.Request) {
 	n, r, wq := a.b.Defaults()
 	rg := a.b.Ring()
 	if rg == nil {
@@ -68,15 +42,15 @@ func (a *api) cluster(w http.ResponseWriter, _ *http.Request) {
 	// Sorted so that successive answers diff cleanly, whatever order the
 	// membership layer keeps.
 	members := slices.SortedFunc(slices.Values(a.b.Members()), func(x, y Member) int { return cmp.Compare(x.ID, y.ID) })
-	nodes := make([]clusterNode, len(members))
+	nodes := make([]api.ClusterNode, len(members))
 	for i, m := range members {
-		nodes[i] = clusterNode{ID: m.ID, HTTPAddr: m.HTTPAddr, Status: m.Status, Partitions: counts[m.ID]}
+		nodes[i] = api.ClusterNode{ID: m.ID, HTTPAddr: m.HTTPAddr, Status: m.Status, Partitions: counts[m.ID]}
 		if nextCounts != nil {
 			c := nextCounts[m.ID]
 			nodes[i].NextPartitions = &c
 		}
 	}
-	writeJSON(w, http.StatusOK, clusterBody{
+	writeJSON(w, http.StatusOK, api.Cluster{
 		Node:        a.b.NodeID(),
 		N:           n,
 		R:           r,
@@ -105,7 +79,7 @@ type localHint struct {
 	For ring.NodeID `json:"for"`
 }
 
-func (a *api) local(w http.ResponseWriter, r *http.Request) {
+func (a *handler) local(w http.ResponseWriter, r *http.Request) {
 	key, e := a.key(r)
 	if e != nil {
 		writeError(w, e)
@@ -137,7 +111,7 @@ func (a *api) local(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+func (a *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Status string      `json:"status"`
 		Node   ring.NodeID `json:"node"`

@@ -12,20 +12,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/session"
 )
 
 // key returns the request's key: the {key} path segment, percent-decoded
 // by ServeMux.
-func (a *api) key(r *http.Request) ([]byte, *apiError) {
-	k := r.PathValue("key")
-	switch {
-	case k == "":
-		return nil, errBadKey("empty key")
-	case len(k) > a.opts.MaxKeySize:
-		return nil, errBadKey(fmt.Sprintf("key is %d bytes, more than the limit of %d", len(k), a.opts.MaxKeySize))
+func (a *handler) key(r *http.Request) ([]byte, *apiError) {
+	k := []byte(r.PathValue("key"))
+	if err := CheckKey(k, a.opts.MaxKeySize); err != nil {
+		return nil, inputError(err)
 	}
-	return []byte(k), nil
+	return k, nil
 }
 
 // params are the query parameters of /kv/{key} requests.
@@ -33,11 +32,12 @@ type params struct {
 	quorum  int // r (get) or w (put, delete); 0 = the cluster default
 	timeout time.Duration
 	trace   bool
+	session *session.Token // X-Dynago-Session; nil without the header
 }
 
 // params parses the query string. quorumName is "r" or "w"; the other one
 // is ignored, like any unknown parameter.
-func (a *api) params(r *http.Request, quorumName string) (params, *apiError) {
+func (a *handler) params(r *http.Request, quorumName string) (params, *apiError) {
 	p := params{timeout: a.opts.DefaultTimeout}
 	// url.Values from r.URL.Query() silently drops malformed pairs; a
 	// request whose w=%zz vanished would run with the default quorum
@@ -47,24 +47,18 @@ func (a *api) params(r *http.Request, quorumName string) (params, *apiError) {
 		return p, errBadParameter("malformed query string: " + err.Error())
 	}
 	if vs, ok := q[quorumName]; ok {
-		n, _, _ := a.b.Defaults()
-		v, err := strconv.Atoi(vs[0])
-		if err != nil || v < 1 || v > n {
-			return p, errBadParameter(fmt.Sprintf("%s must be an integer from 1 to N=%d, got %q", quorumName, n, vs[0]))
+		v, err := ParseQuorum(quorumName, vs[0])
+		if err != nil {
+			return p, inputError(err)
 		}
 		p.quorum = v
 	}
 	if vs, ok := q["timeout"]; ok {
-		ms, err := strconv.ParseInt(vs[0], 10, 64)
-		if err != nil || ms <= 0 {
-			return p, errBadParameter(fmt.Sprintf("timeout must be a positive integer number of milliseconds, got %q", vs[0]))
+		d, err := ParseTimeout(vs[0], a.opts.MaxTimeout)
+		if err != nil {
+			return p, inputError(err)
 		}
-		// Compare in milliseconds: ms*time.Millisecond may overflow.
-		if ms >= a.opts.MaxTimeout.Milliseconds() {
-			p.timeout = a.opts.MaxTimeout
-		} else {
-			p.timeout = time.Duration(ms) * time.Millisecond
-		}
+		p.timeout = d
 	}
 	if vs, ok := q["trace"]; ok {
 		t, err := strconv.ParseBool(vs[0])
@@ -83,15 +77,15 @@ func contextOf(key []byte, r *http.Request) ([]byte, *apiError) {
 		// Which one the client meant is anyone's guess.
 		return nil, &apiError{http.StatusBadRequest, CodeBadContext, fmt.Sprintf("%d %s headers; send one", len(vs), ContextHeader)}
 	}
-	ctx, err := DecodeContextHeader(key, r.Header.Get(ContextHeader))
+	ctx, err := DecodeContext(key, r.Header.Get(ContextHeader))
 	if err != nil {
-		return nil, &apiError{http.StatusBadRequest, CodeBadContext, err.Error()}
+		return nil, inputError(err)
 	}
 	return ctx, nil
 }
 
 // writeRequest parses what puts and deletes share.
-func (a *api) writeRequest(r *http.Request, op node.Op) (node.Request, params, *apiError) {
+func (a *handler) writeRequest(r *http.Request, op node.Op) (node.Request, params, *apiError) {
 	key, e := a.key(r)
 	if e != nil {
 		return node.Request{}, params{}, e
@@ -104,10 +98,17 @@ func (a *api) writeRequest(r *http.Request, op node.Op) (node.Request, params, *
 	if e != nil {
 		return node.Request{}, p, e
 	}
-	return node.Request{Op: op, Key: key, Context: ctx, W: p.quorum, Timeout: p.timeout}, p, nil
+	tok, e := sessionOf(r)
+	if e != nil {
+		return node.Request{}, p, e
+	}
+	p.session = tok
+	req := node.Request{Op: op, Key: key, Context: ctx, W: p.quorum, Timeout: p.timeout, Trace: p.trace}
+	withSession(tok, &req)
+	return req, p, nil
 }
 
-func (a *api) put(w http.ResponseWriter, r *http.Request) {
+func (a *handler) put(w http.ResponseWriter, r *http.Request) {
 	req, p, e := a.writeRequest(r, node.OpPut)
 	if e == nil {
 		req.Value, e = a.readValue(w, r)
@@ -116,17 +117,16 @@ func (a *api) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p.trace)
+	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p)
 }
 
 // readValue reads the body, never more than MaxValueSize+1 bytes of it.
-func (a *api) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	limit := int64(a.opts.MaxValueSize)
-	tooLarge := &apiError{http.StatusRequestEntityTooLarge, CodeTooLarge,
-		fmt.Sprintf("value larger than the limit of %d bytes", limit)}
-	if r.ContentLength > limit {
-		return nil, tooLarge
+	if err := CheckValueSize(r.ContentLength, a.opts.MaxValueSize); err != nil {
+		return nil, inputError(err)
 	}
+	tooLarge := inputError(CheckValueSize(limit+1, a.opts.MaxValueSize))
 	// MaxBytesReader stops after limit+1 bytes. The rest of an oversized
 	// body is never buffered: after the handler, net/http discards at most
 	// 256 KiB of it and otherwise closes the connection.
@@ -144,23 +144,19 @@ func (a *api) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiErr
 	return value, nil
 }
 
-func (a *api) delete(w http.ResponseWriter, r *http.Request) {
+func (a *handler) delete(w http.ResponseWriter, r *http.Request) {
 	req, p, e := a.writeRequest(r, node.OpDelete)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
-	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p.trace)
-}
-
-// writeBody is the JSON answer of a traced put or delete.
-type writeBody struct {
-	Context string     `json:"context"`
-	Trace   *traceJSON `json:"trace,omitempty"`
+	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p)
 }
 
 // writeWriteReply answers a put or delete.
-func (a *api) writeWriteReply(w http.ResponseWriter, req node.Request, rep node.Reply, trace bool) {
+func (a *handler) writeWriteReply(w http.ResponseWriter, req node.Request, rep node.Reply, p params) {
+	trace := p.trace
+	answerSession(w, p.session, req, rep)
 	if rep.Code != node.CodeOK {
 		a.writeReplyError(w, req, rep, trace)
 		return
@@ -178,21 +174,13 @@ func (a *api) writeWriteReply(w http.ResponseWriter, req node.Request, rep node.
 			"key", string(req.Key), "siblings", n)
 	}
 	if trace {
-		writeJSON(w, http.StatusOK, writeBody{Context: token, Trace: newTraceJSON(rep.Trace)})
+		writeJSON(w, http.StatusOK, api.Written{Context: token, Trace: newTraceJSON(rep.Trace)})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// valuesBody is the JSON form of a read.
-type valuesBody struct {
-	Key      string     `json:"key"`
-	Context  string     `json:"context"`
-	Siblings [][]byte   `json:"siblings"` // standard base64, as encoding/json writes []byte
-	Trace    *traceJSON `json:"trace,omitempty"`
-}
-
-func (a *api) get(w http.ResponseWriter, r *http.Request) {
+func (a *handler) get(w http.ResponseWriter, r *http.Request) {
 	key, e := a.key(r)
 	if e != nil {
 		writeError(w, e)
@@ -203,7 +191,13 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	req := node.Request{Op: node.OpGet, Key: key, R: p.quorum, Timeout: p.timeout}
+	tok, e := sessionOf(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	req := node.Request{Op: node.OpGet, Key: key, R: p.quorum, Timeout: p.timeout, Trace: p.trace}
+	withSession(tok, &req)
 	rep := a.b.Do(r.Context(), req)
 	var values [][]byte
 	if rep.Code == node.CodeOK {
@@ -224,6 +218,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 			rep.Code = node.CodeNotFound
 		}
 	}
+	answerSession(w, tok, req, rep)
 	token := EncodeContextHeader(key, rep.Context)
 	if token != "" && (rep.Code == node.CodeOK || rep.Code == node.CodeNotFound) {
 		w.Header().Set(ContextHeader, token)
@@ -248,7 +243,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	if len(values) > 1 && !wantJSON {
 		status = http.StatusMultipleChoices
 	}
-	body := valuesBody{Key: string(key), Context: token, Siblings: values}
+	body := api.Values{Key: string(key), Context: token, Siblings: values}
 	if p.trace {
 		body.Trace = newTraceJSON(rep.Trace)
 	}

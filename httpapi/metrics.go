@@ -32,15 +32,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		// 10.000000000000009 and the like.
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 	}, []string{"route"})
-	siblingWarnings := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "dynago_sibling_warnings_total",
-		Help: "Writes that left their key with more siblings than the soft limit (answered with X-Dynago-Siblings).",
-	})
 	return &metrics{
 		requests:        registerOrReuse(reg, requests),
 		duration:        registerOrReuse(reg, duration),
-		siblingWarnings: registerOrReuse(reg, siblingWarnings),
+		siblingWarnings: SiblingWarnings(reg),
 	}
+}
+
+// SiblingWarnings returns dynago_sibling_warnings_total, registered in reg
+// or the one already there: every front end (HTTP, RESP) counts the writes
+// it warned about in this one series, so an operator watches one number
+// whatever protocol the application speaks. A nil reg gives an
+// unregistered counter.
+func SiblingWarnings(reg prometheus.Registerer) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dynago_sibling_warnings_total",
+		Help: "Writes that left their key with more siblings than the soft limit (HTTP answers them with X-Dynago-Siblings; RESP logs them).",
+	})
+	if reg == nil {
+		return c
+	}
+	return registerOrReuse(reg, c)
 }
 
 // registerOrReuse registers c, or returns the identical collector an

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/object"
 	"github.com/dynago/dynago/ring"
 )
@@ -53,7 +54,7 @@ type Stats struct {
 	AE          AEStats             `json:"ae"`
 	Partitions  []PartitionStats    `json:"partitions"`
 	Gossip      []GossipMember      `json:"gossip"`
-	Handoff     *handoffJSON        `json:"handoff"`
+	Handoff     *api.Handoff        `json:"handoff"`
 	Events      EventStats          `json:"events"`
 }
 
@@ -104,6 +105,9 @@ type EventStats struct {
 	Published   uint64 `json:"published"`
 	Dropped     uint64 `json:"dropped"` // events slow subscribers lost
 	Subscribers int    `json:"subscribers"`
+	// RequestsSkipped counts requests not logged because the node was
+	// already logging its maximum of request events per second.
+	RequestsSkipped uint64 `json:"requests_skipped"`
 }
 
 // History is the body of GET /admin/history/{key}.
@@ -170,7 +174,7 @@ type eventsBody struct {
 	Events []Event `json:"events"`
 }
 
-func (a *api) observer(w http.ResponseWriter) (Observer, bool) {
+func (a *handler) observer(w http.ResponseWriter) (Observer, bool) {
 	o, ok := a.b.(Observer)
 	if !ok {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "this node has no event log"})
@@ -180,7 +184,7 @@ func (a *api) observer(w http.ResponseWriter) (Observer, bool) {
 
 // events serves GET /events: a Server-Sent Events stream, or with
 // format=json one page of the retained events newer than since.
-func (a *api) events(w http.ResponseWriter, r *http.Request) {
+func (a *handler) events(w http.ResponseWriter, r *http.Request) {
 	o, ok := a.observer(w)
 	if !ok {
 		return
@@ -272,7 +276,7 @@ func parseSeq(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-func (a *api) stats(w http.ResponseWriter, _ *http.Request) {
+func (a *handler) stats(w http.ResponseWriter, _ *http.Request) {
 	o, ok := a.observer(w)
 	if !ok {
 		return
@@ -287,7 +291,7 @@ func (a *api) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (a *api) history(w http.ResponseWriter, r *http.Request) {
+func (a *handler) history(w http.ResponseWriter, r *http.Request) {
 	o, ok := a.observer(w)
 	if !ok {
 		return

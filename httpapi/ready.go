@@ -24,7 +24,7 @@ type readyBody struct {
 // readyz is the readiness probe: whether this node should receive client
 // traffic now. /healthz stays the liveness probe: a node that is not ready
 // (joining, draining) is still healthy and must not be restarted for it.
-func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
+func (a *handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	if reason := a.notReady(); reason != "" {
 		writeJSON(w, http.StatusServiceUnavailable, readyBody{Ready: false, Reason: reason})
 		return
@@ -33,7 +33,7 @@ func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // notReady returns why the node is not ready, or "".
-func (a *api) notReady() string {
+func (a *handler) notReady() string {
 	if d, ok := a.b.(Drainer); ok && d.Draining() {
 		return NotReadyDraining
 	}

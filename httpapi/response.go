@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/node"
-	"github.com/dynago/dynago/ring"
 )
 
 // apiError is a request answered with an error status and a JSON body
@@ -23,18 +23,8 @@ func errBadParameter(msg string) *apiError {
 	return &apiError{http.StatusBadRequest, CodeBadParameter, msg}
 }
 
-// errorBody is the JSON of every error answer. Acks and Required are
-// pointers because 0 acks is a meaningful value of a quorum failure.
-type errorBody struct {
-	Error    string     `json:"error"`
-	Code     string     `json:"code"`
-	Acks     *int       `json:"acks,omitempty"`
-	Required *int       `json:"required,omitempty"`
-	Trace    *traceJSON `json:"trace,omitempty"`
-}
-
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, errorBody{Error: e.msg, Code: e.code})
+	writeJSON(w, e.status, api.Error{Error: e.msg, Code: e.code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -47,22 +37,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeReplyError answers a Reply whose Code is not a success of its
 // operation.
-func (a *api) writeReplyError(w http.ResponseWriter, req node.Request, rep node.Reply, trace bool) {
-	body := errorBody{Error: rep.Err, Code: CodeInternal}
+func (a *handler) writeReplyError(w http.ResponseWriter, req node.Request, rep node.Reply, trace bool) {
+	code, expected := ReplyCode(rep.Code)
+	body := api.Error{Error: rep.Err, Code: code}
 	status := http.StatusInternalServerError
-	switch rep.Code {
-	case node.CodeNotFound:
-		status, body.Code = http.StatusNotFound, CodeNotFound
-	case node.CodeQuorumFailed:
-		status, body.Code = http.StatusServiceUnavailable, CodeQuorumFailed
+	switch code {
+	case CodeNotFound:
+		status = http.StatusNotFound
+	case CodeQuorumFailed:
+		status = http.StatusServiceUnavailable
 		body.Acks, body.Required = &rep.Acks, &rep.Required
-	case node.CodeBadRequest:
-		status, body.Code = http.StatusBadRequest, CodeBadRequest
-	case node.CodeTooManySiblings:
-		status, body.Code = http.StatusConflict, CodeTooManySiblings
-	case node.CodeUnavailable:
-		status, body.Code = http.StatusServiceUnavailable, CodeUnavailable
-	default:
+	case CodeBadRequest, CodeBadParameter:
+		status = http.StatusBadRequest
+	case CodeTooManySiblings:
+		status = http.StatusConflict
+	case CodeUnavailable:
+		status = http.StatusServiceUnavailable
+	case CodeSessionUnavailable:
+		status = http.StatusServiceUnavailable
+		body.Acks, body.Required = &rep.Acks, &rep.Required
+	}
+	if !expected {
 		a.opts.Logger.Error("httpapi: request failed", "op", req.Op, "key", string(req.Key), "code", rep.Code, "err", rep.Err)
 	}
 	if body.Error == "" {
@@ -72,22 +67,6 @@ func (a *api) writeReplyError(w http.ResponseWriter, req node.Request, rep node.
 		body.Trace = newTraceJSON(rep.Trace)
 	}
 	writeJSON(w, status, body)
-}
-
-// traceJSON is node.Trace as the dashboard reads it.
-type traceJSON struct {
-	Coordinator    ring.NodeID      `json:"coordinator"`
-	ForwardedBy    ring.NodeID      `json:"forwarded_by,omitempty"`
-	Partition      int              `json:"partition"`
-	PreferenceList []ring.NodeID    `json:"preference_list"`
-	Events         []traceEventJSON `json:"events"`
-}
-
-type traceEventJSON struct {
-	AtMS float64     `json:"at_ms"` // milliseconds since the coordinator took the request
-	Node ring.NodeID `json:"node"`
-	What string      `json:"what"`
-	Note string      `json:"note,omitempty"`
 }
 
 // TraceJSON returns t in the JSON shape of a ?trace=1 answer's "trace"
@@ -100,19 +79,19 @@ func TraceJSON(t *node.Trace) any {
 	return newTraceJSON(t)
 }
 
-func newTraceJSON(t *node.Trace) *traceJSON {
+func newTraceJSON(t *node.Trace) *api.Trace {
 	if t == nil {
 		return nil
 	}
-	out := &traceJSON{
+	out := &api.Trace{
 		Coordinator:    t.Coordinator,
 		ForwardedBy:    t.ForwardedBy,
 		Partition:      t.Partition,
 		PreferenceList: nonNil(t.PreferenceList),
-		Events:         make([]traceEventJSON, len(t.Events)),
+		Events:         make([]api.TraceEvent, len(t.Events)),
 	}
 	for i, e := range t.Events {
-		out.Events[i] = traceEventJSON{AtMS: float64(e.At) / float64(time.Millisecond), Node: e.Node, What: e.What, Note: e.Note}
+		out.Events[i] = api.TraceEvent{AtMS: float64(e.At) / float64(time.Millisecond), Node: e.Node, What: e.What, Note: e.Note}
 	}
 	return out
 }

@@ -98,6 +98,12 @@ type Summary struct {
 // Result is the outcome of a run.
 type Result struct {
 	Elapsed time.Duration // from the first request to the last answer
+	// ClientCPU is the CPU time (user and system) the load generator's
+	// process spent while measuring, preload excluded; 0 where the OS does
+	// not report it. ClientCPU ÷ the requests issued is what the load
+	// generator itself costs per request, to be subtracted from a
+	// machine-wide CPU per operation when both share a machine.
+	ClientCPU time.Duration
 	// Ops has one Summary per operation with a positive weight in the
 	// mix, in Op order.
 	Ops []Summary
@@ -165,6 +171,7 @@ func Run(ctx context.Context, c Config, t Target) (*Result, error) {
 	}
 
 	var done atomic.Int64
+	cpu0 := processCPU()
 	start := time.Now()
 	stopProgress := func() {}
 	if c.Progress != nil {
@@ -196,7 +203,24 @@ func Run(ctx context.Context, c Config, t Target) (*Result, error) {
 	if c.Progress != nil {
 		c.Progress(Progress{Done: done.Load(), Elapsed: elapsed})
 	}
-	return summarize(&c, recs, elapsed, ctx.Err() != nil), nil
+	res := summarize(&c, recs, elapsed, ctx.Err() != nil)
+	if cpu0 > 0 {
+		res.ClientCPU = processCPU() - cpu0
+	}
+	return res, nil
+}
+
+// ClientCPUPerOp is ClientCPU divided by the requests issued (every
+// operation's Count), 0 when either is unknown.
+func (r *Result) ClientCPUPerOp() time.Duration {
+	var n uint64
+	for _, s := range r.Ops {
+		n += s.Count
+	}
+	if n == 0 || r.ClientCPU <= 0 {
+		return 0
+	}
+	return r.ClientCPU / time.Duration(n)
 }
 
 func closedLoop(ctx context.Context, c *Config, t Target, value []byte, start time.Time, done *atomic.Int64) []*recorder {

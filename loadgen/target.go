@@ -27,6 +27,10 @@ type ClientOptions struct {
 	// MaxConns is the number of idle connections kept per node; set it to
 	// the number of requests in flight, or connections churn.
 	MaxConns int
+	// Extra are further options of every client, applied after the
+	// target's own: client.WithTLS and client.WithToken for a secure
+	// cluster.
+	Extra []client.Option
 }
 
 // ClientTarget runs operations through package client, each entering the
@@ -51,7 +55,7 @@ func NewClientTarget(addrs []string, o ClientOptions) (*ClientTarget, error) {
 	if o.Routing {
 		// One ring-aware client: it sends each request to the key's
 		// preference list itself (Dynamo's client-driven coordination).
-		c, err := client.New(addrs, client.WithHTTPClient(hc), client.WithRouting())
+		c, err := client.New(addrs, append([]client.Option{client.WithHTTPClient(hc), client.WithRouting()}, o.Extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
@@ -63,7 +67,7 @@ func NewClientTarget(addrs []string, o ClientOptions) (*ClientTarget, error) {
 		// rotation, chooses the entry node. A failed node is therefore not
 		// skipped: its requests are errors, which is what a benchmark
 		// should show.
-		c, err := client.New([]string{a}, client.WithHTTPClient(hc))
+		c, err := client.New([]string{a}, append([]client.Option{client.WithHTTPClient(hc)}, o.Extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}

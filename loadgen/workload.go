@@ -92,15 +92,13 @@ type Dist int
 const (
 	// Uniform draws every key with the same probability.
 	Uniform Dist = iota
-	// Zipfian draws key rank k with probability proportional to
-	// 1/(1+k)^ZipfS: bench-0 is the hottest key. Hot keys are what make
-	// coordinators, siblings and read repair visible.
+	// Zipfian is YCSB's "zipfian" (see zipfian.go): popularity falls as
+	// 1/(rank+1)^0.99 (ZipfianConstant), and the popular ranks are hashed
+	// across the keys, so the hot keys are spread over partitions as in
+	// YCSB. Hot keys are what make coordinators, siblings and read repair
+	// visible.
 	Zipfian
 )
-
-// ZipfS is the exponent of the Zipfian distribution. 1.1 rather than the
-// YCSB's 0.99 because math/rand/v2's Zipf needs s > 1.
-const ZipfS = 1.1
 
 // ParseDist parses "uniform" or "zipfian".
 func ParseDist(s string) (Dist, error) {
@@ -128,7 +126,7 @@ func Key(n int) string { return "bench-" + strconv.Itoa(n) }
 // so draws need no lock and a run's sequences are reproducible.
 type generator struct {
 	rng  *rand.Rand
-	zipf *rand.Zipf
+	zipf *scrambledZipfian
 	mix  Mix
 	keys int
 }
@@ -136,7 +134,7 @@ type generator struct {
 func newGenerator(c *Config, stream uint64) *generator {
 	g := &generator{rng: rand.New(rand.NewPCG(c.Seed, stream)), mix: c.Mix, keys: c.Keys}
 	if c.Dist == Zipfian && c.Keys > 1 {
-		g.zipf = rand.NewZipf(g.rng, ZipfS, 1, uint64(c.Keys-1))
+		g.zipf = newScrambledZipfian(uint64(c.Keys))
 	}
 	return g
 }
@@ -153,7 +151,7 @@ func (g *generator) next() (Op, string) {
 	var k int
 	switch {
 	case g.zipf != nil:
-		k = int(g.zipf.Uint64())
+		k = int(g.zipf.next(g.rng.Float64()))
 	default:
 		k = g.rng.IntN(g.keys)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -142,7 +143,7 @@ func TestDeadMemberIsRetriedUntilReaped(t *testing.T) {
 	}
 	waitReported(t, a, "n3", node.Dead, detectBound)
 	dead := time.Now()
-	eventually(t, reap, "n1 retries the crashed n3", func() bool { return a.Stats().ReconnectAttempts > 0 })
+	testutil.Eventually(t, reap, "n1 retries the crashed n3", func() bool { return a.Stats().ReconnectAttempts > 0 })
 	// Past the reap timeout (plus one attempt that may be under way), the
 	// attempts stop; the member is still listed, as Dead.
 	time.Sleep(time.Until(dead.Add(reap + time.Second)))
@@ -229,7 +230,7 @@ func TestForgedStatesAreRejectedAndLaterChangesStillSpread(t *testing.T) {
 	if err := rogue.SetState(7, append([]byte("garbage, not a ring"), pad...)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, stateBound, "every member rejected the garbage", func() bool {
+	testutil.Eventually(t, stateBound, "every member rejected the garbage", func() bool {
 		for _, m := range ms {
 			if m.Stats().StatesRejected == 0 {
 				return false
@@ -247,7 +248,7 @@ func TestForgedStatesAreRejectedAndLaterChangesStillSpread(t *testing.T) {
 		hooks{ms[1].Membership}.NotifyMsg(raw)
 		hooks{ms[1].Membership}.MergeRemoteState(raw, false)
 	}
-	eventually(t, stateBound, "n1 rejected the forged version", func() bool { return ms[0].Stats().StatesRejected > before })
+	testutil.Eventually(t, stateBound, "n1 rejected the forged version", func() bool { return ms[0].Stats().StatesRejected > before })
 	if v, _ := rogue.State(); v != math.MaxUint64 {
 		t.Fatalf("the forger holds v%d", v)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -156,7 +157,7 @@ func startCluster(t *testing.T, n int, mod func(*Config)) []*tmember {
 
 func waitAllAlive(t *testing.T, m *tmember, all []*tmember, within time.Duration) {
 	t.Helper()
-	eventually(t, within, fmt.Sprintf("%s sees %d members alive", m.id, len(all)), func() bool {
+	testutil.Eventually(t, within, fmt.Sprintf("%s sees %d members alive", m.id, len(all)), func() bool {
 		got := m.Members()
 		if len(got) != len(all) {
 			return false
@@ -174,7 +175,7 @@ func waitAllAlive(t *testing.T, m *tmember, all []*tmember, within time.Duration
 // trail the table that Members reads), and checks Members agrees.
 func waitReported(t *testing.T, m *tmember, id ring.NodeID, st node.Status, within time.Duration) {
 	t.Helper()
-	eventually(t, within, fmt.Sprintf("%s reports %s %v", m.id, id, st), func() bool {
+	testutil.Eventually(t, within, fmt.Sprintf("%s reports %s %v", m.id, id, st), func() bool {
 		ev, ok := m.rec.lastEvent(id)
 		return ok && ev.Member.Status == st
 	})
@@ -190,18 +191,6 @@ func statusOf(m *Membership, id ring.NodeID) (node.Status, bool) {
 		}
 	}
 	return 0, false
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // gatedTransport cuts a member off the network while cut is set: packets
@@ -292,9 +281,15 @@ func (g *gatedTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	return g.NodeAwareTransport.DialAddressTimeout(a, timeout)
 }
 
+// Shutdown tears the inner transport down before stopping the forwarder,
+// as memberlist's own Shutdown does with its handlers: the inner listeners
+// hand each accepted stream and packet to an unbuffered channel and wait
+// for their goroutines on shutdown, so a forwarder that stopped first could
+// leave one blocked on that send and the shutdown waiting forever.
 func (g *gatedTransport) Shutdown() error {
+	err := g.NodeAwareTransport.Shutdown()
 	g.once.Do(func() { close(g.done) })
-	return g.NodeAwareTransport.Shutdown()
+	return err
 }
 
 // captureHandler records slog records.

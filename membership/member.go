@@ -77,7 +77,7 @@ func encodeMeta(m Meta) ([]byte, error) {
 func decodeMeta(b []byte) (Meta, error) {
 	var w wireMeta
 	if err := json.Unmarshal(b, &w); err != nil {
-		return Meta{}, fmt.Errorf("%w: %v", errBadMeta, err)
+		return Meta{}, fmt.Errorf("%w: %w", errBadMeta, err)
 	}
 	if w.V < 1 {
 		return Meta{}, fmt.Errorf("%w: version %d", errBadMeta, w.V)

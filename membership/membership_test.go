@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -48,7 +49,7 @@ func TestJoinThroughSeedSeesAllAliveWithMeta(t *testing.T) {
 		// Every member, itself included, is announced Alive with its meta.
 		// Callbacks run after the table changes, so they may lag a little.
 		for _, x := range want {
-			eventually(t, time.Second, fmt.Sprintf("%s reports %+v", m.id, x), func() bool {
+			testutil.Eventually(t, time.Second, fmt.Sprintf("%s reports %+v", m.id, x), func() bool {
 				ev, ok := m.rec.lastEvent(x.ID)
 				return ok && ev.Member == x
 			})
@@ -61,7 +62,7 @@ func TestJoinThroughSeedSeesAllAliveWithMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*tmember{ms[0], ms[2]} {
-		eventually(t, joinBound, string(m.id)+" sees n2's new meta", func() bool {
+		testutil.Eventually(t, joinBound, string(m.id)+" sees n2's new meta", func() bool {
 			ev, ok := m.rec.lastEvent("n2")
 			return ok && ev.Member.Meta == newMeta && ev.Member.Status == node.Alive
 		})
@@ -189,7 +190,7 @@ func noPushPull(c *Config) {
 
 func waitState(t *testing.T, m *tmember, v uint64, data []byte, within time.Duration) {
 	t.Helper()
-	eventually(t, within, fmt.Sprintf("%s holds state v%d", m.id, v), func() bool {
+	testutil.Eventually(t, within, fmt.Sprintf("%s holds state v%d", m.id, v), func() bool {
 		gv, gd := m.State()
 		return gv == v && bytes.Equal(gd, data)
 	})
@@ -199,7 +200,7 @@ func waitState(t *testing.T, m *tmember, v uint64, data []byte, within time.Dura
 // (v, data).
 func checkStateLog(t *testing.T, m *tmember, v uint64, data []byte) {
 	t.Helper()
-	eventually(t, time.Second, fmt.Sprintf("%s's OnState reports v%d", m.id, v), func() bool {
+	testutil.Eventually(t, time.Second, fmt.Sprintf("%s's OnState reports v%d", m.id, v), func() bool {
 		log := m.rec.stateLog()
 		return len(log) > 0 && log[len(log)-1].version >= v
 	})
@@ -359,7 +360,7 @@ func TestAdvertiseAddrIsWhatOthersSee(t *testing.T) {
 	if _, err := b.Join([]string{fmt.Sprintf("127.0.0.1:%d", bindPort)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, joinBound, "n2 knows n1 by its advertised address", func() bool {
+	testutil.Eventually(t, joinBound, "n2 knows n1 by its advertised address", func() bool {
 		for _, x := range b.Members() {
 			if x.ID == "n1" {
 				return x.Addr == adv
@@ -513,7 +514,7 @@ func TestSlowCallbackDoesNotStallDetection(t *testing.T) {
 	if err := ms[2].Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, detectBound, "n4 holds n3 dead while its callback is stuck", func() bool {
+	testutil.Eventually(t, detectBound, "n4 holds n3 dead while its callback is stuck", func() bool {
 		st, _ := statusOf(d.Membership, "n3")
 		return st == node.Dead
 	})
@@ -522,7 +523,7 @@ func TestSlowCallbackDoesNotStallDetection(t *testing.T) {
 	}
 	close(release)
 	// Once unblocked, the queued events arrive in order.
-	eventually(t, joinBound, "n4's queued events are delivered", func() bool {
+	testutil.Eventually(t, joinBound, "n4's queued events are delivered", func() bool {
 		h := d.rec.history("n3")
 		return len(h) > 0 && h[len(h)-1] == node.Dead
 	})

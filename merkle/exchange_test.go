@@ -2,6 +2,7 @@ package merkle
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -89,16 +90,16 @@ func TestExchangeWithEmptyRemoteNeedsOneRequest(t *testing.T) {
 	}
 	r := &remote{tree: b}
 	got := run(t, a, r)
-	if !slices.Equal(got, sortedKeys(want)) {
-		t.Errorf("Buckets() = %v, want %v", got, sortedKeys(want))
+	if !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
+		t.Errorf("Buckets() = %v, want %v", got, slices.Sorted(maps.Keys(want)))
 	}
 	if len(r.asked) != 1 {
 		t.Errorf("asked about %v, want only the root: an empty remote subtree needs no descent", r.asked)
 	}
 	// The other way round the initiator must descend to learn which
 	// buckets the remote fills.
-	if got := run(t, b, &remote{tree: a}); !slices.Equal(got, sortedKeys(want)) {
-		t.Errorf("empty initiator: Buckets() = %v, want %v", got, sortedKeys(want))
+	if got := run(t, b, &remote{tree: a}); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
+		t.Errorf("empty initiator: Buckets() = %v, want %v", got, slices.Sorted(maps.Keys(want)))
 	}
 }
 
@@ -134,15 +135,6 @@ func TestExchangeRejectsBadAnswers(t *testing.T) {
 	if err := e.Receive(NodeRef{0, 0}, same.Level(0, 0)); !errors.Is(err, ErrNotWanted) {
 		t.Errorf("duplicate answer: %v, want ErrNotWanted", err)
 	}
-}
-
-func sortedKeys(m map[int]bool) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestDiffMatchesBruteForce is the property test: two replicas built from
@@ -185,7 +177,7 @@ func TestDiffMatchesBruteForce(t *testing.T) {
 			t.Fatalf("seed %d: Keys() = %d, %d, want %d, %d", seed, a.Keys(), b.Keys(), len(ma), len(mb))
 		}
 
-		wantList := sortedKeys(want)
+		wantList := slices.Sorted(maps.Keys(want))
 		if got := Diff(a, b); !slices.Equal(got, wantList) {
 			t.Fatalf("seed %d %+v: Diff(a, b) = %v, want %v", seed, cfg, got, wantList)
 		}

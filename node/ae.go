@@ -58,11 +58,21 @@ func newAEState() aeState {
 func (n *Node) AEStats() AEStats { return n.aeStats }
 
 // TreeRoot returns the root hash of this node's tree for partition p,
-// building it if needed; for convergence checks.
-func (n *Node) TreeRoot(p int) uint64 { return n.tree(p).Root() }
+// building it if needed; for convergence checks. It returns 0 when the
+// build's scan failed, which stops the core (Ready.Err).
+func (n *Node) TreeRoot(p int) uint64 {
+	t := n.tree(p)
+	if t == nil {
+		return 0
+	}
+	return t.Root()
+}
 
 // tree returns the tree of partition p, building it from storage the first
 // time: a restarted node rebuilds its trees lazily, one partition at a time.
+// It returns nil, caching nothing, when the scan fails: a tree missing keys
+// would be kept for the life of the process, and every exchange would then
+// "repair" keys this node in fact holds, or miss ones it lacks.
 func (n *Node) tree(p int) *merkle.Tree {
 	if t, ok := n.ae.trees[p]; ok {
 		return t
@@ -73,7 +83,7 @@ func (n *Node) tree(p int) *merkle.Tree {
 	}
 	lo, hi := storage.ObjectRange(p)
 	var scanned uint64
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	ok := n.scan(lo, hi, func(k, v []byte) error {
 		if _, uk, ok := storage.ParseObjectKey(k); ok {
 			if _, pend := n.pending[string(k)]; !pend {
 				t.Update(uk, 0, object.Hash(v))
@@ -82,6 +92,9 @@ func (n *Node) tree(p int) *merkle.Tree {
 		}
 		return nil
 	})
+	if !ok {
+		return nil
+	}
 	// Writes of this batch are not in storage yet.
 	for sk, v := range n.pending {
 		if pp, uk, ok := storage.ParseObjectKey([]byte(sk)); ok && pp == p && v != nil {
@@ -91,6 +104,7 @@ func (n *Node) tree(p int) *merkle.Tree {
 	n.ae.trees[p] = t
 	n.aeStats.TreeBuilds++
 	n.aeStats.TreeBuildKeys += scanned
+	n.emit(Event{Kind: TreeBuilt, Partition: p, N: int(scanned)})
 	return t
 }
 
@@ -136,7 +150,11 @@ func (n *Node) tickAE() {
 	}
 	peer := peers[n.ae.turn[p]%len(peers)]
 	n.ae.turn[p]++
-	run := &aeRun{id: n.newOpID(), p: p, peer: peer, ex: merkle.NewExchange(n.tree(p)), deadline: n.now.Add(n.cfg.AETimeout)}
+	t := n.tree(p)
+	if t == nil {
+		return
+	}
+	run := &aeRun{id: n.newOpID(), p: p, peer: peer, ex: merkle.NewExchange(t), deadline: n.now.Add(n.cfg.AETimeout)}
 	n.ae.cur = run
 	n.askTree(run)
 }
@@ -177,6 +195,9 @@ func (n *Node) onAETreeReq(m Message) {
 		return
 	}
 	t := n.tree(m.Partition)
+	if t == nil {
+		return // the core stopped: answer nothing
+	}
 	resp.Hashes = make([][]uint64, len(m.Levels))
 	for i := range m.Levels {
 		resp.Hashes[i] = t.Level(int(m.Levels[i]), int(m.Indexes[i]))
@@ -205,17 +226,25 @@ func (n *Node) onAETreeResp(m Message) {
 	}
 	n.aeStats.Exchanges++
 	buckets := run.ex.Buckets()
-	n.obs.noteExchange(run.p, ExchangeRecord{Peer: run.peer, At: n.now, InSync: len(buckets) == 0})
+	inSync := len(buckets) == 0
+	if inSync {
+		// Counted for handoffs' exchanges too, as the Exchange event says.
+		n.aeStats.InSync++
+	}
+	n.obs.noteExchange(run.p, ExchangeRecord{Peer: run.peer, At: n.now, InSync: inSync})
+	n.emit(Event{Kind: Exchange, Peer: run.peer, Partition: run.p, InSync: inSync})
 	if run.push != nil {
 		n.startPush(run, buckets)
 		return
 	}
 	n.ae.cur = nil
-	if len(buckets) == 0 {
-		n.aeStats.InSync++
+	if inSync {
 		return
 	}
-	keys, versions, _ := n.partitionKeys(run.p, buckets)
+	keys, versions, _, ok := n.partitionKeys(run.p, buckets)
+	if !ok {
+		return
+	}
 	out := Message{Type: MsgAEKeys, To: run.peer, Partition: run.p, Keys: keys, Versions: versions}
 	for _, b := range buckets {
 		out.Buckets = append(out.Buckets, uint32(b))
@@ -224,17 +253,22 @@ func (n *Node) onAETreeResp(m Message) {
 }
 
 // bucketKeys scans partition p for the keys in the given leaf buckets and
-// returns them with their version hashes and encodings.
-func (n *Node) bucketKeys(p int, buckets []int) (keys [][]byte, versions []uint64, encs [][]byte) {
+// returns them with their version hashes and encodings. ok is false when a
+// read failed (the core has stopped): the lists would be incomplete, and a
+// handoff that pushed them would be reported done with keys missing.
+func (n *Node) bucketKeys(p int, buckets []int) (keys [][]byte, versions []uint64, encs [][]byte, ok bool) {
 	if len(buckets) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, true
 	}
 	return n.partitionKeys(p, buckets)
 }
 
 // partitionKeys is bucketKeys for every key when buckets is nil.
-func (n *Node) partitionKeys(p int, buckets []int) (keys [][]byte, versions []uint64, encs [][]byte) {
+func (n *Node) partitionKeys(p int, buckets []int) (keys [][]byte, versions []uint64, encs [][]byte, ok bool) {
 	t := n.tree(p)
+	if t == nil {
+		return nil, nil, nil, false
+	}
 	var want map[int]bool
 	if buckets != nil {
 		want = make(map[int]bool, len(buckets))
@@ -243,7 +277,7 @@ func (n *Node) partitionKeys(p int, buckets []int) (keys [][]byte, versions []ui
 		}
 	}
 	lo, hi := storage.ObjectRange(p)
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	ok = n.scan(lo, hi, func(k, v []byte) error {
 		_, uk, ok := storage.ParseObjectKey(k)
 		if !ok || (want != nil && !want[t.Bucket(uk)]) {
 			return nil
@@ -259,7 +293,10 @@ func (n *Node) partitionKeys(p int, buckets []int) (keys [][]byte, versions []ui
 		encs = append(encs, slices.Clone(v))
 		return nil
 	})
-	return keys, versions, encs
+	if !ok {
+		return nil, nil, nil, false
+	}
+	return keys, versions, encs, true
 }
 
 func (n *Node) onAEKeys(m Message) {
@@ -270,7 +307,10 @@ func (n *Node) onAEKeys(m Message) {
 	for i, b := range m.Buckets {
 		buckets[i] = int(b)
 	}
-	keys, versions, encs := n.bucketKeys(m.Partition, buckets)
+	keys, versions, encs, ok := n.bucketKeys(m.Partition, buckets)
+	if !ok {
+		return
+	}
 	theirs := make(map[string]uint64, len(m.Keys))
 	for i, k := range m.Keys {
 		theirs[string(k)] = m.Versions[i]
@@ -284,8 +324,7 @@ func (n *Node) onAEKeys(m Message) {
 		}
 		if budget > 0 {
 			n.send(Message{Type: MsgReplicaPut, To: m.From, Key: k, Object: encs[i], Repair: true})
-			n.aeStats.KeysRepaired++
-			n.obs.noteSent(m.Partition, m.From)
+			n.repaired(RepairAE, m.Partition, m.From, k)
 			budget--
 		}
 	}
@@ -314,11 +353,13 @@ func (n *Node) onAEWant(m Message) {
 			continue
 		}
 		raw, have, err := n.readRaw(storage.ObjectKey(m.Partition, k))
-		if err != nil || !have {
+		if err != nil {
+			return // the core stopped (readRaw latched the error)
+		}
+		if !have {
 			continue
 		}
 		n.send(Message{Type: MsgReplicaPut, To: m.From, Key: k, Object: raw, Repair: true})
-		n.aeStats.KeysRepaired++
-		n.obs.noteSent(m.Partition, m.From)
+		n.repaired(RepairAE, m.Partition, m.From, k)
 	}
 }

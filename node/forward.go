@@ -40,8 +40,8 @@ const forwardMargin = 0.9
 // forward sends a client write to the first reachable node of the
 // preference list, which coordinates it.
 func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
-	tr := newTracer(n.now, "", p, pl)
-	tr.t.ForwardedBy = n.cfg.ID
+	tr := newTracer(req.Trace, n.now, "", p, pl)
+	tr.setForwardedBy(n.cfg.ID)
 	var to ring.NodeID
 	for _, id := range pl {
 		if n.reachable(id) {
@@ -52,7 +52,7 @@ func (n *Node) forward(req Request, p int, pl []ring.NodeID) {
 	if to == "" {
 		// Every primary is down or cut off: this node coordinates the
 		// write itself, on fallbacks only (Dynamo's sloppy quorum).
-		n.startHintedPut(origin{client: req.ID}, req, p, pl)
+		n.startPut(origin{client: req.ID, trace: req.Trace}, req.Key, req.Value, req.Context, req.Op == OpDelete, req.Replace, req.W, req.Timeout, "")
 		return
 	}
 	id := n.newOpID()
@@ -66,14 +66,14 @@ func (n *Node) sendForward(id uint64, op *forwardOp, to ring.NodeID) {
 	op.to = to
 	op.sentAt[to] = n.now
 	op.tried[to] = true
-	op.trace.t.Coordinator = to
+	op.trace.setCoordinator(to)
 	// Retrying risks a duplicate (two coordinators applying one write), so
 	// wait long unless the failure detector already suspects the node.
 	remaining := op.deadline.Sub(n.now)
 	op.retryAt = n.now.Add(max(n.cfg.ReplicaTimeout, remaining/2))
 	n.send(Message{
 		Type: MsgForward, To: to, ReqID: id, Key: op.req.Key, Value: op.req.Value, Context: op.req.Context,
-		Delete: op.req.Op == OpDelete, W: op.req.W, Timeout: time.Duration(float64(remaining) * forwardMargin),
+		Delete: op.req.Op == OpDelete, Replace: op.req.Replace, W: op.req.W, Timeout: time.Duration(float64(remaining) * forwardMargin),
 	})
 	op.trace.event(n.now, to, "sent", "forward to coordinator")
 }
@@ -123,7 +123,7 @@ func (n *Node) onForward(m Message) {
 		n.send(resp)
 		return
 	}
-	n.startPut(origin{remote: m.From, reqID: m.ReqID}, m.Key, m.Value, m.Context, m.Delete, m.W, m.Timeout, m.From)
+	n.startPut(origin{remote: m.From, reqID: m.ReqID, trace: true}, m.Key, m.Value, m.Context, m.Delete, m.Replace, m.W, m.Timeout, m.From)
 }
 
 // onNotCoordinator moves a forwarded write on from a node that declined to
@@ -178,8 +178,9 @@ func (n *Node) onForwardResp(m Message) {
 	delete(n.fwds, m.ReqID)
 	// The answer may come from an earlier coordinator than the last one
 	// tried (it was slow, not dead): the trace names the one that answered.
-	op.trace.t.Coordinator = m.From
+	op.trace.setCoordinator(m.From)
 	op.trace.merge(n.now, op.sentAt[m.From], m.Trace)
 	op.trace.event(n.now, m.From, "answer", m.Code.String())
-	n.reply(Reply{ID: op.client, Code: m.Code, Err: m.Err, Context: m.Context, Dot: m.Dot, Acks: m.Acks, Required: m.Required, Trace: op.trace.finish()})
+	n.reply(Reply{ID: op.client, Code: m.Code, Err: m.Err, Context: m.Context, Dot: m.Dot, Acks: m.Acks, Required: m.Required, Trace: op.trace.finish(),
+		ManySiblings: siblingsNoted(m.Trace)})
 }

@@ -28,15 +28,19 @@ import (
 // has answered or the deadline passes, so that read repair can fix the
 // replicas that answered after the client already had its reply.
 type getOp struct {
-	origin     origin
-	key        []byte
-	p          int
-	pl         []ring.NodeID
-	required   int
-	asked      map[ring.NodeID]*getTarget
-	order      []ring.NodeID // asked nodes, in asking order (never map order)
-	fbs        []ring.NodeID // the partition's fallbacks, in ring order
-	fbNext     int
+	origin   origin
+	key      []byte
+	p        int
+	pl       []ring.NodeID
+	required int
+	asked    map[ring.NodeID]*getTarget
+	order    []ring.NodeID // asked nodes, in asking order (never map order)
+	// rg is the ring the get started on: its fallbacks are the ones
+	// asked, even if a new ring is committed meanwhile. tried holds the
+	// fallbacks already considered, asked or passed over as unreachable;
+	// none is considered again (see standIn).
+	rg         *ring.Ring
+	tried      map[ring.NodeID]bool
 	counted    int // answers that count toward R
 	decided    bool
 	merged     object.Object
@@ -47,6 +51,8 @@ type getOp struct {
 	// busy holds decisions back while the op is still sending (local
 	// answers arrive synchronously); finished marks it forgotten.
 	busy, finished bool
+	// sess is the session's floor for a session read (see session.go).
+	sess getSession
 }
 
 // getTarget is one node a get asked.
@@ -66,18 +72,19 @@ type getTarget struct {
 // startGet asks every primary of key's preference list for its copy, and a
 // fallback in place of each primary the failure detector marks dead. Any
 // node may coordinate a get; unlike a put it needs no local version stamp.
-func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forwardedBy ring.NodeID) {
+func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forwardedBy ring.NodeID, sess getSession) {
 	p := n.ring.PartitionOf(key)
 	pl := n.ring.PreferenceList(p)
-	tr := newTracer(n.now, n.cfg.ID, p, pl)
-	tr.t.ForwardedBy = forwardedBy
+	tr := newTracer(o.trace, n.now, n.cfg.ID, p, pl)
+	tr.setForwardedBy(forwardedBy)
 	id := n.newOpID()
 	op := &getOp{
 		origin: o, key: key, p: p, pl: pl, required: r,
-		asked: map[ring.NodeID]*getTarget{}, fbs: n.ring.Fallbacks(p),
+		asked: map[ring.NodeID]*getTarget{}, rg: n.ring, tried: map[ring.NodeID]bool{},
 		fallbackAt: n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
-		deadline:   n.now.Add(timeout), trace: tr, busy: true,
+		deadline:   n.now.Add(timeout), trace: tr, busy: true, sess: sess,
 	}
+	op.sess.retryAt = op.deadline.Add(time.Nanosecond) // none until the floor is found unmet
 	n.gets[id] = op
 	var down []ring.NodeID
 	for _, rep := range pl {
@@ -101,21 +108,9 @@ func (n *Node) askGet(id uint64, op *getOp, to, standsFor ring.NodeID) {
 	}
 	op.asked[to] = &getTarget{standsFor: standsFor}
 	op.order = append(op.order, to)
-	if to == n.cfg.ID {
-		var (
-			local object.Object
-			have  bool
-			err   error
-		)
-		if standsFor != "" {
-			local, have, err = n.readHints(op.key)
-		} else {
-			local, have, err = n.readLocal(op.p, op.key)
-		}
-		n.onAnswer(id, op, to, local, have, err)
+	if n.requestCopy(id, op, to, standsFor) {
 		return
 	}
-	n.send(Message{Type: MsgReplicaGet, To: to, ReqID: id, Key: op.key, Hint: standsFor})
 	if standsFor != "" {
 		op.trace.event(n.now, to, "sent", "replica get (fallback for "+string(standsFor)+")")
 	} else if !n.reachable(to) {
@@ -125,6 +120,29 @@ func (n *Node) askGet(id uint64, op *getOp, to, standsFor ring.NodeID) {
 	}
 }
 
+// requestCopy sends to a replica get for op, or, when to is this node,
+// reads its copy (its hints' copy when it stands in for a primary) and
+// answers at once; it reports whether it read locally. A session read's
+// later rounds ask again through it too.
+func (n *Node) requestCopy(id uint64, op *getOp, to, standsFor ring.NodeID) (local bool) {
+	if to == n.cfg.ID {
+		var (
+			obj  object.Object
+			have bool
+			err  error
+		)
+		if standsFor != "" {
+			obj, have, err = n.readHints(op.key)
+		} else {
+			obj, have, err = n.readLocal(op.p, op.key)
+		}
+		n.onAnswer(id, op, to, obj, have, err)
+		return true
+	}
+	n.send(Message{Type: MsgReplicaGet, To: to, ReqID: id, Key: op.key, Hint: standsFor})
+	return false
+}
+
 // askFallbackFor asks the next reachable fallback not asked yet in place of
 // primary. With none left, the primary has no stand-in.
 func (n *Node) askFallbackFor(id uint64, op *getOp, primary ring.NodeID) {
@@ -132,16 +150,30 @@ func (n *Node) askFallbackFor(id uint64, op *getOp, primary ring.NodeID) {
 	if t == nil || t.fallback != "" {
 		return
 	}
-	for ; op.fbNext < len(op.fbs); op.fbNext++ {
-		fb := op.fbs[op.fbNext]
-		if _, used := op.asked[fb]; used || !n.reachable(fb) {
-			continue
-		}
-		op.fbNext++
+	if fb := n.standIn(op, primary); fb != "" {
 		t.fallback = fb
 		n.askGet(id, op, fb, primary)
-		return
 	}
+}
+
+// standIn picks the fallback a get asks in place of primary (ring.StandIns),
+// or "" when none is left. The get walks its fallbacks once over its
+// lifetime, as a cursor: a fallback passed over because it was unreachable
+// is not reconsidered in a later round, and once the walk found none left,
+// no later round asks any.
+func (n *Node) standIn(op *getOp, primary ring.NodeID) ring.NodeID {
+	tg := op.rg.StandIns(op.p, []ring.NodeID{primary}, func(fb ring.NodeID) bool {
+		if op.tried[fb] {
+			return false
+		}
+		op.tried[fb] = true
+		_, asked := op.asked[fb]
+		return !asked && n.reachable(fb)
+	})
+	if len(tg) == 0 {
+		return ""
+	}
+	return tg[0].Node
 }
 
 // getFallbacks runs when the replica timeout passes: every primary that has
@@ -168,31 +200,6 @@ func (n *Node) getFallbacks(id uint64, op *getOp) {
 	n.evaluateGet(id, op)
 }
 
-func (n *Node) onReplicaGet(m Message) {
-	resp := Message{Type: MsgReplicaGetResp, To: m.From, ReqID: m.ReqID}
-	var (
-		obj   object.Object
-		found bool
-		err   error
-	)
-	if m.Hint != "" && m.Hint != n.cfg.ID {
-		// Asked as a fallback: answer from every hint held for the key,
-		// whichever primary it names (the coordinator that stored it may
-		// have paired primaries and fallbacks differently).
-		obj, found, err = n.readHints(m.Key)
-	} else {
-		obj, found, err = n.readLocal(n.ring.PartitionOf(m.Key), m.Key)
-	}
-	switch {
-	case err != nil:
-		resp.Err = err.Error()
-	case found:
-		resp.Found = true
-		resp.Object = object.Encode(obj)
-	}
-	n.send(resp)
-}
-
 func (n *Node) onReplicaGetResp(m Message) {
 	op, ok := n.gets[m.ReqID]
 	if !ok {
@@ -214,6 +221,10 @@ func (n *Node) onReplicaGetResp(m Message) {
 // toward R whatever it says; a fallback's only when it holds a hinted copy.
 func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, found bool, err error) {
 	t := op.asked[from]
+	if t != nil && t.answered && op.sess.waiting(op) {
+		n.onSessionReanswer(id, op, t, from, obj, found, err)
+		return
+	}
 	if t == nil || t.answered {
 		return // not asked, or a duplicate
 	}
@@ -231,11 +242,13 @@ func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Objec
 	case found:
 		t.found, t.obj, t.counts = true, obj, true
 		op.merged = object.Merge(op.merged, obj)
-		note := fmt.Sprintf("%d sibling(s)", obj.Clock.Size())
-		if t.standsFor != "" {
-			note += " from hints"
+		if op.trace.on() {
+			note := fmt.Sprintf("%d sibling(s)", obj.Clock.Size())
+			if t.standsFor != "" {
+				note += " from hints"
+			}
+			op.trace.event(n.now, from, "answer", note)
 		}
-		op.trace.event(n.now, from, "answer", note)
 	case t.standsFor == "":
 		t.counts = true
 		op.trace.event(n.now, from, "not_found", "")
@@ -275,9 +288,14 @@ func (n *Node) evaluateGet(id uint64, op *getOp) {
 			pending++
 		}
 		switch {
-		case op.counted >= op.required:
+		case op.counted >= op.required && op.sess.met(op):
 			op.decided = true
 			n.replyGet(op)
+		case op.counted >= op.required:
+			// R answered, but not with the session's versions: keep
+			// asking (sessionChase) until they come or the deadline.
+			n.sessionChase(id, op)
+			return
 		case op.counted+pending < op.required:
 			op.decided = true
 			n.failGet(op, "")
@@ -322,7 +340,12 @@ func (n *Node) expireGet(id uint64, op *getOp) {
 	if !op.decided {
 		op.decided = true
 		op.trace.event(n.now, n.cfg.ID, "timeout", "")
-		n.failGet(op, fmt.Sprintf("only %d of %d required replicas answered in time", op.counted, op.required))
+		if op.counted >= op.required && len(op.sess.floor) > 0 {
+			// R answered long ago; only the session's floor was missing.
+			n.failSessionGet(op)
+		} else {
+			n.failGet(op, fmt.Sprintf("only %d of %d required replicas answered in time", op.counted, op.required))
+		}
 	}
 	n.finishGet(id, op)
 }
@@ -353,8 +376,9 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 	if len(targets) == 0 {
 		return
 	}
-	n.obs.readRepairs += uint64(len(targets))
+	n.obs.noteReadRepairs(targets, answers)
 	enc := object.Encode(op.merged)
+	n.emitReadRepairs(op.p, op.key, targets)
 	for _, t := range targets {
 		hint := op.asked[t].standsFor
 		switch {
@@ -373,16 +397,6 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 		}
 		op.trace.event(n.now, t, "repair", "")
 	}
-}
-
-// readLocalRaw returns the encoded local copy of key, validated.
-func (n *Node) readLocalRaw(key []byte) ([]byte, bool, error) {
-	p := n.ring.PartitionOf(key)
-	o, found, err := n.readLocal(p, key)
-	if err != nil || !found {
-		return nil, found, err
-	}
-	return object.Encode(o), true, nil
 }
 
 // distinct drops siblings whose value repeats an earlier one. Two

@@ -21,6 +21,8 @@ type getHarness struct {
 	key []byte
 	pl  []ring.NodeID
 	fbs []ring.NodeID // the fallbacks other than the coordinator
+	// reqs holds requests drained but not yet looked at (session tests).
+	reqs []Message
 }
 
 func newGetHarness(t *testing.T) *getHarness {

@@ -78,24 +78,31 @@ func newHintState() hintState {
 // errStopScan ends a scan early; it never escapes this package.
 var errStopScan = errors.New("node: stop scan")
 
-// loadHints counts the hints on disk once, after a restart.
-func (n *Node) loadHints() {
+// loadHints counts the hints on disk once, after a restart. It reports
+// false when the scan failed (the core has stopped); the counts are then
+// left as they were, never half-loaded.
+func (n *Node) loadHints() bool {
 	if n.hints.loaded {
-		return
+		return true
 	}
-	n.hints.loaded = true
+	counts := map[ring.NodeID]int{}
 	lo, hi := storage.AllHintsRange()
-	_ = n.store.Scan(lo, hi, func(k, _ []byte) error {
+	if !n.scan(lo, hi, func(k, _ []byte) error {
 		if target, _, _, ok := storage.ParseHintKey(k); ok {
-			n.hints.held[ring.NodeID(target)]++
+			counts[ring.NodeID(target)]++
 		}
 		return nil
-	})
+	}) {
+		return false
+	}
+	n.hints.held = counts // every use of held waits for this first load
+	n.hints.loaded = true
+	return true
 }
 
 // HintsHeld returns how many hints this node stores, per primary.
 func (n *Node) HintsHeld() map[ring.NodeID]int {
-	n.loadHints()
+	n.loadHints() // on failure held is still empty: nothing to report
 	out := make(map[ring.NodeID]int, len(n.hints.held))
 	for k, v := range n.hints.held {
 		if v > 0 {
@@ -105,13 +112,11 @@ func (n *Node) HintsHeld() map[ring.NodeID]int {
 	return out
 }
 
-// HintStats returns how many hints this node stored and delivered since
-// the core started.
-func (n *Node) HintStats() (stored, delivered uint64) { return n.hints.Stored, n.hints.Delivered }
-
 // storeHint merges a write meant for primary into the hint kept for it.
 func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error {
-	n.loadHints()
+	if !n.loadHints() {
+		return n.err
+	}
 	in, err := object.Decode(encoded)
 	if err != nil {
 		return fmt.Errorf("node: bad object from peer: %w", err)
@@ -136,7 +141,7 @@ func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error 
 	}
 	n.hints.Stored++
 	delete(n.hints.spreadDone, primary)
-	n.obs.noteHint(primary, key)
+	n.emit(Event{Kind: HintStored, Peer: primary, Key: slices.Clone(key), Partition: p})
 	n.put(skey, encoded)
 	return nil
 }
@@ -144,7 +149,9 @@ func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error 
 // readHints merges every hint this node holds for key, whichever primary
 // each names.
 func (n *Node) readHints(key []byte) (object.Object, bool, error) {
-	n.loadHints()
+	if !n.loadHints() {
+		return object.Object{}, false, n.err
+	}
 	p := n.ring.PartitionOf(key)
 	var (
 		merged object.Object
@@ -225,8 +232,7 @@ type localHint struct {
 // flight at once; hints whose key target no longer replicates go to the
 // key's current primaries instead.
 func (n *Node) deliverHints(target ring.NodeID) {
-	n.loadHints()
-	if n.hints.held[target] == 0 || target == n.cfg.ID || n.ring == nil {
+	if !n.loadHints() || n.hints.held[target] == 0 || target == n.cfg.ID || n.ring == nil {
 		return
 	}
 	member := n.isMember(target)
@@ -241,7 +247,7 @@ func (n *Node) deliverHints(target ring.NodeID) {
 		return
 	}
 	var locals []localHint
-	n.scanHints(target, func(k, userKey, v []byte) error {
+	if !n.scanHints(target, func(k, userKey, v []byte) error {
 		if room <= 0 {
 			return errStopScan
 		}
@@ -266,7 +272,9 @@ func (n *Node) deliverHints(target ring.NodeID) {
 		n.hints.perTarget[target]++
 		n.send(Message{Type: MsgReplicaPut, To: to, ReqID: id, Key: slices.Clone(userKey), Object: slices.Clone(v)})
 		return nil
-	})
+	}) {
+		return // the core stopped
+	}
 	for _, h := range locals {
 		if err := n.mergeLocal(h.key, h.value); err == nil {
 			n.dropHint(target, h.skey)
@@ -277,10 +285,11 @@ func (n *Node) deliverHints(target ring.NodeID) {
 // scanHints calls fn for each readable hint held for target, with its
 // storage key, the user key it is for and its object; fn returns
 // errStopScan to end the scan early. Unreadable hints are skipped here, in
-// one place, rather than by each caller.
-func (n *Node) scanHints(target ring.NodeID, fn func(skey, userKey, value []byte) error) {
+// one place, rather than by each caller. It reports false when the scan
+// failed (the core has stopped): what fn saw is then incomplete.
+func (n *Node) scanHints(target ring.NodeID, fn func(skey, userKey, value []byte) error) bool {
 	lo, hi := storage.HintRange(string(target))
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	return n.scan(lo, hi, func(k, v []byte) error {
 		v, ok := n.hintValue(k, v)
 		if !ok {
 			return nil
@@ -300,6 +309,11 @@ func (n *Node) dropHint(target ring.NodeID, skey []byte) {
 	n.hints.held[target]--
 	n.hints.Delivered++
 	n.obs.noteDelivered(target)
+	ev := Event{Kind: HintDelivered, Peer: target}
+	if _, p, key, ok := storage.ParseHintKey(skey); ok {
+		ev.Partition, ev.Key = p, slices.Clone(key)
+	}
+	n.emit(ev)
 }
 
 // spreadHints copies the hints held for target, which cannot take them now,
@@ -311,7 +325,7 @@ func (n *Node) spreadHints(target ring.NodeID) {
 	}
 	budget, complete := n.cfg.HintBatch, true
 	var locals []localHint
-	n.scanHints(target, func(k, userKey, v []byte) error {
+	if !n.scanHints(target, func(k, userKey, v []byte) error {
 		if budget <= 0 {
 			complete = false
 			return errStopScan
@@ -329,6 +343,7 @@ func (n *Node) spreadHints(target ring.NodeID) {
 				sent = true
 			default:
 				n.send(Message{Type: MsgReplicaPut, To: r, Key: slices.Clone(userKey), Object: slices.Clone(v), Repair: true})
+				n.emit(Event{Kind: Repair, Peer: r, Key: slices.Clone(userKey), Partition: n.ring.PartitionOf(userKey), Cause: RepairSpread})
 				sent = true
 			}
 		}
@@ -339,7 +354,9 @@ func (n *Node) spreadHints(target ring.NodeID) {
 		n.hints.spread[string(k)] = h
 		budget--
 		return nil
-	})
+	}) {
+		return // the core stopped; spreadDone must not claim a full pass
+	}
 	for _, h := range locals {
 		_ = n.mergeLocal(h.key, h.value) // a failure is retried: the hint stays
 	}
@@ -400,7 +417,9 @@ func (n *Node) tickHints() {
 		clear(n.hints.spread)
 		clear(n.hints.spreadDone)
 	}
-	n.loadHints()
+	if !n.loadHints() {
+		return
+	}
 	for _, t := range n.hintTargets() {
 		n.deliverHints(t)
 	}

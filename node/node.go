@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,14 +11,14 @@ import (
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/coord"
 	"github.com/dynago/dynago/dvv"
-	"github.com/dynago/dynago/merkle"
-	"github.com/dynago/dynago/object"
 	"github.com/dynago/dynago/ring"
 	"github.com/dynago/dynago/storage"
 )
 
 // Store is the core's read access to the node's local state. The daemon
 // passes its storage engine; every write goes out through Ready instead.
+// Any error but storage.ErrNotFound stops the core (see Ready.Err): the
+// core never works on from a read it could not make.
 type Store interface {
 	Get(key []byte) ([]byte, error) // storage.ErrNotFound when absent
 	// Scan visits keys in [lower, upper) in order; slices are valid only
@@ -25,201 +26,14 @@ type Store interface {
 	Scan(lower, upper []byte, fn func(key, value []byte) error) error
 }
 
-// Config configures a node core.
-type Config struct {
-	// ID names this node in the ring.
-	ID ring.NodeID
-	// Actor is the name this node stamps versions with: the node ID plus its
-	// storage epoch, so that a node restarted on a wiped disk never reuses
-	// an old actor's counters (Riak kv679). See ActorFor.
-	Actor string
-	// OpIDBase is where this node's operation IDs start. Answers are
-	// matched to operations by ID and sender, and an answer to an operation
-	// of a previous life of this node (sent before it restarted, delivered
-	// after) must match nothing: give each start a random base. Zero works,
-	// but then IDs repeat across restarts.
-	OpIDBase uint64
-	// State is the cluster state to start from (loaded from disk, or the
-	// initial state of a static cluster). Nil with a nil Ring means the
-	// node is joining: it serves nothing until gossip brings it a state.
-	State *cluster.State
-	// Ring is a fixed ring to start from when State is nil (tests, the
-	// simulator); it is turned into a version-N state.
-	Ring *ring.Ring
-	// N is the replication factor; needed only when neither State nor Ring
-	// is given.
-	N int
-	// R and W are the cluster's default quorums (1..N). Default: a majority.
-	R, W int
-	// RequestTimeout bounds a request whose client gave none. Default 5s.
-	RequestTimeout time.Duration
-	// MaxKeySize and MaxValueSize bound client requests (bytes). Defaults:
-	// 1 KiB and 1 MiB.
-	MaxKeySize, MaxValueSize int
-	// ReplicaTimeout is how long a coordinator waits for a preference-list
-	// node to acknowledge a write before it also sends the write, with a
-	// hint, to the next fallback (sloppy quorum). Default 1s.
-	ReplicaTimeout time.Duration
-	// HintRetry is how often a node re-offers the hints it holds for nodes
-	// it believes alive (an acknowledgement may have been lost, or the node
-	// restarted faster than the failure detector noticed). Default 2s.
-	HintRetry time.Duration
-	// HintBatch bounds the hints in flight to one node. Default 64.
-	HintBatch int
-	// AEInterval is how often a node starts an anti-entropy exchange of one
-	// partition with one other replica. Default 1s; negative disables.
-	AEInterval time.Duration
-	// AETimeout abandons an exchange whose peer stopped answering. Default
-	// 10s.
-	AETimeout time.Duration
-	// AEMaxKeys bounds the objects each side sends per exchange: the
-	// throttle that keeps repair traffic from crowding out clients.
-	// Default 1000 (at the default interval, at most ~1000 keys/s).
-	AEMaxKeys int
-	// TombstoneGrace is how old a tombstone must be before it may be
-	// reaped (once every member agrees). Default 10 minutes; negative
-	// disables reaping.
-	TombstoneGrace time.Duration
-	// ReapInterval is how often a node looks for tombstones to reap in one
-	// of the partitions it leads. Default 10s.
-	ReapInterval time.Duration
-	// LWW makes the cluster last-write-wins: every merge keeps only the
-	// sibling with the newest coordinator timestamp. It silently discards
-	// concurrent writes and exists only as an explicit, documented choice
-	// (and as the negative control of the simulator's checker).
-	LWW bool
-	// TreeLeaves is the number of leaf buckets per partition's Merkle tree
-	// (a power of two). Default 1024.
-	TreeLeaves int
-	// SiblingWarn and MaxSiblings bound a key's siblings (values and
-	// tombstones of concurrent writes), as Riak's warn_siblings and
-	// max_siblings do. Above SiblingWarn a write succeeds with a warning
-	// (a "siblings" trace event, which the HTTP layer turns into a header);
-	// a write that would leave more than MaxSiblings, and more than the
-	// key had, is refused with CodeTooManySiblings and changes nothing:
-	// the client must read and resolve first. Nothing acknowledged is ever
-	// dropped to stay under the cap. Defaults 25 and 100.
-	SiblingWarn, MaxSiblings int
-	// MaxContextSize bounds the encoded context (dvv.EncodeContext) of a
-	// key's version, in bytes: a write that would give the key a larger
-	// one is refused (CodeBadRequest), so that every context a node hands
-	// out fits a client's header limits and is accepted back. Default
-	// 6000 (8 KiB as a header token).
-	MaxContextSize int
-}
-
-// Defaults for Config fields left zero.
-const (
-	DefaultRequestTimeout = 5 * time.Second
-	DefaultMaxKeySize     = 1 << 10
-	DefaultMaxValueSize   = 1 << 20
-	DefaultSiblingWarn    = 25
-	DefaultMaxSiblings    = 100
-	// DefaultMaxContextSize keeps a context's header form (base64url of
-	// it plus a 4-byte key tag: 8006 characters) within httpapi's 8 KiB
-	// MaxContextHeaderSize, so every context handed out is accepted back.
-	DefaultMaxContextSize = 6000
-	DefaultReplicaTimeout = time.Second
-	DefaultHintRetry      = 2 * time.Second
-	DefaultHintBatch      = 64
-	DefaultAEInterval     = time.Second
-	DefaultAETimeout      = 10 * time.Second
-	DefaultAEMaxKeys      = 1000
-	DefaultTreeLeaves     = 1024
-	DefaultTombstoneGrace = 10 * time.Minute
-	DefaultReapInterval   = 10 * time.Second
-)
-
-// ErrConfig reports an invalid Config.
-var ErrConfig = errors.New("node: invalid config")
+// ErrStorageRead is the error a core latches on a failed Store read (see
+// Ready.Err); it wraps the store's own error.
+var ErrStorageRead = errors.New("node: storage read failed; the node must stop")
 
 // ActorFor returns the actor name a node stamps versions with. The epoch is
 // shortened to 32 bits: it only has to differ between lives of one node.
 func ActorFor(id ring.NodeID, epoch uint64) string {
 	return fmt.Sprintf("%s:%08x", id, uint32(epoch))
-}
-
-func (c *Config) validate() error {
-	if c.ID == "" {
-		return fmt.Errorf("%w: empty ID", ErrConfig)
-	}
-	if c.State == nil && c.Ring != nil {
-		c.State = &cluster.State{Version: max(c.Ring.Version(), 1), Partitions: c.Ring.Partitions(), N: c.Ring.N(), Owners: c.Ring.Owners()}
-	}
-	if c.State != nil {
-		if err := c.State.Validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-		c.N = c.State.N
-	}
-	if c.N < 1 {
-		return fmt.Errorf("%w: no state, no ring and no N", ErrConfig)
-	}
-	if c.Actor == "" {
-		return fmt.Errorf("%w: empty actor", ErrConfig)
-	}
-	n := c.N
-	if c.R == 0 {
-		c.R = n/2 + 1
-	}
-	if c.W == 0 {
-		c.W = n/2 + 1
-	}
-	if err := coord.CheckQuorum("r", c.R, n); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if err := coord.CheckQuorum("w", c.W, n); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = DefaultRequestTimeout
-	}
-	if c.MaxKeySize <= 0 {
-		c.MaxKeySize = DefaultMaxKeySize
-	}
-	if c.MaxValueSize <= 0 {
-		c.MaxValueSize = DefaultMaxValueSize
-	}
-	if c.SiblingWarn <= 0 {
-		c.SiblingWarn = DefaultSiblingWarn
-	}
-	if c.MaxSiblings <= 0 {
-		c.MaxSiblings = DefaultMaxSiblings
-	}
-	if c.MaxContextSize <= 0 {
-		c.MaxContextSize = DefaultMaxContextSize
-	}
-	if c.ReplicaTimeout <= 0 {
-		c.ReplicaTimeout = DefaultReplicaTimeout
-	}
-	if c.HintRetry <= 0 {
-		c.HintRetry = DefaultHintRetry
-	}
-	if c.HintBatch <= 0 {
-		c.HintBatch = DefaultHintBatch
-	}
-	if c.AEInterval == 0 {
-		c.AEInterval = DefaultAEInterval
-	}
-	if c.AETimeout <= 0 {
-		c.AETimeout = DefaultAETimeout
-	}
-	if c.AEMaxKeys <= 0 {
-		c.AEMaxKeys = DefaultAEMaxKeys
-	}
-	if c.TombstoneGrace == 0 {
-		c.TombstoneGrace = DefaultTombstoneGrace
-	}
-	if c.ReapInterval <= 0 {
-		c.ReapInterval = DefaultReapInterval
-	}
-	if c.TreeLeaves == 0 {
-		c.TreeLeaves = DefaultTreeLeaves
-	}
-	if _, err := merkle.New(merkle.Config{Leaves: c.TreeLeaves}); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
-	}
-	return nil
 }
 
 // Ready is the output of the core since the previous call to Ready.
@@ -240,14 +54,39 @@ type Ready struct {
 	// Writes, and every earlier Ready's, to be durable.
 	Messages []Message
 	Replies  []Reply
+	// Events say what happened, for logs, metrics, traces and the
+	// dashboard; nothing depends on them for correctness. They are
+	// released with Messages (after the fsync), so an event never reports
+	// a hint or a repair that a crash could still undo.
+	Events []Event
 	// State, when set, is a new cluster state to gossip (it is also among
 	// the Writes, so it is durable before anyone hears of it).
 	State *cluster.State
+	// Err, when set, is a Store read that failed (it wraps ErrStorageRead
+	// and the store's error). The core has stopped, and the rest of this
+	// Ready is empty: whatever the core computed from that read may be
+	// wrong. The driver must stop the node, as on a failed fsync.
+	Err error
 }
 
 // Empty reports whether the Ready carries nothing.
 func (rd Ready) Empty() bool {
-	return len(rd.Writes) == 0 && len(rd.Requests) == 0 && len(rd.Messages) == 0 && len(rd.Replies) == 0 && rd.State == nil
+	return len(rd.Writes) == 0 && len(rd.Requests) == 0 && len(rd.Messages) == 0 && len(rd.Replies) == 0 && len(rd.Events) == 0 && rd.State == nil && rd.Err == nil
+}
+
+// Batch returns the Writes as one storage batch, in order: a nil Value is a
+// delete. Both drivers (server and sim) apply a Ready's writes through it, so
+// the meaning of a Write is decided here, beside its type, and not twice.
+func (rd Ready) Batch() *storage.Batch {
+	var b storage.Batch
+	for _, w := range rd.Writes {
+		if w.Value == nil {
+			b.Delete(w.Key)
+		} else {
+			b.Set(w.Key, w.Value)
+		}
+	}
+	return &b
 }
 
 // Status is a node's liveness as the failure detector reports it.
@@ -276,6 +115,10 @@ type origin struct {
 	client uint64      // local Request.ID, when remote == ""
 	remote ring.NodeID // forwarding node waiting for MsgForwardResp
 	reqID  uint64      // its request ID
+	// trace: record how the operation is served (Request.Trace; always
+	// for a forwarded write, whose trace the forwarding node merges and
+	// reads the sibling warning from).
+	trace bool
 }
 
 // Node is one dynago node's protocol core. It is not safe for concurrent
@@ -294,7 +137,7 @@ type Node struct {
 	gets      map[uint64]*getOp
 	fwds      map[uint64]*forwardOp
 	hints     hintState
-	hintedSeq uint64 // writes coordinated for unreachable primaries (startHintedPut)
+	hintedSeq uint64 // fresh actors drawn (freshActor): writes by a non-replica, exhausted counters
 	ae        aeState
 	ho        handoffState
 
@@ -309,6 +152,11 @@ type Node struct {
 	// that reads later in the same batch see them (like raft's unstable log).
 	pending map[string][]byte
 	rd      Ready
+	// err is the first Store read error (see fail); once set, the core
+	// takes no more input. errTold records that a Ready carried it, so
+	// that a driver looping on HasReady does not spin.
+	err     error
+	errTold bool
 }
 
 // New returns a core reading local state from store.
@@ -335,9 +183,38 @@ func New(cfg Config, store Store) (*Node, error) {
 		if err := n.install(*cfg.State); err != nil {
 			return nil, err
 		}
-		n.findOrphans()
+		if err := n.findOrphans(); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
+}
+
+// fail latches the first Store read error. As in raft ("if any Storage
+// method returns an error, the raft instance will become inoperable"),
+// the core then stops: a failed read may have hidden keys, and what was
+// computed from it (a Merkle tree, a handoff's key list, a reap vote)
+// could be wrong, and wrong for good once cached or acted on. The core
+// answers nothing more, and every later Ready carries only the error, so
+// that the driver stops the node as it does on a failed fsync.
+func (n *Node) fail(err error) {
+	if n.err == nil {
+		n.err = fmt.Errorf("%w: %w", ErrStorageRead, err)
+	}
+}
+
+// Err returns the storage read error that stopped the core, or nil.
+func (n *Node) Err() error { return n.err }
+
+// scan runs a Store scan; a failure (other than fn ending it early with
+// errStopScan) latches the core, and scan reports false. Callers then
+// return without acting on what the scan saw.
+func (n *Node) scan(lower, upper []byte, fn func(key, value []byte) error) bool {
+	if err := n.store.Scan(lower, upper, fn); err != nil && !errors.Is(err, errStopScan) {
+		n.fail(err)
+		return false
+	}
+	return true
 }
 
 // ID returns the node's ID.
@@ -349,8 +226,33 @@ func (n *Node) Ring() *ring.Ring { return n.ring }
 // State returns the cluster state the core runs by.
 func (n *Node) State() cluster.State { return n.state.Clone() }
 
-// Defaults returns N and the default R and W.
+// StateVersion returns the version of the cluster state the core runs by,
+// without State's copy: drivers ask after every step.
+func (n *Node) StateVersion() uint64 { return n.state.Version }
+
+// Defaults returns N and the default R and W: those of requests that name
+// none (Config.R and W, as SetDefaults last changed them).
 func (n *Node) Defaults() (nrep, r, w int) { return n.cfg.N, n.cfg.R, n.cfg.W }
+
+// SetDefaults changes the default R and W of requests that name none, from
+// the next request on: one in flight keeps the quorum it started with.
+// Zero keeps the current value. A quorum outside 1..N is refused
+// (ErrBadQuorum) and changes nothing. The change lasts until the node
+// restarts; N cannot change, since it decides where every key lives.
+func (n *Node) SetDefaults(r, w int) error {
+	if n.err != nil {
+		return n.err
+	}
+	r, w = cmp.Or(r, n.cfg.R), cmp.Or(w, n.cfg.W)
+	if err := coord.CheckQuorum("r", r, n.cfg.N); err != nil {
+		return err
+	}
+	if err := coord.CheckQuorum("w", w, n.cfg.N); err != nil {
+		return err
+	}
+	n.cfg.R, n.cfg.W = r, w
+	return nil
+}
 
 // InFlight returns the number of operations the core is tracking.
 func (n *Node) InFlight() int { return len(n.puts) + len(n.gets) + len(n.fwds) + len(n.hints.inflight) }
@@ -358,6 +260,9 @@ func (n *Node) InFlight() int { return len(n.puts) + len(n.gets) + len(n.fwds) +
 // SetStatus records another node's liveness as the failure detector sees it.
 // A node coming back alive gets the hints held for it at once.
 func (n *Node) SetStatus(id ring.NodeID, s Status) {
+	if n.err != nil {
+		return
+	}
 	was := n.status[id]
 	if s != Alive {
 		// Writes forwarded to a node now suspected move on without
@@ -383,13 +288,22 @@ func (n *Node) StatusOf(id ring.NodeID) Status { return n.status[id] }
 
 func (n *Node) reachable(id ring.NodeID) bool { return id == n.cfg.ID || n.status[id] != Dead }
 
-// HasReady reports whether Ready would return anything.
-func (n *Node) HasReady() bool { return !n.rd.Empty() }
+// HasReady reports whether Ready would return anything new. A storage read
+// error counts once.
+func (n *Node) HasReady() bool { return (n.err != nil && !n.errTold) || !n.rd.Empty() }
 
 // Ready returns the outputs accumulated since the last call. The caller
 // must apply rd.Writes to the store and then call Advance before feeding
-// the core any further input.
+// the core any further input. After a storage read error it returns only
+// that error (Ready.Err), every time.
 func (n *Node) Ready() Ready {
+	if n.err != nil {
+		// Outputs of the input that failed may rest on the failed read;
+		// those of earlier inputs in the batch wait for writes that will
+		// now never be made durable. Neither may leave.
+		n.rd, n.errTold = Ready{}, true
+		return Ready{Err: n.err}
+	}
 	rd := n.rd
 	n.rd = Ready{}
 	return rd
@@ -403,6 +317,9 @@ func (n *Node) Advance() { clear(n.pending) }
 // Expiry runs in operation order, never map order, so that a run replays
 // identically from the same inputs.
 func (n *Node) Tick(now time.Time) {
+	if n.err != nil {
+		return
+	}
 	n.now = now
 	n.tickHints()
 	if n.ring == nil {
@@ -416,6 +333,9 @@ func (n *Node) Tick(now time.Time) {
 	}
 	for _, id := range expired(n.gets, now, func(op *getOp) time.Time { return op.fallbackAt }) {
 		n.getFallbacks(id, n.gets[id])
+	}
+	for _, id := range expired(n.gets, now, func(op *getOp) time.Time { return op.sess.retryAt }) {
+		n.sessionRetry(id, n.gets[id])
 	}
 	for _, id := range expired(n.fwds, now, func(op *forwardOp) time.Time { return op.retryAt }) {
 		n.retryForward(id, n.fwds[id])
@@ -453,23 +373,35 @@ func expired[T any](ops map[uint64]T, now time.Time, deadline func(T) time.Time)
 
 // Propose hands the core a client request received by this node.
 func (n *Node) Propose(now time.Time, req Request) {
+	if n.err != nil {
+		return // stopped: the driver is stopping the node (Ready.Err)
+	}
 	n.now = now
 	if n.ring == nil {
 		n.reply(Reply{ID: req.ID, Code: CodeUnavailable, Err: "node: this node has not joined a cluster yet (no ring)"})
 		return
 	}
 	if err := n.checkRequest(&req); err != nil {
-		n.reply(Reply{ID: req.ID, Code: CodeBadRequest, Err: err.Error()})
+		code := CodeBadRequest
+		if errors.Is(err, ErrBadQuorum) {
+			code = CodeBadQuorum
+		}
+		n.reply(Reply{ID: req.ID, Code: code, Err: err.Error()})
 		return
 	}
 	switch req.Op {
 	case OpGet:
-		n.startGet(origin{client: req.ID}, req.Key, req.R, req.Timeout, "")
+		n.startGet(origin{client: req.ID, trace: req.Trace}, req.Key, req.R, req.Timeout, "", sessionFloor(req))
 	case OpPut, OpDelete:
+		// Monotonic writes and writes-follow-reads: the write's context
+		// covers every version the session saw of the key, so the new
+		// version supersedes them (never a sibling of them) wherever it
+		// lands, and a read that sees it dominates the session's floor.
+		req.Context = sessionContext(req)
 		p := n.ring.PartitionOf(req.Key)
 		pl := n.ring.PreferenceList(p)
 		if n.inList(pl) {
-			n.startPut(origin{client: req.ID}, req.Key, req.Value, req.Context, req.Op == OpDelete, req.W, req.Timeout, "")
+			n.startPut(origin{client: req.ID, trace: req.Trace}, req.Key, req.Value, req.Context, req.Op == OpDelete, req.Replace, req.W, req.Timeout, "")
 			return
 		}
 		n.forward(req, p, pl)
@@ -488,17 +420,17 @@ func (n *Node) checkRequest(req *Request) error {
 	if len(req.Value) > n.cfg.MaxValueSize {
 		return fmt.Errorf("node: value of %d bytes exceeds the limit of %d", len(req.Value), n.cfg.MaxValueSize)
 	}
-	nrep := n.cfg.N
-	if req.R == 0 {
-		req.R = n.cfg.R
-	}
-	if req.W == 0 {
-		req.W = n.cfg.W
-	}
-	if err := coord.CheckQuorum("r", req.R, nrep); err != nil {
+	// The one place a request's quorums are filled in and checked against
+	// N: the front ends check only that a quorum is a positive integer,
+	// and the daemon passes 0 ("the default") through, so a default
+	// changed by SetDefaults applies to the very next request. (A
+	// coordinator re-checks a forwarded W against its own ring in
+	// startPut.)
+	req.R, req.W = cmp.Or(req.R, n.cfg.R), cmp.Or(req.W, n.cfg.W)
+	if err := coord.CheckQuorum("r", req.R, n.cfg.N); err != nil {
 		return err
 	}
-	if err := coord.CheckQuorum("w", req.W, nrep); err != nil {
+	if err := coord.CheckQuorum("w", req.W, n.cfg.N); err != nil {
 		return err
 	}
 	if req.Timeout <= 0 {
@@ -506,6 +438,9 @@ func (n *Node) checkRequest(req *Request) error {
 	}
 	if _, err := dvv.DecodeContext(req.Context); err != nil {
 		return err
+	}
+	if _, err := dvv.DecodeContext(req.Session); err != nil {
+		return fmt.Errorf("node: session floor: %w", err)
 	}
 	return nil
 }
@@ -521,6 +456,9 @@ func (n *Node) inList(pl []ring.NodeID) bool {
 
 // Step hands the core a message from another node.
 func (n *Node) Step(now time.Time, m Message) {
+	if n.err != nil {
+		return
+	}
 	n.now = now
 	if n.ring == nil {
 		return // not a member yet: nothing can be addressed to it
@@ -578,7 +516,8 @@ func (n *Node) newOpID() uint64 {
 }
 
 // readRaw returns the bytes stored under a storage key, seeing writes of
-// this batch that the driver has not applied yet.
+// this batch that the driver has not applied yet. A read error latches the
+// core (fail) and is returned too, so the caller stops where it is.
 func (n *Node) readRaw(skey []byte) ([]byte, bool, error) {
 	if raw, ok := n.pending[string(skey)]; ok {
 		return raw, raw != nil, nil
@@ -588,28 +527,10 @@ func (n *Node) readRaw(skey []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
+		n.fail(err)
 		return nil, false, err
 	}
 	return raw, true, nil
-}
-
-// readLocal returns this node's copy of key in partition p.
-func (n *Node) readLocal(p int, key []byte) (object.Object, bool, error) {
-	o, _, have, err := n.readLocalEnc(p, key)
-	return o, have, err
-}
-
-// readLocalEnc returns this node's copy of key and its encoding.
-func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, error) {
-	raw, have, err := n.readRaw(storage.ObjectKey(p, key))
-	if err != nil || !have {
-		return object.Object{}, nil, false, err
-	}
-	o, err := object.Decode(raw)
-	if err != nil {
-		return object.Object{}, nil, false, err
-	}
-	return o, raw, true, nil
 }
 
 // put emits a write of one storage key (value nil deletes it) and keeps it

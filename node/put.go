@@ -9,7 +9,6 @@ import (
 	"github.com/dynago/dynago/coord"
 	"github.com/dynago/dynago/dvv"
 	"github.com/dynago/dynago/object"
-	"github.com/dynago/dynago/replica"
 	"github.com/dynago/dynago/ring"
 )
 
@@ -24,6 +23,9 @@ type putOp struct {
 	dot      dvv.Dot
 	deadline time.Time
 	trace    *tracer
+	// manySiblings is the key's sibling count after the write when above
+	// Config.SiblingWarn, else 0 (Reply.ManySiblings).
+	manySiblings int
 
 	// Sloppy quorum: sent maps every node written to the primary it stands
 	// in for ("" for a primary itself); fallbackAt is when primaries that
@@ -32,14 +34,32 @@ type putOp struct {
 	fallbackAt time.Time
 }
 
-// startPut coordinates a write: stamp a new version on top of the local copy
-// and the client's context, persist it locally, and send it to the other
-// replicas of the preference list.
-func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeout time.Duration, forwardedBy ring.NodeID) {
+// startPut coordinates a write: stamp a new version, persist it locally,
+// and send it to the other replicas of the preference list, with a
+// fallback (ring.StandIns) holding it as a hint for each primary that is
+// unreachable (Dynamo's sloppy quorum, §4.6). W counts the fallbacks'
+// acknowledgements too.
+//
+// Usually this node is a replica of the key: it stamps the version on top
+// of its own copy and the client's context and stores it first. Otherwise
+// (forward: every primary is down or cut off from this node) the write
+// goes to fallbacks only, this node included when it is one of them, and
+// the hints reach the primaries when liveness reports them back. Then the
+// version stamp needs care. A coordinator stamps dot (actor, c+1) on top
+// of its own copy of the key; this node has no copy, so it cannot know
+// which counters its actor already used for the key, and a reused dot
+// would be skipped by replicas as already seen (Riak's kv679). So each
+// such write gets an actor of its own (freshActor): the version vector
+// grows by one entry per such write, a fair price for a write that
+// otherwise would be refused. And with too few fallbacks reachable for W
+// it is refused before anything is stored (503 unavailable), where a
+// replica, having stored its copy, sends it on anyway.
+func (n *Node) startPut(o origin, key, value, ctx []byte, del, replace bool, w int, timeout time.Duration, forwardedBy ring.NodeID) {
 	p := n.ring.PartitionOf(key)
 	pl := n.ring.PreferenceList(p)
-	tr := newTracer(n.now, n.cfg.ID, p, pl)
-	tr.t.ForwardedBy = forwardedBy
+	stored := n.inList(pl) // this node is a replica: it writes its own copy
+	tr := newTracer(o.trace, n.now, n.cfg.ID, p, pl)
+	tr.setForwardedBy(forwardedBy)
 	fail := func(code Code, err string) {
 		tr.event(n.now, n.cfg.ID, "error", err)
 		n.finishPut(o, Reply{Code: code, Err: err, Required: w, Trace: tr.finish()})
@@ -55,17 +75,28 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 		fail(CodeBadRequest, err.Error())
 		return
 	}
-	local, old, _, err := n.readLocalEnc(p, key)
-	if err != nil {
-		fail(CodeInternal, fmt.Sprintf("node: reading local copy: %v", err))
-		return
+	var (
+		local object.Object
+		old   []byte
+	)
+	if stored {
+		if local, old, _, err = n.readLocalEnc(p, key); err != nil {
+			fail(CodeInternal, fmt.Sprintf("node: reading local copy: %v", err))
+			return
+		}
+	}
+	if replace && stored {
+		// Request.Replace: the new version covers the local copy, as if
+		// the client had read it here first.
+		cctx = dvv.Merge(cctx, local.Clock.Join())
 	}
 	sib := object.Sibling{Value: value, Deleted: del, Timestamp: n.now.UnixMilli()}
 	actor := n.cfg.Actor
-	if dvv.Exhausted(local.Clock, cctx, actor) {
-		// A context (forged, or from a peer gone mad) claimed the last
-		// counter of this node's actor for the key. Another actor keeps
-		// the key writable; the next dot of this one would be unreadable.
+	if !stored || dvv.Exhausted(local.Clock, cctx, actor) {
+		// Without a local copy, see above. With one, a context (forged,
+		// or from a peer gone mad) may have claimed the last counter of
+		// this node's actor for the key: another actor keeps the key
+		// writable; the next dot of this one would be unreadable.
 		actor = n.freshActor()
 	}
 	updated := object.UpdateAt(local, cctx, sib, actor, n.dotFloor())
@@ -78,163 +109,78 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del bool, w int, timeo
 		return
 	}
 	enc := object.Encode(updated)
-	n.writeLocal(p, key, old, enc)
+	if stored {
+		n.writeLocal(p, key, old, enc)
+	}
 
 	id := n.newOpID()
 	op := &putOp{
-		origin:     o,
-		key:        key,
-		p:          p,
-		enc:        enc,
-		q:          coord.NewQuorum(w, len(pl)),
-		context:    updated.Context(),
-		dot:        dot,
-		deadline:   n.now.Add(timeout),
-		trace:      tr,
-		sent:       map[ring.NodeID]ring.NodeID{},
-		fallbackAt: n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
+		origin:       o,
+		key:          key,
+		p:            p,
+		enc:          enc,
+		q:            coord.NewQuorum(w, len(pl)),
+		context:      updated.Context(),
+		dot:          dot,
+		deadline:     n.now.Add(timeout),
+		trace:        tr,
+		sent:         map[ring.NodeID]ring.NodeID{},
+		manySiblings: n.siblingWarning(updated),
+		fallbackAt:   n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
 	}
-	// The local write counts at once: Ready's rule holds the reply until it
-	// is durable.
-	op.sent[n.cfg.ID] = ""
-	tr.event(n.now, n.cfg.ID, "ack", "stored locally")
-	outcome := op.q.Ack(n.cfg.ID)
-	var down []ring.NodeID
+	outcome := coord.Pending
+	if stored {
+		// The local write counts at once: Ready's rule holds the reply
+		// until it is durable.
+		op.sent[n.cfg.ID] = ""
+		tr.event(n.now, n.cfg.ID, "ack", "stored locally")
+		outcome = op.q.Ack(n.cfg.ID)
+	} else {
+		// No second round: every primary gets its fallback at once.
+		op.fallbackAt = op.deadline.Add(time.Nanosecond)
+	}
+	var up, down []ring.NodeID
 	for _, r := range pl {
 		switch {
 		case r == n.cfg.ID:
 		case n.reachable(r):
 			op.sent[r] = ""
-			n.send(Message{Type: MsgReplicaPut, To: r, ReqID: id, Key: key, Object: enc})
-			tr.event(n.now, r, "sent", "replica put")
+			up = append(up, r)
 		default:
 			down = append(down, r)
-		}
-	}
-	if n.hintFor(id, op, down) == coord.Succeeded {
-		outcome = coord.Succeeded
-	}
-	n.dualWrite(op, pl)
-	if outcome != coord.Succeeded && op.q.SetTotal(len(op.sent)) == coord.Failed {
-		tr.event(n.now, n.cfg.ID, "error", "not enough reachable replicas")
-		n.finishPut(o, Reply{
-			Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: w, Trace: tr.finish(),
-			Err: fmt.Sprintf("only %d nodes reachable for W=%d; the write is stored on those and may spread later", len(op.sent), w),
-		})
-		return
-	}
-	if outcome == coord.Succeeded {
-		n.replyPut(op)
-	}
-	if !op.q.Complete() {
-		n.puts[id] = op
-	}
-}
-
-// startHintedPut coordinates a write no primary can take: every node of
-// the preference list is down or cut off from this node, which is not in
-// it. The write goes to the first reachable fallbacks, one per primary,
-// each holding it as a hint for that primary (this node included, when it
-// is one of them), and the hints reach the primaries when liveness reports
-// them back. W counts the fallbacks' acknowledgements, as in any sloppy
-// quorum.
-//
-// The version stamp needs care. A coordinator stamps dot (actor, c+1) on
-// top of its own copy of the key; this node has no copy, so it cannot know
-// which counters its actor already used for the key, and a reused dot
-// would be skipped by replicas as already seen (Riak's kv679). So each
-// such write gets an actor of its own: this node's actor, the time and a
-// sequence number. The version vector grows by one entry per hinted write,
-// a fair price for a write that otherwise would be refused.
-func (n *Node) startHintedPut(o origin, req Request, p int, pl []ring.NodeID) {
-	tr := newTracer(n.now, n.cfg.ID, p, pl)
-	fail := func(code Code, err string) {
-		tr.event(n.now, n.cfg.ID, "error", err)
-		n.finishPut(o, Reply{Code: code, Err: err, Required: req.W, Trace: tr.finish()})
-	}
-	if req.W < 1 || req.W > len(pl) {
-		fail(CodeBadRequest, fmt.Sprintf("node: w=%d outside 1..%d", req.W, len(pl)))
-		return
-	}
-	cctx, err := dvv.DecodeContext(req.Context)
-	if err != nil {
-		fail(CodeBadRequest, err.Error())
-		return
-	}
-	actor := n.freshActor()
-	sib := object.Sibling{Value: req.Value, Deleted: req.Op == OpDelete, Timestamp: n.now.UnixMilli()}
-	updated := object.UpdateAt(object.Object{}, cctx, sib, actor, n.dotFloor())
-	if n.cfg.LWW {
-		updated = object.LWW(updated)
-	}
-	if code, err := n.checkVersion(object.Object{}, updated, tr); err != nil {
-		fail(code, err.Error())
-		return
-	}
-	id := n.newOpID()
-	op := &putOp{
-		origin:     o,
-		key:        req.Key,
-		p:          p,
-		enc:        object.Encode(updated),
-		q:          coord.NewQuorum(req.W, len(pl)),
-		context:    updated.Context(),
-		dot:        dvv.Dot{Actor: actor, Counter: updated.Clock.Join().Get(actor)},
-		deadline:   n.now.Add(req.Timeout),
-		trace:      tr,
-		sent:       map[ring.NodeID]ring.NodeID{},
-		fallbackAt: n.now.Add(req.Timeout).Add(time.Nanosecond), // no second round: every fallback is used at once
-	}
-	// Pair each primary with the next reachable fallback first, so that
-	// the quorum's total is known before any acknowledgement is counted.
-	fbs := n.ring.Fallbacks(p)
-	i := 0
-	for _, primary := range pl {
-		tr.event(n.now, primary, "timeout", "primary unreachable")
-		for ; i < len(fbs); i++ {
-			if fb := fbs[i]; n.reachable(fb) {
-				op.sent[fb] = primary
-				i++
-				break
+			if !stored {
+				tr.event(n.now, r, "timeout", "primary unreachable")
 			}
 		}
 	}
-	outcome := op.q.SetTotal(len(op.sent))
-	if outcome == coord.Failed {
-		fail(CodeUnavailable, fmt.Sprintf("node: no node of the preference list is reachable and only %d fallbacks are, for W=%d; the write was not applied", len(op.sent), req.W))
+	// Pick every stand-in first, so that the quorum's total is known
+	// before any of their acknowledgements is counted.
+	tgs := n.standIns(op, down)
+	if !stored && len(op.sent) < w {
+		fail(CodeUnavailable, fmt.Sprintf("node: no node of the preference list is reachable and only %d fallbacks are, for W=%d; the write was not applied", len(op.sent), w))
 		return
 	}
-	for _, fb := range fbs {
-		primary, ok := op.sent[fb]
-		if !ok || outcome == coord.Failed {
-			continue
-		}
-		if fb != n.cfg.ID {
-			n.send(Message{Type: MsgReplicaPut, To: fb, ReqID: id, Key: op.key, Object: op.enc, Hint: primary})
-			tr.event(n.now, fb, "hint", "sent, for "+string(primary))
-			continue
-		}
-		if err := n.storeHint(primary, p, op.key, op.enc); err != nil {
-			tr.event(n.now, fb, "error", err.Error())
-			outcome = op.q.Fail(fb)
-			continue
-		}
-		tr.event(n.now, fb, "hint", "stored locally for "+string(primary))
-		if o := op.q.Ack(fb); o != coord.Pending {
-			outcome = o
-		}
+	if op.q.SetTotal(len(op.sent)) == coord.Failed {
+		outcome = coord.Failed
 	}
-	if outcome != coord.Failed {
-		n.dualWrite(op, pl)
+	for _, r := range up {
+		n.send(Message{Type: MsgReplicaPut, To: r, ReqID: id, Key: key, Object: enc})
+		tr.event(n.now, r, "sent", "replica put")
 	}
-	if outcome == coord.Failed {
-		n.finishPut(o, Reply{
-			Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: req.W, Trace: tr.finish(),
-			Err: "node: a fallback failed to store the write; it may be stored on the others",
-		})
+	if o := n.hint(id, op, tgs); o != coord.Pending {
+		outcome = o
+	}
+	n.dualWrite(op, pl)
+	switch outcome {
+	case coord.Failed:
+		why := "node: a fallback failed to store the write; it may be stored on the others"
+		if stored {
+			tr.event(n.now, n.cfg.ID, "error", "not enough reachable replicas")
+			why = fmt.Sprintf("only %d nodes reachable for W=%d; the write is stored on those and may spread later", len(op.sent), w)
+		}
+		n.finishPut(o, Reply{Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: w, Trace: tr.finish(), Err: why})
 		return
-	}
-	if outcome == coord.Succeeded {
+	case coord.Succeeded:
 		n.replyPut(op)
 	}
 	if !op.q.Complete() {
@@ -258,47 +204,57 @@ func (n *Node) dualWrite(op *putOp, pl []ring.NodeID) {
 	}
 }
 
-// hintFor sends op's write to one fallback for each primary in down, with a
-// hint naming the primary, so that W can still be met (sloppy quorum). It
-// returns Succeeded when a hint stored locally completed the quorum.
-func (n *Node) hintFor(id uint64, op *putOp, down []ring.NodeID) coord.Outcome {
-	outcome := coord.Pending
-	if len(down) == 0 {
-		return outcome
+// standIns picks a fallback for each primary in down (ring.StandIns): a
+// reachable one op was not sent to yet. It records them in op.sent; the
+// caller updates the quorum's total, then sends them the write (hint).
+func (n *Node) standIns(op *putOp, down []ring.NodeID) []ring.Target {
+	tgs := n.ring.StandIns(op.p, down, func(fb ring.NodeID) bool {
+		_, used := op.sent[fb]
+		return !used && n.reachable(fb)
+	})
+	for _, tg := range tgs {
+		op.sent[tg.Node] = tg.For
 	}
-	fbs := n.ring.Fallbacks(op.p)
-	i := 0
-	for _, primary := range down {
-		for ; i < len(fbs); i++ {
-			fb := fbs[i]
-			if _, used := op.sent[fb]; used || !n.reachable(fb) {
-				continue
-			}
-			op.sent[fb] = primary
-			op.q.SetTotal(len(op.sent))
-			if fb == n.cfg.ID {
-				if err := n.storeHint(primary, op.p, op.key, op.enc); err != nil {
-					op.trace.event(n.now, fb, "error", err.Error())
-					op.q.Fail(fb)
-					break
-				}
-				op.trace.event(n.now, fb, "hint", "stored locally for "+string(primary))
-				if op.q.Ack(fb) == coord.Succeeded {
-					outcome = coord.Succeeded
-				}
-			} else {
-				n.send(Message{Type: MsgReplicaPut, To: fb, ReqID: id, Key: op.key, Object: op.enc, Hint: primary})
-				op.trace.event(n.now, fb, "hint", "sent, for "+string(primary))
-			}
-			i++
-			break
+	return tgs
+}
+
+// hint sends op's write to the fallbacks tgs, each with a hint naming the
+// primary it stands in for, storing it here when this node is one of them.
+// It returns Succeeded or Failed when a hint stored here decided the
+// quorum, else Pending.
+func (n *Node) hint(id uint64, op *putOp, tgs []ring.Target) coord.Outcome {
+	outcome := coord.Pending
+	for _, tg := range tgs {
+		fb, primary := tg.Node, tg.For
+		if fb != n.cfg.ID {
+			n.send(Message{Type: MsgReplicaPut, To: fb, ReqID: id, Key: op.key, Object: op.enc, Hint: primary})
+			op.trace.event(n.now, fb, "hint", "sent, for "+string(primary))
+			continue
+		}
+		var o coord.Outcome
+		if err := n.storeHint(primary, op.p, op.key, op.enc); err != nil {
+			op.trace.event(n.now, fb, "error", err.Error())
+			o = op.q.Fail(fb)
+		} else {
+			op.trace.event(n.now, fb, "hint", "stored locally for "+string(primary))
+			o = op.q.Ack(fb)
+		}
+		if o == coord.Succeeded || o == coord.Failed {
+			outcome = o
 		}
 	}
 	return outcome
 }
 
 // sendToFallbacks runs when primaries have been silent for ReplicaTimeout:
-// each of them gets a fallback, once.
+// each of them gets a fallback, once, and the write again. The transport
+// may lose a message (a peer's connection failing and coming back while
+// the liveness view still says up: the startup race of members dialling
+// each other, a restart between two gossip rounds), and a primary without
+// a fallback left to stand in for it (a small cluster) would otherwise
+// leave the write short of W for good although every replica is up.
+// Applying a version twice is harmless (dvv.Sync is idempotent), and a
+// second acknowledgement counts once.
 func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 	op.fallbackAt = op.deadline.Add(time.Nanosecond) // one round only
 	if op.q.Done() {
@@ -309,20 +265,31 @@ func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 		if hint, ok := op.sent[r]; ok && hint == "" && !op.q.Answered(r) {
 			silent = append(silent, r)
 			op.trace.event(n.now, r, "timeout", "no ack within the replica timeout")
+			if r != n.cfg.ID && n.reachable(r) {
+				n.send(Message{Type: MsgReplicaPut, To: r, ReqID: id, Key: op.key, Object: op.enc})
+				op.trace.event(n.now, r, "sent", "replica put again")
+			}
 		}
 	}
-	if n.hintFor(id, op, silent) == coord.Succeeded {
+	tgs := n.standIns(op, silent)
+	if len(tgs) == 0 {
+		return
+	}
+	op.q.SetTotal(len(op.sent)) // grows: the quorum cannot fail here
+	if n.hint(id, op, tgs) == coord.Succeeded {
 		n.replyPut(op)
 	}
 }
 
 func (n *Node) replyPut(op *putOp) {
-	n.finishPut(op.origin, Reply{Code: CodeOK, Context: op.context, Dot: op.dot, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish()})
+	n.finishPut(op.origin, Reply{Code: CodeOK, Context: op.context, Dot: op.dot, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish(),
+		ManySiblings: op.manySiblings})
 }
 
 // freshActor returns an actor no write has used: this node's actor, the
 // time and a sequence number. For writes whose version cannot be stamped
-// by the node's own actor (startHintedPut, and an exhausted counter).
+// by the node's own actor (a write coordinated by a node that is no
+// replica of the key, and an exhausted counter).
 func (n *Node) freshActor() string {
 	n.hintedSeq++
 	return fmt.Sprintf("%s+%x.%x", n.cfg.Actor, n.now.UnixNano(), n.hintedSeq)
@@ -347,10 +314,19 @@ func (n *Node) checkVersion(local, updated object.Object, tr *tracer) (Code, err
 	if sibs > n.cfg.MaxSiblings && sibs > local.Clock.Size() {
 		return CodeTooManySiblings, fmt.Errorf("node: the write would leave %d siblings, more than the limit of %d; nothing was written: read the key and write the resolved value with its context", sibs, n.cfg.MaxSiblings)
 	}
-	if sibs > n.cfg.SiblingWarn {
-		tr.event(n.now, n.cfg.ID, SiblingsEvent, strconv.Itoa(sibs))
+	if many := n.siblingWarning(updated); many > 0 {
+		tr.event(n.now, n.cfg.ID, SiblingsEvent, strconv.Itoa(many))
 	}
 	return CodeOK, nil
+}
+
+// siblingWarning returns o's sibling count when above Config.SiblingWarn,
+// else 0: what a write that leaves o warns its client of.
+func (n *Node) siblingWarning(o object.Object) int {
+	if s := o.Clock.Size(); s > n.cfg.SiblingWarn {
+		return s
+	}
+	return 0
 }
 
 // dotFloor is the first counter this node's actor takes for a key it has no
@@ -420,50 +396,4 @@ func (n *Node) expirePut(id uint64, op *putOp) {
 		Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish(),
 		Err: fmt.Sprintf("only %d of %d required replicas acknowledged in time; the write may or may not have been applied", op.q.Acks(), op.q.Required),
 	})
-}
-
-// onReplicaPut merges a version sent by a coordinator (or by read repair)
-// into the local copy and acknowledges once it is durable.
-func (n *Node) onReplicaPut(m Message) {
-	resp := Message{Type: MsgReplicaPutResp, To: m.From, ReqID: m.ReqID}
-	var err error
-	if m.Hint != "" && m.Hint != n.cfg.ID {
-		err = n.storeHint(m.Hint, n.ring.PartitionOf(m.Key), m.Key, m.Object)
-	} else {
-		err = n.mergeLocal(m.Key, m.Object)
-	}
-	if err != nil {
-		resp.Err = err.Error()
-	}
-	if !m.Repair {
-		n.send(resp)
-	}
-}
-
-// mergeLocal merges an encoded incoming object into the local copy of key.
-func (n *Node) mergeLocal(key, encoded []byte) error {
-	in, err := object.Decode(encoded)
-	if err != nil {
-		return fmt.Errorf("node: bad object from peer: %w", err)
-	}
-	p := n.ring.PartitionOf(key)
-	local, old, have, err := n.readLocalEnc(p, key)
-	if err != nil {
-		return fmt.Errorf("node: reading local copy: %w", err)
-	}
-	merged, changed := replica.Merge(local, have, in)
-	if n.cfg.LWW && changed {
-		merged = object.LWW(merged)
-		changed = !merged.Clock.Equal(local.Clock) || !have
-	}
-	if !changed {
-		return nil
-	}
-	n.noteWrite(p)
-	if !have && !n.cfg.LWW {
-		n.writeLocal(p, key, nil, encoded) // the incoming encoding is already canonical
-		return nil
-	}
-	n.writeLocal(p, key, old, object.Encode(merged))
-	return nil
 }

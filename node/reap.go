@@ -40,9 +40,6 @@ type reapRun struct {
 // maxReapKeys bounds one reap round's candidates.
 const maxReapKeys = 256
 
-// ReapStats counts tombstones reaped by this node (as a replica).
-func (n *Node) ReapStats() uint64 { return n.reaped }
-
 func (n *Node) tickReap() {
 	if cur := n.rp.cur; cur != nil && !n.now.Before(cur.deadline) {
 		n.rp.cur = nil
@@ -72,7 +69,7 @@ func (n *Node) tickReap() {
 	cutoff := n.now.Add(-n.cfg.TombstoneGrace).UnixMilli()
 	run := &reapRun{id: n.newOpID(), p: p, waiting: map[ring.NodeID]bool{}, agreed: map[string]int{}, deadline: n.now.Add(n.cfg.AETimeout)}
 	lo, hi := storage.ObjectRange(p)
-	_ = n.store.Scan(lo, hi, func(k, v []byte) error {
+	if !n.scan(lo, hi, func(k, v []byte) error {
 		if len(run.keys) >= maxReapKeys {
 			return errStopScan
 		}
@@ -90,7 +87,9 @@ func (n *Node) tickReap() {
 		run.keys = append(run.keys, slices.Clone(uk))
 		run.versions = append(run.versions, object.Hash(v))
 		return nil
-	})
+	}) {
+		return // the core stopped
+	}
 	if len(run.keys) == 0 {
 		return
 	}
@@ -140,14 +139,18 @@ func (n *Node) reapVotes(p int, keys [][]byte, versions []uint64) [][]byte {
 	return ok
 }
 
-// holdsHint reports whether this node holds a hint for key, for anyone.
+// holdsHint reports whether this node holds a hint for key, for anyone. A
+// read that fails (and stops the core) counts as holding one: a node that
+// cannot look must not agree to a reap.
 func (n *Node) holdsHint(p int, key []byte) bool {
-	n.loadHints()
+	if !n.loadHints() {
+		return true
+	}
 	for target, c := range n.hints.held {
 		if c <= 0 {
 			continue
 		}
-		if _, have, _ := n.readRaw(storage.HintKey(string(target), p, key)); have {
+		if _, have, err := n.readRaw(storage.HintKey(string(target), p, key)); have || err != nil {
 			return true
 		}
 	}

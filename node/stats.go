@@ -2,25 +2,17 @@ package node
 
 import (
 	"maps"
+	"slices"
 	"time"
 
+	"github.com/dynago/dynago/coord"
 	"github.com/dynago/dynago/ring"
 )
 
-// Observation: read-only snapshots of the core's counters for dashboards
-// and event streams. The driver takes a Stats now and then and publishes
-// what changed; the core only counts, it never reports on its own.
-
-// recentHintsCap bounds the log of recently stored hints: enough for a
-// driver that snapshots a few times a second to name each hint of a burst
-// of client writes, small enough to copy on every snapshot.
-const recentHintsCap = 64
-
-// HintRecord is one hint stored for an unreachable primary.
-type HintRecord struct {
-	For ring.NodeID
-	Key []byte
-}
+// Observation: read-only snapshots of the core's counters and state, for
+// gauges and /admin/stats. What happened, one event at a time, leaves
+// through Ready.Events instead (events.go): a driver never has to diff two
+// snapshots to learn it.
 
 // ExchangeRecord is the last completed anti-entropy exchange this node ran
 // for one partition.
@@ -48,19 +40,17 @@ type PairStats struct {
 
 // observeState is what the core counts only to be observed.
 type observeState struct {
-	recentHints []HintRecord // newest last, at most recentHintsCap
 	deliveredTo map[ring.NodeID]uint64
 	readRepairs uint64
-	exchanges   map[int]ExchangeRecord
-	pairs       map[Pair]PairStats
-}
-
-func (o *observeState) noteHint(primary ring.NodeID, key []byte) {
-	if len(o.recentHints) == recentHintsCap {
-		copy(o.recentHints, o.recentHints[1:])
-		o.recentHints = o.recentHints[:recentHintsCap-1]
-	}
-	o.recentHints = append(o.recentHints, HintRecord{For: primary, Key: append([]byte(nil), key...)})
+	// readRepairsMissing: of readRepairs, those sent to a replica that
+	// answered with no copy at all (lost a write), not an older one.
+	readRepairsMissing uint64
+	// Ownership handoff pushes by this node (transition transfers and
+	// hand-off-and-drop alike): objects and their encoded bytes sent,
+	// and pushes completed (every object acknowledged).
+	handoffKeys, handoffBytes, handoffsDone uint64
+	exchanges                               map[int]ExchangeRecord
+	pairs                                   map[Pair]PairStats
 }
 
 func (o *observeState) noteDelivered(target ring.NodeID) {
@@ -68,6 +58,17 @@ func (o *observeState) noteDelivered(target ring.NodeID) {
 		o.deliveredTo = map[ring.NodeID]uint64{}
 	}
 	o.deliveredTo[target]++
+}
+
+// noteReadRepairs counts the repairs finishGet sends to targets, chosen
+// from answers.
+func (o *observeState) noteReadRepairs(targets []ring.NodeID, answers []coord.Answer) {
+	o.readRepairs += uint64(len(targets))
+	for _, a := range answers {
+		if !a.Found && slices.Contains(targets, a.From) {
+			o.readRepairsMissing++
+		}
+	}
 }
 
 func (o *observeState) noteExchange(p int, r ExchangeRecord) {
@@ -105,10 +106,16 @@ type Stats struct {
 	HintsDelivered uint64                 // hints acknowledged by their primary since the core started
 	HintsHeld      map[ring.NodeID]int    // hints held now, per primary
 	DeliveredTo    map[ring.NodeID]uint64 // HintsDelivered per primary
-	// RecentHints are the last hints stored, oldest first; the newest is
-	// the HintsStored-th. Older ones are forgotten.
-	RecentHints []HintRecord
-	ReadRepairs uint64 // replicas sent a read repair since the core started
+	ReadRepairs    uint64                 // replicas sent a read repair since the core started
+	// ReadRepairsMissing counts the ReadRepairs sent to a replica that
+	// held no copy of the key; the rest repaired an out-of-date copy.
+	ReadRepairsMissing uint64
+	// HandoffKeysSent and HandoffBytesSent count the objects (and their
+	// encoded bytes) this node pushed to hand partitions off, for a
+	// membership change or to drop data it no longer replicates;
+	// HandoffsDone counts the pushes it completed.
+	HandoffKeysSent, HandoffBytesSent, HandoffsDone uint64
+	Reaped                                          uint64 // tombstones this node deleted (as a replica) since the core started
 	// Keys approximates the objects this node stores: the keys of the
 	// Merkle trees built so far. Trees are built lazily (by anti-entropy,
 	// one partition per interval), so until every partition's tree exists
@@ -126,16 +133,20 @@ type Stats struct {
 // counting hints on disk once after a restart, as HintsHeld does.
 func (n *Node) Stats() Stats {
 	st := Stats{
-		RingVersion:    n.state.Version,
-		AE:             n.aeStats,
-		HintsStored:    n.hints.Stored,
-		HintsDelivered: n.hints.Delivered,
-		HintsHeld:      n.HintsHeld(),
-		DeliveredTo:    maps.Clone(n.obs.deliveredTo),
-		RecentHints:    append([]HintRecord(nil), n.obs.recentHints...),
-		ReadRepairs:    n.obs.readRepairs,
-		Exchanges:      maps.Clone(n.obs.exchanges),
-		Pairs:          maps.Clone(n.obs.pairs),
+		RingVersion:        n.state.Version,
+		AE:                 n.aeStats,
+		HintsStored:        n.hints.Stored,
+		HintsDelivered:     n.hints.Delivered,
+		HintsHeld:          n.HintsHeld(),
+		DeliveredTo:        maps.Clone(n.obs.deliveredTo),
+		ReadRepairs:        n.obs.readRepairs,
+		ReadRepairsMissing: n.obs.readRepairsMissing,
+		HandoffKeysSent:    n.obs.handoffKeys,
+		HandoffBytesSent:   n.obs.handoffBytes,
+		HandoffsDone:       n.obs.handoffsDone,
+		Exchanges:          maps.Clone(n.obs.exchanges),
+		Pairs:              maps.Clone(n.obs.pairs),
+		Reaped:             n.reaped,
 	}
 	for _, t := range n.ae.trees {
 		st.Keys += t.Keys()

@@ -11,7 +11,7 @@ import (
 	"github.com/dynago/dynago/storage"
 )
 
-func TestStatsNameStoredHints(t *testing.T) {
+func TestStatsSnapshotIsTheCallers(t *testing.T) {
 	st, err := cluster.Initial(8, 3, []ring.NodeID{"a", "b", "c", "d"})
 	if err != nil {
 		t.Fatal(err)
@@ -22,27 +22,27 @@ func TestStatsNameStoredHints(t *testing.T) {
 	}
 	now := time.Unix(1000, 0)
 	n.Tick(now)
+	n.Ready()
 	enc := object.Encode(object.Update(object.Object{}, nil, object.Sibling{Value: []byte("v")}, "b:1"))
-	for i := range recentHintsCap + 3 {
+	const hints = 70
+	for i := range hints {
 		n.Step(now, Message{Type: MsgReplicaPut, From: "b", ReqID: uint64(i + 1), Key: fmt.Appendf(nil, "k%d", i), Object: enc, Hint: "c"})
 	}
 	s := n.Stats()
-	if s.HintsStored != recentHintsCap+3 || s.HintsHeld["c"] != recentHintsCap+3 || s.RingVersion != st.Version {
+	if s.HintsStored != hints || s.HintsHeld["c"] != hints || s.RingVersion != st.Version {
 		t.Fatalf("stats = stored %d, held %v, ring %d", s.HintsStored, s.HintsHeld, s.RingVersion)
 	}
-	if len(s.RecentHints) != recentHintsCap {
-		t.Fatalf("%d recent hints remembered, want %d", len(s.RecentHints), recentHintsCap)
-	}
-	first, last := s.RecentHints[0], s.RecentHints[len(s.RecentHints)-1]
-	if string(first.Key) != "k3" || string(last.Key) != fmt.Sprintf("k%d", recentHintsCap+2) || last.For != "c" {
-		t.Fatalf("recent hints run %s..%s for %s, want k3..k%d for c", first.Key, last.Key, last.For, recentHintsCap+2)
+	// Every hint is named in the Ready, however many came at once.
+	rd := n.Ready()
+	if len(rd.Events) != hints || string(rd.Events[hints-1].Key) != fmt.Sprintf("k%d", hints-1) || rd.Events[0].Peer != "c" {
+		t.Fatalf("%d hint events (last %v), want %d", len(rd.Events), rd.Events[len(rd.Events)-1], hints)
 	}
 	// The snapshot is the caller's: later hints do not change it.
 	n.Step(now, Message{Type: MsgReplicaPut, From: "b", ReqID: 999, Key: []byte("late"), Object: enc, Hint: "d"})
-	if s.HintsHeld["d"] != 0 || string(s.RecentHints[len(s.RecentHints)-1].Key) == "late" {
+	if s.HintsHeld["d"] != 0 || s.HintsStored != hints {
 		t.Fatal("a snapshot changed after it was taken")
 	}
-	if s := n.Stats(); s.HintsHeld["d"] != 1 || string(s.RecentHints[len(s.RecentHints)-1].Key) != "late" {
+	if s := n.Stats(); s.HintsHeld["d"] != 1 || s.HintsStored != hints+1 {
 		t.Fatalf("the next snapshot misses the late hint: %v", s.HintsHeld)
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -95,23 +96,32 @@ func (n *Node) install(st cluster.State) error {
 
 // findOrphans marks partitions this node holds data of without
 // replicating them: after a restart, cleanup that had not finished (or a
-// write from a node on an older ring) must resume.
-func (n *Node) findOrphans() {
+// write from a node on an older ring) must resume. It runs in New, which
+// fails with its error: a partition missed here would keep its stray
+// copies, and their old versions, for as long as the process runs.
+func (n *Node) findOrphans() error {
 	for p := range n.ring.Partitions() {
 		if n.replicates(p) {
 			continue
 		}
 		lo, hi := storage.ObjectRange(p)
-		_ = n.store.Scan(lo, hi, func(_, _ []byte) error {
+		err := n.store.Scan(lo, hi, func(_, _ []byte) error {
 			n.ho.orphans[p] = true
 			return errStopScan
 		})
+		if err != nil && !errors.Is(err, errStopScan) {
+			return fmt.Errorf("%w: looking for partitions to hand off: %w", ErrStorageRead, err)
+		}
 	}
+	return nil
 }
 
 // SetState offers the core a cluster state heard through gossip. Older or
 // equal versions are ignored.
 func (n *Node) SetState(now time.Time, st cluster.State) error {
+	if n.err != nil {
+		return n.err
+	}
 	n.now = now
 	if st.Version <= n.state.Version {
 		return nil
@@ -155,6 +165,9 @@ type Plan struct {
 // alive (alive, from the driver's gossip view) that are not in the ring
 // join; staged leaves leave.
 func (n *Node) Plan(alive []ring.NodeID) (Plan, error) {
+	if n.err != nil {
+		return Plan{}, n.err
+	}
 	if n.ring == nil {
 		return Plan{}, ErrNoRing
 	}
@@ -208,7 +221,11 @@ func (n *Node) Plan(alive []ring.NodeID) (Plan, error) {
 	for _, t := range pl.Transfers {
 		k := -1
 		if n.replicates(t.Partition) {
-			k = n.tree(t.Partition).Keys()
+			tr := n.tree(t.Partition)
+			if tr == nil {
+				return Plan{}, n.err
+			}
+			k = tr.Keys()
 		}
 		pl.Keys = append(pl.Keys, k)
 	}
@@ -238,6 +255,9 @@ func (n *Node) Commit(now time.Time, alive []ring.NodeID) (Plan, error) {
 
 // StageLeave stages node id to leave at the next commit.
 func (n *Node) StageLeave(now time.Time, id ring.NodeID) error {
+	if n.err != nil {
+		return n.err
+	}
 	n.now = now
 	if n.ring == nil {
 		return ErrNoRing
@@ -271,6 +291,9 @@ func (n *Node) StageLeave(now time.Time, id ring.NodeID) error {
 // runs Abort on the claimant when it can (see server.Abort); run elsewhere
 // it races the claimant's next handoff record, and the higher version wins.
 func (n *Node) Abort(now time.Time) (HandoffProgress, error) {
+	if n.err != nil {
+		return HandoffProgress{}, n.err
+	}
 	n.now = now
 	if n.ring == nil {
 		return HandoffProgress{}, ErrNoRing
@@ -350,7 +373,7 @@ func (n *Node) tickHandoffs() {
 			return
 		}
 	}
-	for _, p := range sortedKeys(n.ho.orphans) {
+	for _, p := range slices.Sorted(maps.Keys(n.ho.orphans)) {
 		if n.replicates(p) {
 			delete(n.ho.orphans, p)
 			continue
@@ -364,29 +387,27 @@ func (n *Node) tickHandoffs() {
 	}
 }
 
-func sortedKeys(m map[int]bool) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // startHandoff begins an exchange of partition p with `to`, in push mode:
 // h names the transition's handoff, or is nil for a hand-off-and-drop.
 func (n *Node) startHandoff(p int, to ring.NodeID, h *cluster.Handoff) {
 	// The snapshot of what this node holds now is what it may drop later.
 	snap := map[string]uint64{}
 	if h == nil {
-		keys, versions, _ := n.partitionKeys(p, nil)
+		keys, versions, _, ok := n.partitionKeys(p, nil)
+		if !ok {
+			return // the core stopped
+		}
 		for i, k := range keys {
 			snap[string(k)] = versions[i]
 		}
 	}
+	t := n.tree(p)
+	if t == nil {
+		return
+	}
 	run := &aeRun{id: n.newOpID(), p: p, peer: to, deadline: n.now.Add(n.cfg.AETimeout),
 		push: &pushJob{handoff: h, snapshot: snap, acks: map[uint64]bool{}}}
-	run.ex = newExchange(n.tree(p))
+	run.ex = newExchange(t)
 	n.ae.cur = run
 	n.askTree(run)
 }
@@ -398,6 +419,7 @@ type pushJob struct {
 	snapshot map[string]uint64 // hand-off-and-drop: keys and versions compared
 	queue    []pushItem
 	acks     map[uint64]bool // request IDs awaiting acknowledgement
+	pushed   int             // objects sent, for the HandoffStep event
 }
 
 type pushItem struct{ key, enc []byte }
@@ -407,7 +429,12 @@ const pushWindow = 256
 
 // startPush runs when a handoff's exchange found the differing buckets.
 func (n *Node) startPush(run *aeRun, buckets []int) {
-	keys, _, encs := n.bucketKeys(run.p, buckets)
+	keys, _, encs, ok := n.bucketKeys(run.p, buckets)
+	if !ok {
+		// The core stopped. Pushing what the scan saw, then reporting the
+		// handoff done, would leave the keys it missed behind.
+		return
+	}
 	for i := range keys {
 		run.push.queue = append(run.push.queue, pushItem{keys[i], encs[i]})
 	}
@@ -424,9 +451,13 @@ func (n *Node) pumpPush(run *aeRun) {
 		id := n.newOpID()
 		pj.acks[id] = true
 		n.ae.pushing[id] = run
+		n.emitRepair(RepairHandoff, run.p, run.peer, it.key)
+		pj.pushed++
 		n.send(Message{Type: MsgReplicaPut, To: run.peer, ReqID: id, Key: it.key, Object: it.enc})
 		n.aeStats.KeysRepaired++
 		n.obs.noteSent(run.p, run.peer)
+		n.obs.handoffKeys++
+		n.obs.handoffBytes += uint64(len(it.enc))
 	}
 	run.deadline = n.now.Add(n.cfg.AETimeout)
 	if len(pj.acks) == 0 && len(pj.queue) == 0 {
@@ -454,7 +485,9 @@ func (n *Node) onPushAck(m Message) bool {
 // reported to the claimant; a hand-off-and-drop deletes what it compared.
 func (n *Node) finishHandoff(run *aeRun) {
 	n.ae.cur = nil
+	n.obs.handoffsDone++
 	pj := run.push
+	n.emit(Event{Kind: HandoffStep, Peer: run.peer, Partition: run.p, N: pj.pushed})
 	if pj.handoff != nil {
 		n.ho.reported[*pj.handoff] = n.now
 		if n.state.Claimant == n.cfg.ID {
@@ -467,11 +500,14 @@ func (n *Node) finishHandoff(run *aeRun) {
 	// Drop only keys unchanged since the exchange: anything written since
 	// (a node still on the old ring) stays, and the partition is handed
 	// off again later.
-	keys, versions, _ := n.partitionKeys(run.p, nil)
+	keys, versions, encs, ok := n.partitionKeys(run.p, nil)
+	if !ok {
+		return // the core stopped; the partition stays an orphan
+	}
 	changed := false
 	for i, k := range keys {
 		if v, ok := pj.snapshot[string(k)]; ok && v == versions[i] {
-			n.writeLocal(run.p, k, n.rawLocal(run.p, k), nil)
+			n.writeLocal(run.p, k, encs[i], nil)
 			n.ho.dropped++
 		} else {
 			changed = true
@@ -481,12 +517,6 @@ func (n *Node) finishHandoff(run *aeRun) {
 		delete(n.ho.orphans, run.p)
 		delete(n.ae.trees, run.p)
 	}
-}
-
-// rawLocal returns the stored encoding of a key (nil if none).
-func (n *Node) rawLocal(p int, key []byte) []byte {
-	raw, _, _ := n.readRaw(storage.ObjectKey(p, key))
-	return raw
 }
 
 // onHandoffDone runs on the claimant when a donor finished a handoff.

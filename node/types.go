@@ -42,6 +42,30 @@ type Request struct {
 	Context []byte        // encoded client context (dvv.EncodeContext); nil = blind write
 	R, W    int           // 0 means the cluster default; otherwise 1..N
 	Timeout time.Duration // 0 means the configured default
+	// Session is the session's floor for Key (dvv.EncodeContext of the
+	// join of the versions the session saw of it; see package session);
+	// nil outside a session or for a key the session never touched. A
+	// get answers only with a version that dominates it (or
+	// CodeSessionUnavailable); a put or delete merges it into Context, so
+	// the new version follows everything the session saw of the key.
+	Session []byte
+	// SessionDeleted says the newest version the session saw of Key held
+	// no live value: a get finding nothing at all satisfies the session
+	// too (the tombstone may have been reaped since).
+	SessionDeleted bool
+	// Replace (puts only, with no Context) makes the new version supersede
+	// every version the coordinating replica holds of Key, as if the
+	// client had sent that copy's context: Redis's SET, in one round trip
+	// instead of a read and a write. Versions acknowledged by other
+	// replicas that have not reached the coordinator yet are not covered
+	// and stay siblings of the new one (never lost), as a concurrent write
+	// would. A coordinator that holds no copy (every primary unreachable)
+	// writes blindly.
+	Replace bool
+	// Trace asks for Reply.Trace, how the cluster served the request
+	// (?trace=1, and the requests a node's event log samples). Untraced
+	// requests record nothing: tracing costs every step an allocation.
+	Trace bool
 }
 
 // Code classifies a Reply. The HTTP layer maps codes to status codes.
@@ -63,6 +87,15 @@ const (
 	// Config.MaxSiblings siblings; nothing was written. The client must
 	// read the key and write the resolved value with its context.
 	CodeTooManySiblings
+	// CodeSessionUnavailable: a session get reached R replicas, but none
+	// of the replicas and fallbacks that answered before the deadline
+	// held a version dominating the session's floor (Request.Session).
+	// Only ever a Reply: gets are not forwarded, so no message carries it.
+	CodeSessionUnavailable
+	// CodeBadQuorum: the request named an R or W outside 1..N
+	// (ErrBadQuorum); nothing was done. Only ever a Reply: the node that
+	// receives the request checks it before forwarding.
+	CodeBadQuorum
 )
 
 func (c Code) String() string {
@@ -83,6 +116,10 @@ func (c Code) String() string {
 		return "not_coordinator"
 	case CodeTooManySiblings:
 		return "too_many_siblings"
+	case CodeSessionUnavailable:
+		return "session_unavailable"
+	case CodeBadQuorum:
+		return "bad_quorum"
 	}
 	return "unknown"
 }
@@ -97,18 +134,32 @@ type Reply struct {
 	Dot      dvv.Dot          // put/delete: the version stamp the coordinator gave the write
 	Acks     int              // replicas that acknowledged (put) or answered (get)
 	Required int              // W or R of the request
-	Trace    *Trace           // how the request was served
+	Trace    *Trace           // how the request was served, when Request.Trace asked
+	// ManySiblings is how many siblings a put or delete left its key
+	// with, when above the coordinator's SiblingWarn; 0 otherwise (see
+	// SiblingCount).
+	ManySiblings int
 }
 
 // SiblingCount returns how many siblings a put or delete left its key
-// with, when the coordinator found that above its SiblingWarn (a
-// SiblingsEvent in the trace); 0 otherwise.
+// with, when the coordinator found that above its SiblingWarn; 0
+// otherwise. It is ManySiblings, or else read from the trace's
+// SiblingsEvent (a reply built from a trace alone).
 func (r Reply) SiblingCount() int {
+	if r.ManySiblings > 0 {
+		return r.ManySiblings
+	}
 	if r.Trace == nil {
 		return 0
 	}
-	for i := len(r.Trace.Events) - 1; i >= 0; i-- {
-		if e := r.Trace.Events[i]; e.What == SiblingsEvent {
+	return siblingsNoted(r.Trace.Events)
+}
+
+// siblingsNoted returns the count of the last SiblingsEvent among events,
+// 0 without one.
+func siblingsNoted(events []TraceEvent) int {
+	for i := len(events) - 1; i >= 0; i-- {
+		if e := events[i]; e.What == SiblingsEvent {
 			if c, err := strconv.Atoi(e.Note); err == nil && c > 0 {
 				return c
 			}
@@ -241,6 +292,7 @@ type Message struct {
 	Value   []byte
 	Context []byte
 	Delete  bool
+	Replace bool // Request.Replace
 	W       int
 	Timeout time.Duration
 

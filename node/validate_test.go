@@ -50,15 +50,7 @@ func (s *solo) drain() []Reply {
 	for s.n.HasReady() {
 		rd := s.n.Ready()
 		if len(rd.Writes) > 0 {
-			var b storage.Batch
-			for _, w := range rd.Writes {
-				if w.Value == nil {
-					b.Delete(w.Key)
-				} else {
-					b.Set(w.Key, w.Value)
-				}
-			}
-			if err := s.store.Apply(&b, true); err != nil {
+			if err := s.store.Apply(rd.Batch(), true); err != nil {
 				s.t.Fatal(err)
 			}
 		}
@@ -257,4 +249,29 @@ func TestContextSizeCap(t *testing.T) {
 		t.Fatalf("put with a 40-actor context: %v %s, want bad_request", r.Code, r.Err)
 	}
 	s.mustRead("k", "v")
+}
+
+// A request is traced only when it asks: an untraced one records nothing
+// (the request path's allocations), and still carries its sibling warning.
+func TestTraceOnlyWhenAsked(t *testing.T) {
+	s := newSolo(t, Config{SiblingWarn: 1})
+	if r := s.do(Request{Op: OpPut, Key: []byte("k"), Value: []byte("a")}); r.Code != CodeOK || r.Trace != nil {
+		t.Fatalf("untraced put: %v, trace %+v; want ok and no trace", r.Code, r.Trace)
+	}
+	r := s.do(Request{Op: OpPut, Key: []byte("k"), Value: []byte("b"), Trace: true})
+	if r.Code != CodeOK || r.Trace == nil || len(r.Trace.Events) == 0 || r.Trace.Coordinator == "" {
+		t.Fatalf("traced put: %v, trace %+v; want its events", r.Code, r.Trace)
+	}
+	if r.SiblingCount() != 2 {
+		t.Fatalf("traced blind write: SiblingCount %d, want 2", r.SiblingCount())
+	}
+	if r := s.do(Request{Op: OpPut, Key: []byte("k"), Value: []byte("c")}); r.Trace != nil || r.SiblingCount() != 3 {
+		t.Fatalf("untraced blind write: trace %+v, SiblingCount %d; want none and 3", r.Trace, r.SiblingCount())
+	}
+	if r := s.do(Request{Op: OpGet, Key: []byte("k")}); r.Code != CodeOK || r.Trace != nil {
+		t.Fatalf("untraced get: %v, trace %+v", r.Code, r.Trace)
+	}
+	if r := s.do(Request{Op: OpGet, Key: []byte("k"), Trace: true}); r.Code != CodeOK || r.Trace == nil || len(r.Trace.Events) == 0 {
+		t.Fatalf("traced get: %v, trace %+v", r.Code, r.Trace)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dynago/dynago/dvv"
+	"github.com/dynago/dynago/internal/wire"
 )
 
 // ErrCorrupt is wrapped by every error Decode returns.
@@ -77,13 +78,13 @@ func AppendEncode(dst []byte, o Object) []byte {
 }
 
 func encodedLen(o Object) int {
-	n := 1 + uvarintLen(uint64(len(o.Clock.Entries))) + crcLen
+	n := 1 + wire.UvarintLen(uint64(len(o.Clock.Entries))) + crcLen
 	for _, e := range o.Clock.Entries {
-		n += uvarintLen(uint64(len(e.Actor))) + len(e.Actor) + uvarintLen(e.Counter) + uvarintLen(uint64(len(e.Values)))
+		n += wire.UvarintLen(uint64(len(e.Actor))) + len(e.Actor) + wire.UvarintLen(e.Counter) + wire.UvarintLen(uint64(len(e.Values)))
 		for _, s := range e.Values {
-			n += 1 + uvarintLen(zigzag(s.Timestamp))
+			n += 1 + wire.UvarintLen(zigzag(s.Timestamp))
 			if !s.Deleted {
-				n += uvarintLen(uint64(len(s.Value))) + len(s.Value)
+				n += wire.UvarintLen(uint64(len(s.Value))) + len(s.Value)
 			} else {
 				n++
 			}
@@ -142,18 +143,18 @@ type decoder struct {
 }
 
 func (d *decoder) parse(body []byte) error {
-	r := reader{b: body, off: 1}
-	n, err := r.uvarint()
+	r := wire.NewReader(body[1:])
+	n, err := r.Uvarint()
 	if err != nil {
 		return fmt.Errorf("entry count: %w", err)
 	}
-	if n > uint64(r.remaining()/minEntryLen) {
-		return fmt.Errorf("%d entries cannot fit in %d bytes", n, r.remaining())
+	if n > uint64(r.Remaining()/minEntryLen) {
+		return fmt.Errorf("%d entries cannot fit in %d bytes", n, r.Remaining())
 	}
 	d.nEntries = int(n)
 	var prev []byte
 	for i := range d.nEntries {
-		actor, err := r.bytes()
+		actor, err := r.Bytes()
 		if err != nil {
 			return fmt.Errorf("entry %d actor: %w", i, err)
 		}
@@ -161,26 +162,26 @@ func (d *decoder) parse(body []byte) error {
 			return fmt.Errorf("entry %d: actor out of order or duplicated", i)
 		}
 		prev = actor
-		counter, err := r.uvarint()
+		counter, err := r.Uvarint()
 		if err != nil {
 			return fmt.Errorf("entry %d counter: %w", i, err)
 		}
 		if counter == 0 || counter > dvv.MaxCounter {
 			return fmt.Errorf("entry %d: counter %d out of range", i, counter)
 		}
-		nv, err := r.uvarint()
+		nv, err := r.Uvarint()
 		if err != nil {
 			return fmt.Errorf("entry %d value count: %w", i, err)
 		}
 		if nv > counter {
 			return fmt.Errorf("entry %d: %d values for %d dots", i, nv, counter)
 		}
-		if nv > uint64(r.remaining()/minValueLen) {
-			return fmt.Errorf("entry %d: %d values cannot fit in %d bytes", i, nv, r.remaining())
+		if nv > uint64(r.Remaining()/minValueLen) {
+			return fmt.Errorf("entry %d: %d values cannot fit in %d bytes", i, nv, r.Remaining())
 		}
 		first := d.nValues
 		for k := range int(nv) {
-			if err := d.value(&r); err != nil {
+			if err := d.value(r); err != nil {
 				return fmt.Errorf("entry %d value %d: %w", i, k, err)
 			}
 		}
@@ -194,26 +195,25 @@ func (d *decoder) parse(body []byte) error {
 			}
 		}
 	}
-	if r.remaining() != 0 {
-		return fmt.Errorf("%d trailing bytes", r.remaining())
+	if r.Remaining() != 0 {
+		return fmt.Errorf("%d trailing bytes", r.Remaining())
 	}
 	return nil
 }
 
-func (d *decoder) value(r *reader) error {
-	if r.remaining() == 0 {
-		return errTruncated
+func (d *decoder) value(r *wire.Reader) error {
+	flags, err := r.Byte()
+	if err != nil {
+		return err
 	}
-	flags := r.b[r.off]
-	r.off++
 	if flags&^flagDeleted != 0 {
 		return fmt.Errorf("unknown flags %#x", flags)
 	}
-	zz, err := r.uvarint()
+	zz, err := r.Uvarint()
 	if err != nil {
 		return fmt.Errorf("timestamp: %w", err)
 	}
-	val, err := r.bytes()
+	val, err := r.Bytes()
 	if err != nil {
 		return fmt.Errorf("value: %w", err)
 	}

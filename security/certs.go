@@ -144,14 +144,25 @@ func RoleOf(c *x509.Certificate) string {
 			return r
 		}
 	}
-	if c.Subject.CommonName == "node" {
-		for _, u := range c.ExtKeyUsage {
-			if u == x509.ExtKeyUsageServerAuth {
-				return RoleAdmin
-			}
-		}
+	if IsNodeCert(c) {
+		return RoleAdmin
 	}
 	return ""
+}
+
+// IsNodeCert reports whether c is a node certificate as CreateNode makes
+// it: common name "node" and usable to serve. A client certificate never
+// is one (CreateClient gives it client use only, whatever its name).
+func IsNodeCert(c *x509.Certificate) bool {
+	if c.Subject.CommonName != "node" {
+		return false
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth {
+			return true
+		}
+	}
+	return false
 }
 
 func sign(dir string, tmpl *x509.Certificate, lifetime time.Duration, certName, keyName string) error {

@@ -177,3 +177,27 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("after reload: %v", err)
 	}
 }
+
+// TestIsNodeCert: only CreateNode's certificates pass the peer port's
+// check; a client certificate named "node" does not.
+func TestIsNodeCert(t *testing.T) {
+	dir := t.TempDir()
+	if err := CreateCA(dir, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateNode(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateClient(dir, "node", RoleAdmin, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]bool{NodeCert: true, ClientCertFile("node"): false, CACertFile: false} {
+		c, err := LoadCertFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := IsNodeCert(c); got != want {
+			t.Errorf("IsNodeCert(%s) = %v, want %v", file, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package security
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,10 +50,15 @@ func (c *Certs) Reload() error {
 func (c *Certs) Dir() string { return c.dir }
 
 // PeerServerConfig is the TLS config of the gRPC peer port: it requires a
-// client certificate signed by the CA (mutual TLS between nodes).
+// node certificate signed by the CA (mutual TLS between nodes). A client
+// certificate of the same CA is refused: whoever holds one, even with role
+// read, must not be able to send replica messages.
 func (c *Certs) PeerServerConfig() *tls.Config {
 	return c.serverConfig(tls.RequireAndVerifyClientCert)
 }
+
+// errNotNode refuses a verified certificate that is not a node's.
+var errNotNode = errors.New("security: the peer port accepts node certificates only")
 
 // HTTPServerConfig is the TLS config of the HTTP port: client certificates
 // are optional (a client may authenticate by token instead) but, when
@@ -68,14 +74,24 @@ func (c *Certs) serverConfig(auth tls.ClientAuthType) *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			s := c.state.Load()
-			return &tls.Config{
+			cfg := &tls.Config{
 				MinVersion:   tls.VersionTLS12,
 				Certificates: []tls.Certificate{*s.cert},
 				ClientCAs:    s.pool,
 				ClientAuth:   auth,
 				// gRPC's clients require ALPN h2; net/http serves both.
 				NextProtos: []string{"h2", "http/1.1"},
-			}, nil
+			}
+			if auth == tls.RequireAndVerifyClientCert {
+				// Runs after the chain is verified against the CA.
+				cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
+					if len(chains) == 0 || !IsNodeCert(chains[0][0]) {
+						return errNotNode
+					}
+					return nil
+				}
+			}
+			return cfg, nil
 		},
 	}
 }

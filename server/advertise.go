@@ -171,7 +171,7 @@ func (s *Server) checkJoining(ctx context.Context, joining []ring.NodeID) error 
 		if err := s.probeRPC(ctx, id, m.Meta.RPCAddr); err != nil {
 			problems = append(problems, err.Error())
 		}
-		if err := probeHTTP(ctx, id, m.Meta.HTTPAddr); err != nil {
+		if err := s.probeHTTP(ctx, id, m.Meta.HTTPAddr); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
@@ -196,7 +196,10 @@ func (s *Server) probeRPC(ctx context.Context, id ring.NodeID, addr string) erro
 	return nil
 }
 
-func probeHTTP(ctx context.Context, id ring.NodeID, addr string) error {
+// probeHTTP checks that addr answers /healthz as node id. With
+// certificates the HTTP port is TLS: the probe trusts the cluster's CA and
+// presents this node's certificate, as a peer does.
+func (s *Server) probeHTTP(ctx context.Context, id ring.NodeID, addr string) error {
 	if addr == "" {
 		return fmt.Errorf("%s advertises no HTTP address", id)
 	}
@@ -205,11 +208,18 @@ func probeHTTP(ctx context.Context, id ring.NodeID, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
+	scheme, hc := "http", http.DefaultClient
+	if s.sec != nil && s.sec.certs != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = s.sec.certs.PeerClientConfig()
+		scheme, hc = "https", &http.Client{Transport: tr}
+		defer tr.CloseIdleConnections()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/healthz", nil)
 	if err != nil {
 		return fmt.Errorf("%s's advertised HTTP address %s: %v", id, addr, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s's advertised HTTP address %s does not answer: %v", id, addr, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
@@ -37,7 +39,7 @@ func TestUnspecifiedListenWithoutAdvertiseIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{ID: "a", DataDir: filepath.Join(t.TempDir(), "a"), HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
-				N: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				Node: node.Config{N: 1}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			tc.mut(&cfg)
 			s, err := Start(cfg)
 			if err == nil {
@@ -70,7 +72,7 @@ func TestAdvertisedAddressesArePublished(t *testing.T) {
 	adv := map[ring.NodeID]addrs{}
 	var peers []Peer
 	for _, id := range []ring.NodeID{"n1", "n2"} {
-		h, r := freeAddr(t), freeAddr(t)
+		h, r := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		bound[id] = addrs{h, r}
 		adv[id] = addrs{localhost(h), localhost(r)}
 		peers = append(peers, Peer{ID: id, RPCAddr: adv[id].rpc, HTTPAddr: adv[id].http})
@@ -81,7 +83,7 @@ func TestAdvertisedAddressesArePublished(t *testing.T) {
 		cfg := Config{
 			ID: p.ID, DataDir: filepath.Join(dir, string(p.ID)), HTTPAddr: bound[p.ID].http, RPCAddr: bound[p.ID].rpc,
 			AdvertiseHTTP: adv[p.ID].http, AdvertiseRPC: adv[p.ID].rpc, GossipAddr: "127.0.0.1:0",
-			Cluster: peers, N: 2, W: 2, R: 2, Preset: "lab", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Cluster: peers, Node: node.Config{N: 2, W: 2, R: 2}, Preset: "lab", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		}
 		if len(srvs) > 0 {
 			_, _, g := srvs[0].Advertised()
@@ -98,22 +100,18 @@ func TestAdvertisedAddressesArePublished(t *testing.T) {
 		t.Fatalf("n1 advertises %s %s, want %+v", h, r, adv["n1"])
 	}
 	// Gossip carries n2's advertised addresses to n1.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
 		var meta membership.Meta
 		for _, m := range srvs[0].members.Members() {
 			if m.ID == "n2" {
 				meta = m.Meta
 			}
 		}
-		if meta == (membership.Meta{HTTPAddr: adv["n2"].http, RPCAddr: adv["n2"].rpc}) {
-			break
+		if want := (membership.Meta{HTTPAddr: adv["n2"].http, RPCAddr: adv["n2"].rpc}); meta != want {
+			return fmt.Errorf("n1 sees n2's meta %+v, want %+v", meta, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n1 sees n2's meta %+v, want %+v", meta, adv["n2"])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	resp, err := http.Get("http://" + srvs[0].HTTPAddr() + "/cluster")
 	if err != nil {
 		t.Fatal(err)

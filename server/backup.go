@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/storage/pebbledb"
 )
 
 var _ httpapi.Backupper = (*Server)(nil)
@@ -23,12 +24,12 @@ func (s *Server) Backup(ctx context.Context, dir string) (httpapi.BackupInfo, er
 		return httpapi.BackupInfo{}, fmt.Errorf("server: backup: %w", err)
 	}
 	if err := s.engine.Checkpoint(dir); err != nil {
-		if errors.Is(err, storage.ErrNotEmpty) {
+		if errors.Is(err, pebbledb.ErrNotEmpty) {
 			return httpapi.BackupInfo{}, fmt.Errorf("%w: %s", httpapi.ErrBackupTarget, dir)
 		}
 		return httpapi.BackupInfo{}, err
 	}
-	n, err := storage.DirSize(dir)
+	n, err := pebbledb.DirSize(dir)
 	if err != nil {
 		return httpapi.BackupInfo{}, fmt.Errorf("server: backup size: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/storage/pebbledb"
 )
 
 // A data directory written by a newer dynago (a newer on-disk format) is
@@ -18,7 +19,7 @@ func TestStartRefusesNewerFormat(t *testing.T) {
 	if err := srvs[0].Close(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := storage.OpenPebble(filepath.Join(cfg.DataDir, "db"), storage.PebbleOptions{})
+	p, err := pebbledb.Open(filepath.Join(cfg.DataDir, "db"), pebbledb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 // stateView is what the HTTP goroutines see of the core's cluster state; the
 // loop replaces it whenever the state changes.
 type stateView struct {
+	// n, r and w are the core's N and default quorums (Node.Defaults).
+	n, r, w  int
 	version  uint64
 	next     *ring.Ring
 	progress node.HandoffProgress
@@ -33,11 +35,13 @@ func (s *Server) publishView() {
 	st := s.core.State()
 	old := s.view.Load()
 	v := &stateView{version: st.Version, next: s.core.NextRing(), progress: s.core.Progress(), progressAt: time.Now()}
+	v.n, v.r, v.w = s.core.Defaults()
 	if old != nil && old.progress.InTransition && v.progress.InTransition && old.progress.Claimant == v.progress.Claimant &&
 		old.progress.Total == v.progress.Total && old.progress.Done == v.progress.Done {
 		v.progressAt = old.progressAt
 	}
 	s.view.Store(v)
+	s.progressEvent(old, v)
 	if old == nil || old.version != st.Version {
 		msg := fmt.Sprintf("ring version %d", st.Version)
 		if st.InTransition() {
@@ -68,7 +72,7 @@ func (s *Server) loadState() (*cluster.State, error) {
 		s.log.Info("no cluster state yet: waiting for gossip from the nodes in --join")
 		return nil, nil
 	}
-	st, err := cluster.Initial(s.cfg.Partitions, s.cfg.N, s.cfg.memberIDs())
+	st, err := cluster.Initial(s.cfg.Node.Partitions, s.cfg.Node.N, s.cfg.memberIDs())
 	if err != nil {
 		return nil, fmt.Errorf("server: building the initial ring: %w", err)
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/dynago/dynago/fault"
 	"github.com/dynago/dynago/membership"
+	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
+	"github.com/dynago/dynago/storage"
 )
 
 // Peer is one member of a static cluster.
@@ -28,6 +31,9 @@ type Config struct {
 	HTTPAddr   string // default 127.0.0.1:9101
 	RPCAddr    string // default 127.0.0.1:9201
 	GossipAddr string // default 127.0.0.1:9301; memberlist binds exactly this address
+	// RESPAddr, when set, serves the RESP front end (package resp) there:
+	// Redis clients and redis-benchmark. Empty: no RESP listener.
+	RESPAddr string
 
 	// Advertise addresses: where other nodes and clients reach this one,
 	// when that is not the listen address (NAT, containers, listening on
@@ -38,9 +44,10 @@ type Config struct {
 
 	// Join lists gossip addresses of existing members to join through.
 	Join []string
-	// Preset picks timing defaults: "default" for servers, "lab" for
-	// tests and the lab (failure detection in ~1–2 s, anti-entropy every
-	// 200 ms, fallbacks after 200 ms of silence).
+	// Preset picks the defaults of Node and of gossip: "default" for
+	// servers (node.DefaultConfig, memberlist's LAN timing), "lab" for
+	// tests and the lab (node.LabConfig: Q=64, anti-entropy every 200 ms,
+	// fallbacks after 200 ms of silence; failure detection in ~1–2 s).
 	Preset string
 	// ClusterName labels every gossip packet and stream; nodes with
 	// different names ignore each other (default "dynago").
@@ -53,23 +60,18 @@ type Config struct {
 	// every node must be given the same list.
 	Cluster []Peer
 
-	Partitions int // Q, a power of two; default 64 (fixed at cluster creation)
-	N, R, W    int // defaults 3, 2, 2
+	// Node is the protocol core's configuration: Q (Partitions, used when
+	// this node creates the cluster), N, the default R and W, timeouts,
+	// limits, anti-entropy and LWW (which every node of a cluster must
+	// agree on: `dynago chaos --lww` is its negative control). Zero fields
+	// take the Preset's values (node.DefaultConfig or node.LabConfig, with
+	// the reason for each beside it); R and W default to a majority of N.
+	// Start sets the identity fields (ID, Actor, OpIDBase, State, Ring)
+	// itself, from ID, the data directory and the cluster list.
+	Node node.Config
 
-	RequestTimeout time.Duration // default 5s
-	MaxKeySize     int           // default 1 KiB
-	MaxValueSize   int           // default 1 MiB
-	CacheSize      int64         // Pebble block cache, bytes; default 64 MiB
-	TickInterval   time.Duration // core clock granularity; default 5ms
-	ReplicaTimeout time.Duration // silence before a fallback takes a write; default 1s (lab 200ms)
-	AEInterval     time.Duration // anti-entropy exchange interval; default 1s (lab 200ms)
-	AEMaxKeys      int           // objects repaired per exchange and direction; default 1000
-
-	// LWW makes the node last-write-wins: merges keep only the newest
-	// sibling, silently dropping concurrent writes. Every node of a cluster
-	// must agree. It exists as an explicit choice and as the negative
-	// control of `dynago chaos --lww`, which must catch it losing writes.
-	LWW bool
+	CacheSize    int64         // Pebble block cache, bytes; 0 = pebbledb.DefaultCacheSize
+	TickInterval time.Duration // core clock granularity; default 5ms
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
@@ -84,6 +86,11 @@ type Config struct {
 	Faults fault.Rules
 
 	Logger *slog.Logger
+
+	// coreStore, when set, wraps the engine the core reads through: the
+	// seam tests use to fail reads (storage.Faulty) under a running
+	// daemon. Unexported, so only this package's tests can set it.
+	coreStore func(storage.Engine) node.Store
 }
 
 // ErrConfig reports an invalid daemon configuration.
@@ -105,56 +112,18 @@ func (c *Config) validate() error {
 	if c.GossipAddr == "" {
 		c.GossipAddr = "127.0.0.1:9301"
 	}
-	switch c.Preset {
-	case "", "default":
-		c.Preset = "default"
-		if c.ReplicaTimeout == 0 {
-			c.ReplicaTimeout = time.Second
-		}
-		if c.AEInterval == 0 {
-			c.AEInterval = time.Second
-		}
-	case "lab":
-		// Fast enough to watch on a laptop, slow enough not to flap on a
-		// loaded 2-core CI machine.
-		if c.ReplicaTimeout == 0 {
-			c.ReplicaTimeout = 200 * time.Millisecond
-		}
-		if c.AEInterval == 0 {
-			c.AEInterval = 200 * time.Millisecond
-		}
-	default:
-		return fmt.Errorf("%w: --preset must be default or lab, not %q", ErrConfig, c.Preset)
+	preset, err := Preset(c.Preset)
+	if err != nil {
+		return err
 	}
+	c.Preset = cmp.Or(c.Preset, "default")
+	c.Node = c.Node.WithDefaults(preset)
+	c.Node.R, c.Node.W = cmp.Or(c.Node.R, node.Majority(c.Node.N)), cmp.Or(c.Node.W, node.Majority(c.Node.N))
 	if c.ClusterName == "" {
 		c.ClusterName = "dynago"
 	}
 	if err := membership.ValidClusterName(c.ClusterName); err != nil {
 		return fmt.Errorf("%w: --cluster-name: %v", ErrConfig, err)
-	}
-	if c.Partitions == 0 {
-		c.Partitions = 64
-	}
-	if c.N == 0 {
-		c.N = 3
-	}
-	if c.R == 0 {
-		c.R = c.N/2 + 1
-	}
-	if c.W == 0 {
-		c.W = c.N/2 + 1
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 5 * time.Second
-	}
-	if c.MaxKeySize == 0 {
-		c.MaxKeySize = 1 << 10
-	}
-	if c.MaxValueSize == 0 {
-		c.MaxValueSize = 1 << 20
-	}
-	if c.CacheSize == 0 {
-		c.CacheSize = 64 << 20
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 5 * time.Millisecond
@@ -190,12 +159,26 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: this node (%s) is not in the cluster list", ErrConfig, c.ID)
 	}
 	if err := c.Faults.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if c.R < 1 || c.R > c.N || c.W < 1 || c.W > c.N {
-		return fmt.Errorf("%w: R=%d and W=%d must be within 1..N=%d", ErrConfig, c.R, c.W, c.N)
+	// The core checks these too, but only after storage is open; a bad
+	// flag is refused here, before anything starts (exit 2).
+	if n := c.Node.N; n < 1 || c.Node.R < 1 || c.Node.R > n || c.Node.W < 1 || c.Node.W > n {
+		return fmt.Errorf("%w: R=%d and W=%d must be within 1..N=%d", ErrConfig, c.Node.R, c.Node.W, n)
 	}
 	return nil
+}
+
+// Preset returns the core configuration a --preset names: "default" (or
+// "") for servers, "lab" for tests and the lab.
+func Preset(name string) (node.Config, error) {
+	switch name {
+	case "", "default":
+		return node.DefaultConfig(), nil
+	case "lab":
+		return node.LabConfig(), nil
+	}
+	return node.Config{}, fmt.Errorf("%w: --preset must be default or lab, not %q", ErrConfig, name)
 }
 
 // ParseCluster parses a static cluster list: comma-separated entries

@@ -18,12 +18,15 @@ const (
 	eventsKept    = 1000 // events retained for polling and reconnects
 	eventsReplay  = 200  // events a new stream starts with
 	subscriberBuf = 256  // events a stream may fall behind before losing some
-)
 
-// observeEvery bounds how often the loop compares the core's counters for
-// events: cheap enough to do after every iteration, but a burst of client
-// writes should cost one comparison, not one per write.
-const observeEvery = 200 * time.Millisecond
+	// requestEventsPerSecond bounds the request events a node logs. A
+	// dashboard shows a handful a second and the log keeps eventsKept;
+	// past a few hundred a second each one only costs the request path
+	// (formatting, the trace as JSON, the bus's lock) and pushes the log's
+	// other events out sooner. Cassandra samples its request tracing for
+	// the same reason (nodetool settraceprobability).
+	requestEventsPerSecond = 200
+)
 
 // eventBus is a node's event log: a ring buffer of recent events with
 // sequence numbers, fanned out to subscribers. Publishing never blocks:
@@ -38,6 +41,12 @@ type eventBus struct {
 	subs    map[*subscriber]struct{}
 	dropped uint64
 	closed  bool
+
+	// Request events logged in the current second, and those skipped
+	// because the second's requestEventsPerSecond were used up.
+	reqSecond int64
+	reqLogged int
+	reqSkip   uint64
 }
 
 type subscriber struct {
@@ -139,79 +148,78 @@ func (b *eventBus) close() {
 func (b *eventBus) stats() httpapi.EventStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return httpapi.EventStats{Published: b.seq, Dropped: b.dropped, Subscribers: len(b.subs)}
+	return httpapi.EventStats{Published: b.seq, Dropped: b.dropped, Subscribers: len(b.subs), RequestsSkipped: b.reqSkip}
 }
 
-// observer tracks what the loop last published about the core, to turn
-// counter snapshots into events. Loop goroutine only.
-type observer struct {
-	at   time.Time
-	last node.Stats
-	ho   node.HandoffProgress
-	init bool
+// admitRequest reports whether a request finishing at now may be logged,
+// at most requestEventsPerSecond per wall-clock second.
+func (b *eventBus) admitRequest(now time.Time) bool {
+	sec := now.Unix()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sec != b.reqSecond {
+		b.reqSecond, b.reqLogged = sec, 0
+	}
+	if b.reqLogged >= requestEventsPerSecond {
+		b.reqSkip++
+		return false
+	}
+	b.reqLogged++
+	return true
 }
 
-// observe compares the core's counters with the last snapshot, at most
-// every observeEvery, and publishes what changed. Loop goroutine only.
-func (s *Server) observe(now time.Time) {
-	o := &s.obs
-	if now.Sub(o.at) < observeEvery {
+// publishEvents turns the core's events, released after the fsync that
+// made them true, into metrics and event-log entries. Loop goroutine only.
+// Hints, exchanges and read repairs are logged one by one (each names its
+// key or partition); the objects sent by anti-entropy, handoffs and hint
+// spreading can number thousands per exchange, so the log gets one entry
+// per kind and batch, with a count.
+func (s *Server) publishEvents(evs []node.Event) {
+	var bulk map[node.RepairCause]int
+	for _, e := range evs {
+		s.metrics.count(e)
+		switch e.Kind {
+		case node.HintStored:
+			s.events.publish("hint_stored", fmt.Sprintf("stored a hint for %s", e.Peer), map[string]any{"for": e.Peer, "key": string(e.Key)})
+		case node.HintDelivered:
+			s.events.publish("hint_delivered", fmt.Sprintf("delivered a hint to %s", e.Peer), map[string]any{"to": e.Peer, "key": string(e.Key), "count": 1})
+		case node.Exchange:
+			msg := fmt.Sprintf("anti-entropy with %s on partition %d: ", e.Peer, e.Partition)
+			if e.InSync {
+				msg += "in sync"
+			} else {
+				msg += "trees differ"
+			}
+			s.events.publish("ae_exchange", msg, map[string]any{"partition": e.Partition, "peer": e.Peer, "in_sync": e.InSync})
+		case node.Repair:
+			if e.Cause == node.RepairRead {
+				s.events.publish("repair", fmt.Sprintf("read repair sent %q to stale replica %s", e.Key, e.Peer),
+					map[string]any{"kind": "read", "count": 1, "to": e.Peer, "key": string(e.Key)})
+				continue
+			}
+			if bulk == nil {
+				bulk = map[node.RepairCause]int{}
+			}
+			bulk[e.Cause]++
+		case node.HandoffStep:
+			s.events.publish("handoff", fmt.Sprintf("handed partition %d to %s (%d objects)", e.Partition, e.Peer, e.N),
+				map[string]any{"partition": e.Partition, "to": e.Peer, "objects": e.N})
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(bulk)) {
+		what := map[node.RepairCause]string{node.RepairAE: "anti-entropy", node.RepairHandoff: "handoff", node.RepairSpread: "hint spreading"}[c]
+		s.events.publish("repair", fmt.Sprintf("%s sent %d object(s) to replicas", what, bulk[c]), map[string]any{"kind": c.String(), "count": bulk[c]})
+	}
+}
+
+// progressEvent logs a transition's handoff progress when it changed
+// (old is nil at start).
+func (s *Server) progressEvent(old, cur *stateView) {
+	if old == nil || (old.progress.Done == cur.progress.Done && old.progress.Total == cur.progress.Total) {
 		return
 	}
-	o.at = now
-	cur := s.core.Stats()
-	s.coreSnapshot.Store(&cur)
-	ho := s.view.Load().progress
-	if !o.init {
-		// What happened before this node started serving is not news.
-		o.last, o.ho, o.init = cur, ho, true
-		return
-	}
-	prev := o.last
-	o.last = cur
-	s.hintEvents(prev, cur)
-	for _, p := range slices.Sorted(maps.Keys(cur.Exchanges)) {
-		x := cur.Exchanges[p]
-		if px, ok := prev.Exchanges[p]; ok && px == x {
-			continue
-		}
-		msg := fmt.Sprintf("anti-entropy with %s on partition %d: ", x.Peer, p)
-		if x.InSync {
-			msg += "in sync"
-		} else {
-			msg += "trees differ"
-		}
-		s.events.publish("ae_exchange", msg, map[string]any{"partition": p, "peer": x.Peer, "in_sync": x.InSync})
-	}
-	if d := cur.AE.KeysRepaired - prev.AE.KeysRepaired; d > 0 {
-		s.events.publish("repair", fmt.Sprintf("anti-entropy sent %d object(s) to replicas", d), map[string]any{"kind": "ae", "count": d})
-	}
-	if d := cur.ReadRepairs - prev.ReadRepairs; d > 0 {
-		s.events.publish("repair", fmt.Sprintf("read repair sent %d object(s) to stale replicas", d), map[string]any{"kind": "read", "count": d})
-	}
-	if ho.Done != o.ho.Done || ho.Total != o.ho.Total {
-		s.events.publish("handoff", fmt.Sprintf("handoff %d of %d partitions done", ho.Done, ho.Total), map[string]any{"done": ho.Done, "total": ho.Total})
-	}
-	o.ho = ho
-}
-
-// hintEvents publishes the hints stored and delivered between two
-// snapshots.
-func (s *Server) hintEvents(prev, cur node.Stats) {
-	stored := cur.HintsStored - prev.HintsStored
-	named := cur.RecentHints[len(cur.RecentHints)-int(min(stored, uint64(len(cur.RecentHints)))):]
-	if unnamed := stored - uint64(len(named)); unnamed > 0 {
-		// More hints than the core remembers: count the rest.
-		s.events.publish("hint_stored", fmt.Sprintf("%d more hint(s) stored", unnamed), map[string]any{"for": "", "key": "", "count": unnamed})
-	}
-	for _, h := range named {
-		s.events.publish("hint_stored", fmt.Sprintf("stored a hint for %s", h.For), map[string]any{"for": h.For, "key": string(h.Key)})
-	}
-	for _, to := range slices.Sorted(maps.Keys(cur.DeliveredTo)) {
-		if d := cur.DeliveredTo[to] - prev.DeliveredTo[to]; d > 0 {
-			s.events.publish("hint_delivered", fmt.Sprintf("delivered %d hint(s) to %s", d, to), map[string]any{"to": to, "count": d})
-		}
-	}
+	ho := cur.progress
+	s.events.publish("handoff", fmt.Sprintf("handoff %d of %d partitions done", ho.Done, ho.Total), map[string]any{"done": ho.Done, "total": ho.Total})
 }
 
 // Subscribe implements httpapi.Observer.
@@ -222,7 +230,8 @@ func (s *Server) Subscribe(since uint64) ([]httpapi.Event, <-chan httpapi.Event,
 // Events implements httpapi.Observer.
 func (s *Server) Events(since uint64) []httpapi.Event { return s.events.Events(since) }
 
-// requestEvent publishes a client request's reply.
+// requestEvent publishes a client request's reply, for a request the
+// event log sampled (admitRequest; see requestEventsPerSecond).
 func (s *Server) requestEvent(req node.Request, rep node.Reply, took time.Duration) {
 	ms := float64(took) / float64(time.Millisecond)
 	s.events.publish("request", fmt.Sprintf("%s %q: %s in %.1f ms", req.Op, req.Key, rep.Code, ms), map[string]any{

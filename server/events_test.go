@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dynago/dynago/httpapi"
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 )
 
@@ -101,6 +104,26 @@ type requestEvent struct {
 		MS    float64   `json:"ms"`
 		Trace *traceOut `json:"trace"`
 	} `json:"data"`
+}
+
+// Under load the log samples requests: at most requestEventsPerSecond a
+// second are logged, the rest counted, and the next second logs again.
+func TestRequestEventsAreSampledPerSecond(t *testing.T) {
+	b := newEventBus("n1")
+	sec := time.Unix(1_800_000_000, 0)
+	admitted := 0
+	for i := range requestEventsPerSecond + 50 {
+		if b.admitRequest(sec.Add(time.Duration(i) * time.Millisecond)) {
+			admitted++
+		}
+	}
+	if admitted != requestEventsPerSecond || b.stats().RequestsSkipped != 50 {
+		t.Fatalf("admitted %d of %d in one second, skipped %d; want %d and 50",
+			admitted, requestEventsPerSecond+50, b.stats().RequestsSkipped, requestEventsPerSecond)
+	}
+	if !b.admitRequest(sec.Add(time.Second)) {
+		t.Fatal("the next second logs no request")
+	}
 }
 
 func TestObservingAPutOverHTTP(t *testing.T) {
@@ -254,4 +277,81 @@ func TestHintStoredEventNamesPrimaryAndKey(t *testing.T) {
 		}
 	}
 	t.Fatalf("no hint_stored event for %s naming %s", key, pl[2])
+}
+
+// Every hint a node stores reaches its event log by name, however many
+// arrive at once: the log is fed from the core's events, not from a
+// bounded list of recent hints compared now and then.
+func TestEventBusSeesEveryHint(t *testing.T) {
+	srvs := startCluster(t, 4, nil)
+	down := srvs[3]
+	down.Close()
+	live := srvs[:3]
+	rg := srvs[0].Ring()
+	var keys []string // the keys down is a primary of: each needs a hint
+	for i := range 150 {
+		k := fmt.Sprintf("burst-%d", i)
+		if slices.Contains(rg.PreferenceList(rg.PartitionOf([]byte(k))), down.NodeID()) {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) < 65 {
+		t.Fatalf("only %d keys hinted; the test needs more than the old 64-hint window", len(keys))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range work {
+				// W=3 with a primary down: a fallback must store a hint.
+				if r := srvs[0].Do(ctx, node.Request{Op: node.OpPut, Key: []byte(k), Value: []byte("v"), W: 3}); r.Code != node.CodeOK {
+					t.Errorf("put %s: %s %s", k, r.Code, r.Err)
+				}
+			}
+		}()
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Each live node's log names as many hints as its core counted, and
+	// together they name every key.
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
+		named := map[string]bool{}
+		for _, s := range live {
+			count := 0
+			for _, ev := range s.Events(0) {
+				d, ok := ev.Data.(map[string]any)
+				if ev.Kind != "hint_stored" || !ok {
+					continue
+				}
+				if d["for"] != down.NodeID() {
+					t.Fatalf("%s: hint_stored for %v, want %s", s.NodeID(), d["for"], down.NodeID())
+				}
+				count++
+				named[d["key"].(string)] = true
+			}
+			if stored := s.stats().HintsStored; uint64(count) != stored {
+				return fmt.Errorf("%s logged %d hint_stored events, its core stored %d hints", s.NodeID(), count, stored)
+			}
+		}
+		var unnamed []string
+		for _, k := range keys {
+			if !named[k] {
+				unnamed = append(unnamed, k)
+			}
+		}
+		if len(unnamed) > 0 {
+			return fmt.Errorf("no hint_stored event names %q", unnamed)
+		}
+		return nil
+	})
 }

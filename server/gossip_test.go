@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/cluster"
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/ring"
 )
@@ -90,13 +91,7 @@ func TestForgedGossipStateIsRefusedAndCounted(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting until %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testutil.Eventually(t, 10*time.Second, what, cond)
 	}
 	waitFor("n2 exports n1 alive", func() bool { v, ok := gather(srvs[1], "dynago_member_status", "n1"); return ok && v == 2 })
 

@@ -5,37 +5,26 @@ import (
 
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/node"
-	"github.com/dynago/dynago/storage"
 )
 
-// statsEvery is how often the loop refreshes the core counters it
-// publishes for metrics.
-const statsEvery = 500 * time.Millisecond
-
-// coreStats is a snapshot of the core's counters.
-type coreStats struct {
-	ae                          node.AEStats
-	hintsStored, hintsDelivered uint64
-	hintsHeld                   int
-	reaped                      uint64
-}
+// statsEvery is how often the loop refreshes the snapshot of the core's
+// counters and state that /admin/stats and the gauges read: often enough
+// for a dashboard polling a few times a second, rarely enough that a burst
+// of writes costs one snapshot, not one per write.
+const statsEvery = 200 * time.Millisecond
 
 // publishStats snapshots the core's counters. Loop goroutine only.
 func (s *Server) publishStats() {
-	st := coreStats{ae: s.core.AEStats(), reaped: s.core.ReapStats()}
-	st.hintsStored, st.hintsDelivered = s.core.HintStats()
-	for _, n := range s.core.HintsHeld() {
-		st.hintsHeld += n
-	}
-	s.coreStats.Store(&st)
+	st := s.core.Stats()
+	s.coreSnapshot.Store(&st)
 }
 
 // stats returns the latest snapshot of the core's counters.
-func (s *Server) stats() coreStats {
-	if st := s.coreStats.Load(); st != nil {
+func (s *Server) stats() node.Stats {
+	if st := s.coreSnapshot.Load(); st != nil {
 		return *st
 	}
-	return coreStats{}
+	return node.Stats{}
 }
 
 // maxDrain bounds how many queued inputs one loop iteration feeds the core
@@ -55,7 +44,7 @@ func (s *Server) loop() {
 			return
 		case in := <-s.inputs:
 			now := time.Now()
-			builds := s.core.AEStats().TreeBuilds
+			s.stepAt = now
 			s.feed(now, in)
 		drain:
 			for i := 1; i < maxDrain; i++ {
@@ -66,21 +55,10 @@ func (s *Server) loop() {
 					break drain
 				}
 			}
-			if s.core.AEStats().TreeBuilds != builds {
-				// A peer's exchange request built a tree.
-				s.metrics.treeBuild.Observe(time.Since(now).Seconds())
-			}
 		case <-ticker.C:
 			now := time.Now()
-			builds := s.core.AEStats().TreeBuilds
+			s.stepAt = now
 			s.core.Tick(now)
-			if s.core.AEStats().TreeBuilds != builds {
-				s.metrics.treeBuild.Observe(time.Since(now).Seconds())
-			}
-			if now.Sub(s.statsAt) >= statsEvery {
-				s.statsAt = now
-				s.publishStats()
-			}
 		case res := <-s.syncDone:
 			s.syncing = false
 			if res.err != nil {
@@ -94,8 +72,13 @@ func (s *Server) loop() {
 			s.syncedSeq = res.seq
 			s.releaseHeld()
 		}
-		s.collect()
-		s.observe(time.Now()) // dashboard events: counters that moved
+		if !s.collect() {
+			return // fail-stopped: nothing more may leave this node
+		}
+		if now := time.Now(); now.Sub(s.statsAt) >= statsEvery {
+			s.statsAt = now
+			s.publishStats()
+		}
 		s.metrics.inflight.Set(float64(s.core.InFlight()))
 	}
 }
@@ -106,8 +89,21 @@ func (s *Server) feed(now time.Time, in input) {
 		in.fn()
 		return
 	}
+	if d := in.defaults; d != nil {
+		err := s.core.SetDefaults(d.r, d.w)
+		if err == nil {
+			// Published before the answer, so that the caller reads its
+			// own change back.
+			s.publishView()
+			_, r, w := s.core.Defaults()
+			s.log.Info("default quorums changed", "r", r, "w", w)
+		}
+		d.done <- err
+		return
+	}
 	if in.state != nil {
-		if err := s.core.SetState(now, *in.state); err != nil {
+		// A stopped core refuses states too; collect reports why.
+		if err := s.core.SetState(now, *in.state); err != nil && s.core.Err() == nil {
 			s.log.Warn("ignoring gossiped cluster state", "err", err)
 		}
 		return
@@ -128,25 +124,34 @@ func (s *Server) feed(now time.Time, in input) {
 
 // collect takes the core's Ready: writes go to Pebble unsynced (visible to
 // the core's reads at once) and the outputs wait for the fsync that makes
-// them durable.
-func (s *Server) collect() {
+// them durable. It reports false when it stopped the node.
+func (s *Server) collect() bool {
 	if !s.core.HasReady() {
-		return
+		return true
 	}
 	rd := s.core.Ready()
-	if len(rd.Writes) > 0 {
-		var b storage.Batch
-		for _, w := range rd.Writes {
-			if w.Value == nil {
-				b.Delete(w.Key)
-			} else {
-				b.Set(w.Key, w.Value)
-			}
+	if rd.Err != nil {
+		// The core could not read its own storage, and has stopped (as a
+		// raft node does). What it computed from the failed read (a Merkle
+		// tree, a handoff's keys) could be wrong; restarting on the same
+		// disk re-reads everything, so stop as on a failed fsync.
+		s.log.Error("storage read failed; stopping the node", "err", rd.Err)
+		s.failStop()
+		return false
+	}
+	for _, e := range rd.Events {
+		if e.Kind == node.TreeBuilt {
+			// The build ran inside the steps just taken, and dominates
+			// them; the core has no clock of its own to time it with.
+			s.metrics.treeBuild.Observe(time.Since(s.stepAt).Seconds())
+			break
 		}
-		if err := s.engine.Apply(&b, false); err != nil {
+	}
+	if len(rd.Writes) > 0 {
+		if err := s.engine.Apply(rd.Batch(), false); err != nil {
 			s.log.Error("storage write failed; stopping the node", "err", err)
 			s.failStop()
-			return
+			return false
 		}
 		s.writeSeq++
 		s.metrics.batchWrites.Observe(float64(len(rd.Writes)))
@@ -155,20 +160,21 @@ func (s *Server) collect() {
 	for _, m := range rd.Requests {
 		s.trans.Send(m)
 	}
-	if rd.State != nil || s.view.Load().version != s.core.State().Version {
+	if rd.State != nil || s.view.Load().version != s.core.StateVersion() {
 		s.publishView()
 	}
-	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && rd.State == nil {
+	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && len(rd.Events) == 0 && rd.State == nil {
 		s.requestSync()
-		return
+		return true
 	}
-	h := held{seq: s.writeSeq, msgs: rd.Messages, replies: rd.Replies, state: rd.State}
+	h := held{seq: s.writeSeq, msgs: rd.Messages, replies: rd.Replies, events: rd.Events, state: rd.State}
 	if s.writeSeq == s.syncedSeq {
 		s.release(h)
-		return
+		return true
 	}
 	s.hold = append(s.hold, h)
 	s.requestSync()
+	return true
 }
 
 // requestSync starts an fsync unless one is running; the one running will
@@ -199,6 +205,7 @@ func (s *Server) release(h held) {
 	for _, m := range h.msgs {
 		s.trans.Send(m)
 	}
+	s.publishEvents(h.events)
 	if len(h.replies) == 0 {
 		return
 	}

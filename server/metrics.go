@@ -7,6 +7,9 @@ import (
 
 	"github.com/dynago/dynago/buildinfo"
 	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/ring"
+	"github.com/dynago/dynago/storage/pebbledb"
+	"github.com/dynago/dynago/transport"
 )
 
 // metrics are the daemon's own Prometheus series; the HTTP layer adds its
@@ -18,6 +21,35 @@ type metrics struct {
 	fsync       prometheus.Histogram
 	batchWrites prometheus.Histogram
 	inflight    prometheus.Gauge
+	// peers are the transport's per-peer series (transport.Metrics).
+	peers *transport.Metrics
+
+	// Counted from the core's events (count), after the fsync.
+	aeExchanges, aeInSync, aeKeysRepaired, aeTreeBuilds prometheus.Counter
+	hintsStored, hintsDelivered                         prometheus.Counter
+}
+
+// count adds one core event to the counters it feeds.
+func (m *metrics) count(e node.Event) {
+	switch e.Kind {
+	case node.HintStored:
+		m.hintsStored.Inc()
+	case node.HintDelivered:
+		m.hintsDelivered.Inc()
+	case node.Exchange:
+		m.aeExchanges.Inc()
+		if e.InSync {
+			m.aeInSync.Inc()
+		}
+	case node.Repair:
+		// Read repairs and hint spreading are not anti-entropy's: the
+		// series has always counted what exchanges and handoffs send.
+		if e.Cause == node.RepairAE || e.Cause == node.RepairHandoff {
+			m.aeKeysRepaired.Inc()
+		}
+	case node.TreeBuilt:
+		m.aeTreeBuilds.Inc()
+	}
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -44,22 +76,30 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "dynago_ae_tree_build_seconds", Help: "Duration of event-loop steps that built a Merkle tree from a partition scan (the build dominates them).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
+		peers: transport.NewMetrics(s.ringMember),
 	}
-	// Core counters, read from the snapshot the event loop publishes (the
-	// core itself belongs to the loop goroutine).
-	stat := func(name, help string, f func(coreStats) float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(s.stats()) })
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 	}
-	reg.MustRegister(m.treeBuild,
-		stat("dynago_ae_exchanges_total", "Merkle exchanges this node completed as initiator.", func(c coreStats) float64 { return float64(c.ae.Exchanges) }),
-		stat("dynago_ae_in_sync_total", "Merkle exchanges that found the replicas' trees equal.", func(c coreStats) float64 { return float64(c.ae.InSync) }),
-		stat("dynago_ae_keys_repaired_total", "Objects this node sent to repair or hand off a replica.", func(c coreStats) float64 { return float64(c.ae.KeysRepaired) }),
-		stat("dynago_ae_tree_builds_total", "Merkle trees built from a scan of storage.", func(c coreStats) float64 { return float64(c.ae.TreeBuilds) }),
-		stat("dynago_hints_stored_total", "Writes stored as hints for unreachable primaries.", func(c coreStats) float64 { return float64(c.hintsStored) }),
-		stat("dynago_hints_delivered_total", "Hints delivered to their primary and deleted.", func(c coreStats) float64 { return float64(c.hintsDelivered) }),
-		stat("dynago_tombstones_reaped_total", "Tombstones this node deleted after every member agreed.", func(c coreStats) float64 { return float64(c.reaped) }),
+	m.aeExchanges = counter("dynago_ae_exchanges_total", "Merkle exchanges this node completed as initiator.")
+	m.aeInSync = counter("dynago_ae_in_sync_total", "Merkle exchanges that found the replicas' trees equal.")
+	m.aeKeysRepaired = counter("dynago_ae_keys_repaired_total", "Objects this node sent to repair or hand off a replica.")
+	m.aeTreeBuilds = counter("dynago_ae_tree_builds_total", "Merkle trees built from a scan of storage.")
+	m.hintsStored = counter("dynago_hints_stored_total", "Writes stored as hints for unreachable primaries.")
+	m.hintsDelivered = counter("dynago_hints_delivered_total", "Hints delivered to their primary and deleted.")
+	reg.MustRegister(m.treeBuild, m.aeExchanges, m.aeInSync, m.aeKeysRepaired, m.aeTreeBuilds, m.hintsStored, m.hintsDelivered,
+		// What no event reports is read from the snapshot the event loop
+		// publishes (the core itself belongs to the loop goroutine).
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_tombstones_reaped_total", Help: "Tombstones this node deleted after every member agreed."},
+			func() float64 { return float64(s.stats().Reaped) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_hints_held", Help: "Hints this node holds for other nodes."},
-			func() float64 { return float64(s.stats().hintsHeld) }),
+			func() float64 {
+				held := 0
+				for _, n := range s.stats().HintsHeld {
+					held += n
+				}
+				return float64(held)
+			}),
 	)
 	reg.MustRegister(m.requests, m.latency, m.fsync, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},
@@ -69,7 +109,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_malformed_total", Help: "Envelopes received on the RPC port and rejected as malformed (a broken peer, or not a peer)."},
 			func() float64 { return float64(s.trans.Stats().Malformed) }),
 	)
-	reg.MustRegister(gossipCollector{s})
+	reg.MustRegister(gossipCollector{s}, m.peers, repairCollector{s}, handoffCollector{s})
+	if s.engine != nil {
+		reg.MustRegister(pebbledb.NewCollector(s.engine))
+	}
 	// dynago_build_info is the Prometheus convention (as etcd, CockroachDB
 	// and Prometheus itself export): a constant 1 whose labels say which
 	// build runs, so dashboards can join on it and a rolling upgrade shows
@@ -133,4 +176,109 @@ func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) observeRequest(op node.Op, code node.Code, d time.Duration) {
 	m.requests.WithLabelValues(op.String(), code.String()).Inc()
 	m.latency.WithLabelValues(op.String()).Observe(d.Seconds())
+}
+
+// repairCollector exports the coordinator's read repairs from the core's
+// latest snapshot (at most statsEvery old).
+type repairCollector struct{ s *Server }
+
+var readRepairsDesc = prometheus.NewDesc("dynago_read_repairs_total",
+	"Replicas this node sent a read repair to as a get's coordinator, by what the replica answered: missing (no copy) or stale (an out-of-date or concurrent copy).",
+	[]string{"reason"}, nil)
+
+func (c repairCollector) Describe(ch chan<- *prometheus.Desc) { ch <- readRepairsDesc }
+
+func (c repairCollector) Collect(ch chan<- prometheus.Metric) {
+	var st node.Stats
+	if p := c.s.coreSnapshot.Load(); p != nil {
+		st = *p
+	}
+	// Both series always exist, so that rate() and absent() work from the
+	// first scrape.
+	ch <- prometheus.MustNewConstMetric(readRepairsDesc, prometheus.CounterValue, float64(st.ReadRepairsMissing), "missing")
+	ch <- prometheus.MustNewConstMetric(readRepairsDesc, prometheus.CounterValue, float64(st.ReadRepairs-st.ReadRepairsMissing), "stale")
+}
+
+// handoffCollector exports ownership handoff (join and leave) as /cluster's
+// handoff section shows it, plus what this node pushed.
+type handoffCollector struct{ s *Server }
+
+var (
+	handoffInProgressDesc = prometheus.NewDesc("dynago_handoff_in_progress",
+		"1 while a membership change (join or leave) is moving partitions, as this node's cluster state says; else 0.", nil, nil)
+	handoffTransfersDesc = prometheus.NewDesc("dynago_handoff_transfers",
+		"Partition transfers of the running membership change, by state (done, pending); 0 when none runs. /cluster's handoff.done and handoff.total.", []string{"state"}, nil)
+	handoffPendingDesc = prometheus.NewDesc("dynago_handoff_pending_transfers",
+		"Pending transfers of the running membership change that involve this node: out (it is the donor) or in (it is the recipient).", []string{"direction"}, nil)
+	handoffStalledDesc = prometheus.NewDesc("dynago_handoff_no_progress_seconds",
+		"Seconds since this node saw the running membership change begin or complete a transfer; 0 when none runs. /cluster's handoff.no_progress_ms.", nil, nil)
+	handoffKeysDesc = prometheus.NewDesc("dynago_handoff_keys_sent_total",
+		"Objects this node pushed to hand partitions off (a membership change's transfers, or data it no longer replicates).", nil, nil)
+	handoffBytesDesc = prometheus.NewDesc("dynago_handoff_bytes_sent_total",
+		"Encoded bytes of the objects counted by dynago_handoff_keys_sent_total.", nil, nil)
+	handoffsDoneDesc = prometheus.NewDesc("dynago_handoff_partitions_sent_total",
+		"Partition handoffs this node completed as the donor (every object pushed and acknowledged).", nil, nil)
+)
+
+func (c handoffCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{handoffInProgressDesc, handoffTransfersDesc, handoffPendingDesc, handoffStalledDesc, handoffKeysDesc, handoffBytesDesc, handoffsDoneDesc} {
+		ch <- d
+	}
+}
+
+func (c handoffCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	var hp node.HandoffProgress
+	stalled := 0.0
+	if v := c.s.view.Load(); v != nil {
+		hp = v.progress
+		if hp.InTransition {
+			// The same clock and origin as /cluster's no_progress_ms.
+			stalled = max(time.Since(v.progressAt).Seconds(), 0)
+		}
+	}
+	in, out := 0, 0
+	for _, t := range hp.Pending {
+		if t.From == c.s.cfg.ID {
+			out++
+		}
+		if t.To == c.s.cfg.ID {
+			in++
+		}
+	}
+	inProgress := 0.0
+	if hp.InTransition {
+		inProgress = 1
+	}
+	gauge(handoffInProgressDesc, inProgress)
+	gauge(handoffTransfersDesc, float64(hp.Done), "done")
+	gauge(handoffTransfersDesc, float64(hp.Total-hp.Done), "pending")
+	gauge(handoffPendingDesc, float64(out), "out")
+	gauge(handoffPendingDesc, float64(in), "in")
+	gauge(handoffStalledDesc, stalled)
+	var st node.Stats
+	if p := c.s.coreSnapshot.Load(); p != nil {
+		st = *p
+	}
+	counter(handoffKeysDesc, st.HandoffKeysSent)
+	counter(handoffBytesDesc, st.HandoffBytesSent)
+	counter(handoffsDoneDesc, st.HandoffsDone)
+}
+
+// ringMember reports whether id is in the ring this node routes by or the
+// one a running change moves to: the peers whose series /metrics exports.
+// A node that left the cluster drops out of them.
+func (s *Server) ringMember(id ring.NodeID) bool {
+	if r := s.Ring(); r != nil && r.Contains(id) {
+		return true
+	}
+	if v := s.view.Load(); v != nil && v.next != nil && v.next.Contains(id) {
+		return true
+	}
+	return false
 }

@@ -11,12 +11,9 @@ import (
 )
 
 // Stats implements httpapi.Observer from the loop's latest snapshot of the
-// core (at most observeEvery old) and gossip's current view.
+// core (at most statsEvery old) and gossip's current view.
 func (s *Server) Stats() httpapi.Stats {
-	var cs node.Stats
-	if p := s.coreSnapshot.Load(); p != nil {
-		cs = *p
-	}
+	cs := s.stats()
 	out := httpapi.Stats{
 		Node:        s.cfg.ID,
 		RingVersion: s.view.Load().version,
@@ -59,46 +56,91 @@ func (s *Server) Stats() httpapi.Stats {
 	return out
 }
 
-// History implements httpapi.Observer: this node's copy of key and the
-// hints it holds for it, read straight from storage, with their dots.
-func (s *Server) History(key []byte) (httpapi.History, bool, error) {
+// ownCopy is what this node itself holds of one key, read straight from
+// storage: its replica's object (nil when it has none) and the hints it
+// keeps for other nodes.
+type ownCopy struct {
+	partition int
+	obj       *object.Object
+	hints     []heldHint
+}
+
+type heldHint struct {
+	forNode ring.NodeID
+	obj     object.Object
+}
+
+// readOwnCopy reads this node's copy of key and its hints for key: the one
+// read behind GET /admin/local (httpapi.Backend.Local) and GET
+// /admin/history (httpapi.Observer.History). ok is false while the node
+// has no ring yet.
+func (s *Server) readOwnCopy(key []byte) (c ownCopy, ok bool, err error) {
 	r := s.Ring()
 	if r == nil {
-		return httpapi.History{}, false, nil
+		return c, false, nil
 	}
-	p := r.PartitionOf(key)
-	h := httpapi.History{Key: string(key), Node: s.cfg.ID, Partition: p}
-	found := false
-	raw, err := s.engine.Get(storage.ObjectKey(p, key))
+	c.partition = r.PartitionOf(key)
+	raw, err := s.engine.Get(storage.ObjectKey(c.partition, key))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
-		return h, false, err
+		return c, false, err
 	default:
 		o, err := object.Decode(raw)
 		if err != nil {
-			return h, false, err
+			return c, false, err
 		}
-		h.Clock, h.Siblings = httpapi.ObjectHistory(o)
-		found = true
+		c.obj = &o
 	}
 	lo, hi := storage.AllHintsRange()
 	err = s.engine.Scan(lo, hi, func(k, v []byte) error {
 		target, hp, uk, ok := storage.ParseHintKey(k)
-		if !ok || hp != p || string(uk) != string(key) {
+		if !ok || hp != c.partition || string(uk) != string(key) {
 			return nil
 		}
 		o, err := object.Decode(v)
 		if err != nil {
 			return err
 		}
-		hh := httpapi.HistoryHint{For: ring.NodeID(target)}
-		hh.Clock, hh.Siblings = httpapi.ObjectHistory(o)
-		h.Hints = append(h.Hints, hh)
+		c.hints = append(c.hints, heldHint{forNode: ring.NodeID(target), obj: o})
 		return nil
 	})
-	if err != nil {
+	return c, true, err
+}
+
+// History implements httpapi.Observer: this node's copy of key and the
+// hints it holds for it, with their dots.
+func (s *Server) History(key []byte) (httpapi.History, bool, error) {
+	c, ok, err := s.readOwnCopy(key)
+	h := httpapi.History{Key: string(key), Node: s.cfg.ID, Partition: c.partition}
+	if !ok || err != nil {
 		return h, false, err
 	}
-	return h, found || len(h.Hints) > 0, nil
+	if c.obj != nil {
+		h.Clock, h.Siblings = httpapi.ObjectHistory(*c.obj)
+	}
+	for _, hint := range c.hints {
+		hh := httpapi.HistoryHint{For: hint.forNode}
+		hh.Clock, hh.Siblings = httpapi.ObjectHistory(hint.obj)
+		h.Hints = append(h.Hints, hh)
+	}
+	return h, c.obj != nil || len(h.Hints) > 0, nil
+}
+
+// Local implements httpapi.Backend: this node's own copy of key and the
+// nodes it holds hints for.
+func (s *Server) Local(key []byte) (httpapi.Local, bool, error) {
+	var out httpapi.Local
+	c, ok, err := s.readOwnCopy(key)
+	if !ok || err != nil {
+		return out, false, err
+	}
+	if c.obj != nil {
+		out.Siblings = c.obj.Siblings()
+		out.Context = c.obj.Context()
+	}
+	for _, hint := range c.hints {
+		out.Hints = append(out.Hints, hint.forNode)
+	}
+	return out, c.obj != nil || len(out.Hints) > 0, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/membership"
+	"github.com/dynago/dynago/resp"
 	"github.com/dynago/dynago/security"
 	"github.com/dynago/dynago/transport"
 )
@@ -21,7 +22,7 @@ import (
 // loopback unless Insecure is set (CockroachDB's --insecure).
 type Security struct {
 	// CertsDir holds ca.crt, node.crt and node.key (dynago cert): the peer
-	// port then runs mutual TLS and HTTP runs TLS.
+	// port then runs mutual TLS, and HTTP and RESP run TLS.
 	CertsDir string
 	// Insecure allows plaintext listeners beyond loopback.
 	Insecure bool
@@ -29,7 +30,8 @@ type Security struct {
 	GossipKeyFile string
 	// TokensFile holds "token role" lines; with it (or with certificates)
 	// every HTTP request must carry a bearer token or a client
-	// certificate whose role allows it.
+	// certificate whose role allows it, and a RESP connection must AUTH
+	// with a token (or present such a certificate).
 	TokensFile string
 }
 
@@ -37,6 +39,9 @@ type secState struct {
 	cfg    Security
 	certs  *security.Certs
 	tokens atomic.Pointer[map[string]string]
+	// tokensGen counts the loads of the tokens file: RESP connections
+	// check their AUTH token again when it moves (resp.Config.AuthGeneration).
+	tokensGen atomic.Uint64
 }
 
 // isLoopbackListen reports whether addr binds only loopback.
@@ -58,8 +63,8 @@ func (c *Config) checkListeners() error {
 	if c.Security.CertsDir != "" || c.Security.Insecure {
 		return nil
 	}
-	for _, l := range []struct{ flag, addr string }{{"--http-addr", c.HTTPAddr}, {"--rpc-addr", c.RPCAddr}, {"--gossip-addr", c.GossipAddr}} {
-		if !isLoopbackListen(l.addr) {
+	for _, l := range []struct{ flag, addr string }{{"--http-addr", c.HTTPAddr}, {"--rpc-addr", c.RPCAddr}, {"--gossip-addr", c.GossipAddr}, {"--resp-addr", c.RESPAddr}} {
+		if l.addr != "" && !isLoopbackListen(l.addr) {
 			return fmt.Errorf("%w: %s %s is beyond loopback and no --certs-dir is given: give certificates (dynago cert) or --insecure to run plaintext", ErrConfig, l.flag, l.addr)
 		}
 	}
@@ -138,6 +143,9 @@ func (st *secState) loadTokens() error {
 		return fmt.Errorf("%w: --tokens-file: %v", ErrConfig, err)
 	}
 	st.tokens.Store(&toks)
+	// After the store: a connection that sees the new generation checks
+	// its token against the new map.
+	st.tokensGen.Add(1)
 	return nil
 }
 
@@ -146,6 +154,15 @@ func (st *secState) applyTransport(tc *transport.Config) {
 		tc.ServerTLS = st.certs.PeerServerConfig()
 		tc.ClientTLS = st.certs.PeerClientConfig
 	}
+}
+
+// peerTLS is how this node dials other nodes' HTTPS APIs: nil without
+// certificates (plain HTTP).
+func (st *secState) peerTLS() func() *tls.Config {
+	if st.certs == nil {
+		return nil
+	}
+	return st.certs.PeerClientConfig
 }
 
 func (st *secState) wrapListener(ln net.Listener) net.Listener {
@@ -173,18 +190,7 @@ func (st *secState) identify(r *http.Request) (string, bool) {
 		if !ok {
 			return "", false
 		}
-		if m := st.tokens.Load(); m != nil {
-			// Compare every token in constant time, so timing does not
-			// reveal a prefix.
-			role := ""
-			for t, rl := range *m {
-				if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
-					role = rl
-				}
-			}
-			return role, role != ""
-		}
-		return "", false
+		return st.tokenRole(tok)
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		if role := security.RoleOf(r.TLS.VerifiedChains[0][0]); role != "" {
@@ -192,6 +198,34 @@ func (st *secState) identify(r *http.Request) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// tokenRole returns the role of a token of the tokens file (HTTP's bearer
+// token, RESP's AUTH).
+func (st *secState) tokenRole(tok string) (string, bool) {
+	m := st.tokens.Load()
+	if m == nil {
+		return "", false
+	}
+	// Compare every token in constant time, so timing does not reveal a
+	// prefix.
+	role := ""
+	for t, rl := range *m {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 {
+			role = rl
+		}
+	}
+	return role, role != ""
+}
+
+// respConfig sets what RESP needs of security: the same roles from the
+// same tokens and client certificates as HTTP, required exactly when HTTP
+// requires them. TLS is the listener's (wrapListener).
+func (st *secState) respConfig(rc *resp.Config) {
+	rc.RequireAuth = st.authEnabled()
+	rc.Authenticate = st.tokenRole
+	rc.AuthGeneration = st.tokensGen.Load
+	rc.CertRole = security.RoleOf
 }
 
 // Reload re-reads certificates, the tokens file and the gossip keys (on

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -28,9 +29,10 @@ import (
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/node"
-	"github.com/dynago/dynago/object"
+	"github.com/dynago/dynago/resp"
 	"github.com/dynago/dynago/ring"
 	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/storage/pebbledb"
 	"github.com/dynago/dynago/transport"
 )
 
@@ -43,7 +45,16 @@ type input struct {
 	msgs   []node.Message
 	status *membership.Member
 	state  *cluster.State
-	fn     func() // runs on the loop goroutine, with the core
+	// defaults changes the core's default R and W (Node.SetDefaults).
+	defaults *defaultsChange
+	fn       func() // runs on the loop goroutine, with the core
+}
+
+// defaultsChange is a SetDefaults on its way to the core; done gets the
+// core's answer once the new defaults are published.
+type defaultsChange struct {
+	r, w int
+	done chan error
 }
 
 // held is a Ready's outputs waiting for the fsync numbered seq.
@@ -51,6 +62,7 @@ type held struct {
 	seq     uint64
 	msgs    []node.Message
 	replies []node.Reply
+	events  []node.Event
 	state   *cluster.State
 }
 
@@ -58,7 +70,7 @@ type held struct {
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	engine  *storage.Pebble
+	engine  *pebbledb.DB
 	epoch   uint64
 	core    *node.Node
 	ring    atomic.Pointer[ring.Ring]
@@ -71,6 +83,8 @@ type Server struct {
 
 	httpLn  net.Listener
 	httpSrv *http.Server
+	respLn  net.Listener // nil without Config.RESPAddr
+	respSrv *resp.Server
 	sec     *secState
 
 	// What this node publishes as its HTTP and RPC addresses (advertise.go).
@@ -81,23 +95,26 @@ type Server struct {
 	syncDone chan syncResult
 	stop     chan struct{}
 	loopDone chan struct{}
+	// looping is set once Start has started the loop and the syncer: a
+	// Start that fails before (the RPC port taken, say) must not wait for
+	// them to stop.
+	looping  bool
 	syncDead chan struct{}
 
-	coreStats atomic.Pointer[coreStats]
-	events    *eventBus // the node's event log, for /events
-	// coreSnapshot is the core's latest Stats, for /admin/stats.
+	events *eventBus // the node's event log, for /events
+	// coreSnapshot is the core's latest Stats (at most statsEvery old),
+	// for /admin/stats and the gauges; events come from Ready.Events.
 	coreSnapshot atomic.Pointer[node.Stats]
 
 	// Owned by the event loop.
-	obs       observer
 	statsAt   time.Time
+	stepAt    time.Time // when the loop began feeding the core its last inputs
 	writeSeq  uint64
 	syncedSeq uint64
 	syncing   bool
 	hold      []held
 
 	nextID  atomic.Uint64
-	quorum  atomic.Uint64 // default R<<32 | W; see SetDefaults
 	mu      sync.Mutex
 	waiters map[uint64]chan node.Reply
 
@@ -144,7 +161,6 @@ func Start(cfg Config) (*Server, error) {
 		rpc:      map[ring.NodeID]string{},
 		events:   newEventBus(cfg.ID),
 	}
-	s.quorum.Store(uint64(cfg.R)<<32 | uint64(cfg.W))
 	ok := false
 	defer func() {
 		if !ok {
@@ -153,7 +169,7 @@ func Start(cfg Config) (*Server, error) {
 	}()
 
 	var err error
-	s.engine, err = storage.OpenPebble(filepath.Join(cfg.DataDir, "db"), storage.PebbleOptions{CacheSize: cfg.CacheSize, Logger: s.log})
+	s.engine, err = pebbledb.Open(filepath.Join(cfg.DataDir, "db"), pebbledb.Options{CacheSize: cfg.CacheSize, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("server: opening storage: %w", err)
 	}
@@ -172,13 +188,13 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.core, err = node.New(node.Config{
-		ID: cfg.ID, Actor: actor, OpIDBase: randomUint64(), State: st, N: cfg.N, R: cfg.R, W: cfg.W,
-		RequestTimeout: cfg.RequestTimeout, MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize,
-		ReplicaTimeout: cfg.ReplicaTimeout, HintRetry: 5 * cfg.ReplicaTimeout,
-		AEInterval: cfg.AEInterval, AETimeout: 10 * cfg.AEInterval, AEMaxKeys: cfg.AEMaxKeys,
-		LWW: cfg.LWW,
-	}, s.engine)
+	var coreStore node.Store = s.engine
+	if cfg.coreStore != nil {
+		coreStore = cfg.coreStore(s.engine)
+	}
+	ncfg := cfg.Node
+	ncfg.ID, ncfg.Actor, ncfg.OpIDBase, ncfg.State, ncfg.Ring = cfg.ID, actor, randomUint64(), st, nil
+	s.core, err = node.New(ncfg, coreStore)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +209,7 @@ func Start(cfg Config) (*Server, error) {
 			s.rpc[p.ID] = p.RPCAddr
 		}
 	}
-	tc := transport.Config{ID: cfg.ID, ListenAddr: cfg.RPCAddr, Peers: maps.Clone(s.rpc), Mode: transport.ModeStream, Logger: s.log}
+	tc := transport.Config{ID: cfg.ID, ListenAddr: cfg.RPCAddr, Peers: maps.Clone(s.rpc), Mode: transport.ModeStream, Logger: s.log, Metrics: s.metrics.peers}
 	s.sec.applyTransport(&tc)
 	s.trans, err = transport.New(tc, s.onMessages)
 	if err != nil {
@@ -204,13 +220,14 @@ func Start(cfg Config) (*Server, error) {
 	if err := s.inj.Set(cfg.Faults); err != nil {
 		return nil, err
 	}
-	s.trans.SetInterceptor(s.inj)
+	s.interceptWhenFaulty(cfg.Faults)
 	if err := s.trans.Start(); err != nil {
 		return nil, fmt.Errorf("server: starting transport: %w", err)
 	}
 
 	go s.syncer()
 	go s.loop()
+	s.looping = true
 
 	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -218,8 +235,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.httpLn = s.sec.wrapListener(s.httpLn)
 	var handler http.Handler = httpapi.New(s, httpapi.Options{
-		MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize, DefaultTimeout: cfg.RequestTimeout,
-		Registry: s.reg, Logger: s.log,
+		MaxKeySize: cfg.Node.MaxKeySize, MaxValueSize: cfg.Node.MaxValueSize, DefaultTimeout: cfg.Node.RequestTimeout,
+		Registry: s.reg, Logger: s.log, PeerTLS: s.sec.peerTLS(),
 	})
 	if cfg.Pprof || cfg.Dashboard {
 		mux := http.NewServeMux()
@@ -262,6 +279,11 @@ func Start(cfg Config) (*Server, error) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if cfg.RESPAddr != "" {
+		if err := s.startRESP(); err != nil {
+			return nil, err
+		}
+	}
 	s.advHTTP, s.advRPC = advertisedOr(cfg.AdvertiseHTTP, s.HTTPAddr()), advertisedOr(cfg.AdvertiseRPC, s.trans.Addr())
 	advGossip, err := resolveGossipAdvertise(cfg.AdvertiseGossip)
 	if err != nil {
@@ -278,7 +300,7 @@ func Start(cfg Config) (*Server, error) {
 		OnEvent: s.onMember,
 		OnState: s.onState,
 		WrapTransport: func(nt memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
-			return fault.WrapGossip(nt, s.inj, s.gossipNode)
+			return wrapGossip(nt, s.inj, s.gossipNode)
 		},
 	})
 	if err != nil {
@@ -293,8 +315,44 @@ func Start(cfg Config) (*Server, error) {
 		go s.joinLoop(cfg.Join)
 	}
 	ok = true
-	s.log.Info("node serving", "http", s.advHTTP, "rpc", s.advRPC, "gossip", s.members.Addr(), "ring_version", s.core.State().Version, "n", cfg.N, "r", cfg.R, "w", cfg.W)
+	attrs := []any{"http", s.advHTTP, "rpc", s.advRPC, "gossip", s.members.Addr()}
+	if a := s.RESPAddr(); a != "" {
+		attrs = append(attrs, "resp", a)
+	}
+	n, r, w := s.Defaults()
+	s.log.Info("node serving", append(attrs, "ring_version", s.core.State().Version, "n", n, "r", r, "w", w)...)
 	return s, nil
+}
+
+// startRESP serves the RESP front end on Config.RESPAddr, with HTTP's
+// limits, TLS certificate and credentials.
+func (s *Server) startRESP() error {
+	ln, err := net.Listen("tcp", s.cfg.RESPAddr)
+	if err != nil {
+		return fmt.Errorf("server: listening for RESP: %w", err)
+	}
+	s.respLn = ln
+	rc := resp.Config{
+		MaxKeySize: s.cfg.Node.MaxKeySize, MaxValueSize: s.cfg.Node.MaxValueSize, DefaultTimeout: s.cfg.Node.RequestTimeout,
+		Registry: s.reg, Logger: s.log,
+	}
+	s.sec.respConfig(&rc)
+	s.respSrv = resp.New(s, rc)
+	go func() {
+		if err := s.respSrv.Serve(s.sec.wrapListener(ln)); err != nil && !errors.Is(err, resp.ErrClosed) {
+			s.log.Error("resp server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// RESPAddr returns the address the RESP front end listens on, "" when it
+// is off.
+func (s *Server) RESPAddr() string {
+	if s.respLn == nil {
+		return ""
+	}
+	return s.respLn.Addr().String()
 }
 
 // HTTPAddr returns the address the HTTP API listens on.
@@ -329,6 +387,13 @@ func (s *Server) Close() error {
 
 func (s *Server) closeResources() error {
 	var errs []error
+	if s.respSrv != nil {
+		if err := s.respSrv.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if s.respLn != nil {
+		s.respLn.Close()
+	}
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := s.httpSrv.Shutdown(ctx); err != nil {
@@ -355,7 +420,7 @@ func (s *Server) closeResources() error {
 			errs = append(errs, err)
 		}
 	}
-	if s.core != nil && s.inputs != nil {
+	if s.looping {
 		s.halt()
 		<-s.loopDone
 		<-s.syncDead
@@ -389,19 +454,15 @@ func (s *Server) onMessages(msgs []node.Message) {
 }
 
 // Do implements httpapi.Backend: it runs one client request through the
-// core and waits for its reply.
+// core and waits for its reply. An R or W of 0 is passed on as is: the
+// core fills in its current default and checks the quorums against N.
 func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
 	start := time.Now()
 	req.ID = s.nextID.Add(1)
-	if req.R == 0 || req.W == 0 {
-		_, r, w := s.Defaults()
-		if req.R == 0 {
-			req.R = r
-		}
-		if req.W == 0 {
-			req.W = w
-		}
-	}
+	// The event log's sample of requests is chosen up front, so that the
+	// core traces those (and the ones a client asked to trace) only.
+	logged := s.events.admitRequest(start)
+	req.Trace = req.Trace || logged
 	ch := make(chan node.Reply, 1)
 	s.mu.Lock()
 	s.waiters[req.ID] = ch
@@ -426,11 +487,20 @@ func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
 		rep = node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
 	case <-ctx.Done():
 		// The core still finishes the operation; its reply is discarded.
-		rep = node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: max(req.R, req.W)}
+		// Required is the quorum the request named, else the default as
+		// last published (it may have changed since the core took it).
+		_, r, w := s.Defaults()
+		required := cmp.Or(req.W, w)
+		if req.Op == node.OpGet {
+			required = cmp.Or(req.R, r)
+		}
+		rep = node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: required}
 	}
 	took := time.Since(start)
 	s.metrics.observeRequest(req.Op, rep.Code, took)
-	s.requestEvent(req, rep, took)
+	if logged {
+		s.requestEvent(req, rep, took)
+	}
 	return rep
 }
 
@@ -440,23 +510,31 @@ func (s *Server) NodeID() ring.NodeID { return s.cfg.ID }
 // Ring implements httpapi.Backend.
 func (s *Server) Ring() *ring.Ring { return s.ring.Load() }
 
-// Defaults implements httpapi.Backend.
+// Defaults implements httpapi.Backend: N and the default R and W as the
+// core last published them (the loop publishes them whenever they change).
 func (s *Server) Defaults() (n, r, w int) {
-	q := s.quorum.Load()
-	return s.cfg.N, int(q >> 32), int(uint32(q))
+	v := s.view.Load()
+	return v.n, v.r, v.w
 }
 
-// SetDefaults implements httpapi.DefaultsSetter: the R and W of requests
-// that name none, from now until the node restarts (then --r and --w
-// apply again). Requests carry explicit R and W into the core, so one in
-// flight keeps the quorum it started with.
+// SetDefaults implements httpapi.DefaultsSetter: it hands the change to
+// the core through the event loop, like any input, and returns the core's
+// answer (node.ErrBadQuorum for a quorum outside 1..N). Zero keeps a
+// value. The change lasts until the node restarts (then --r and --w apply
+// again); a request in flight keeps the quorum it started with.
 func (s *Server) SetDefaults(r, w int) error {
-	if r < 1 || r > s.cfg.N || w < 1 || w > s.cfg.N {
-		return fmt.Errorf("R=%d and W=%d must be within 1..N=%d", r, w, s.cfg.N)
+	ch := &defaultsChange{r: r, w: w, done: make(chan error, 1)}
+	select {
+	case s.inputs <- input{defaults: ch}:
+	case <-s.stop:
+		return ErrStopped
 	}
-	s.quorum.Store(uint64(r)<<32 | uint64(w))
-	s.log.Info("default quorums changed", "r", r, "w", w)
-	return nil
+	select {
+	case err := <-ch.done:
+		return err
+	case <-s.stop:
+		return ErrStopped
+	}
 }
 
 // Members implements httpapi.Backend: every node of the ring and every node
@@ -559,9 +637,22 @@ func (s *Server) SetFaultRules(r fault.Rules) error {
 	if err := s.inj.Set(r); err != nil {
 		return err
 	}
+	s.interceptWhenFaulty(r)
 	s.log.Info("fault rules changed", "rules", r)
 	s.events.publish("fault", "fault rules changed", map[string]any{"rules": s.inj.Rules()})
 	return nil
+}
+
+// interceptWhenFaulty puts the fault injector on the transport's send path
+// only while it has rules: consulting it costs every message a heap copy
+// (the interceptor sees it by pointer), which a node without faults, the
+// normal case, should not pay.
+func (s *Server) interceptWhenFaulty(r fault.Rules) {
+	if r.IsZero() {
+		s.trans.SetInterceptor(nil)
+		return
+	}
+	s.trans.SetInterceptor(s.inj)
 }
 
 // FaultStats implements httpapi.Faults.
@@ -598,40 +689,6 @@ func membershipPreset(p string) string {
 		return membership.PresetLab
 	}
 	return membership.PresetLAN
-}
-
-// Local implements httpapi.Backend: this node's own copy of key, read
-// straight from storage.
-func (s *Server) Local(key []byte) (httpapi.Local, bool, error) {
-	var out httpapi.Local
-	p := s.Ring().PartitionOf(key)
-	raw, err := s.engine.Get(storage.ObjectKey(p, key))
-	found := false
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
-		return out, false, err
-	default:
-		o, err := object.Decode(raw)
-		if err != nil {
-			return out, false, err
-		}
-		out.Siblings = o.Siblings()
-		out.Context = o.Context()
-		found = true
-	}
-	lo, hi := storage.AllHintsRange()
-	err = s.engine.Scan(lo, hi, func(k, _ []byte) error {
-		target, hp, uk, ok := storage.ParseHintKey(k)
-		if ok && hp == p && string(uk) == string(key) {
-			out.Hints = append(out.Hints, ring.NodeID(target))
-		}
-		return nil
-	})
-	if err != nil {
-		return out, false, err
-	}
-	return out, found || len(out.Hints) > 0, nil
 }
 
 // randomUint64 draws a node's operation-ID base (node.Config.OpIDBase). A

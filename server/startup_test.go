@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -45,7 +47,7 @@ func TestNormalStartLogsNoWarnings(t *testing.T) {
 	rec := &warnRecorder{}
 	gossip := map[ring.NodeID]string{}
 	for i := 1; i <= 3; i++ {
-		gossip[ring.NodeID(fmt.Sprintf("n%d", i))] = freeAddr(t)
+		gossip[ring.NodeID(fmt.Sprintf("n%d", i))] = testutil.FreeAddr(t)
 	}
 	srvs := startCluster(t, 3, func(c *Config) {
 		c.Logger = slog.New(rec)
@@ -59,9 +61,7 @@ func TestNormalStartLogsNoWarnings(t *testing.T) {
 		c.Preset = "lab"
 	})
 	// Wait, bounded, until every node sees the other two alive.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok := true
+	testutil.Eventually(t, 15*time.Second, "the 3 nodes see each other alive", func() bool {
 		for _, s := range srvs {
 			alive := 0
 			for _, m := range s.members.Members() {
@@ -69,18 +69,55 @@ func TestNormalStartLogsNoWarnings(t *testing.T) {
 					alive++
 				}
 			}
-			ok = ok && alive >= 3
+			if alive < 3 {
+				return false
+			}
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the 3 nodes did not see each other alive within 15 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	})
 	time.Sleep(500 * time.Millisecond) // let a first round of RPC traffic happen
 	if w := rec.seen(); len(w) > 0 {
 		t.Errorf("a normal start logged:\n%s", strings.Join(w, "\n"))
 	}
+}
+
+// A Start that fails once storage and the core exist (here: the RPC port is
+// taken) returns its error and releases what it opened, rather than wait
+// for an event loop it never started.
+func TestStartFailingAfterTheCoreReturns(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	cfg := Config{
+		ID: "n1", DataDir: dir, HTTPAddr: testutil.FreeAddr(t), RPCAddr: taken.Addr().String(),
+		Cluster: []Peer{{ID: "n1", RPCAddr: taken.Addr().String()}}, Node: node.Config{N: 1, Partitions: 8},
+		GossipAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, err := Start(cfg)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "transport") {
+			t.Fatalf("Start on a taken RPC port = %v, want a transport error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Start on a taken RPC port did not return")
+	}
+	// Storage was closed: the directory opens again.
+	cfg.RPCAddr, cfg.Cluster = testutil.FreeAddr(t), nil
+	cfg.Cluster = []Peer{{ID: "n1", RPCAddr: cfg.RPCAddr}}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("restart on the same data dir: %v", err)
+	}
+	s.Close()
 }

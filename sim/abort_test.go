@@ -16,21 +16,9 @@ import (
 // during and after the partial handoff survives, the ring is the old one,
 // and the newcomer hands back and drops the copies it got.
 func TestAbortStalledJoinLosesNothing(t *testing.T) {
-	c := newCluster(t, Config{Seed: 45, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "a"}
-	w.issue(300)
-	if err := c.Settle(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c, w := loadedCluster(t, 45, "a", 300)
 	owners := c.Ring().Owners()
-	n6, err := c.AddNode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.RunFor(50 * time.Millisecond)
-	if _, err := c.Commit("n1"); err != nil {
-		t.Fatal(err)
-	}
+	n6, _ := commitJoin(t, c)
 	// Some transfers may complete; then n6 becomes unreachable over RPC
 	// while the failure detector still reports it alive.
 	w.runWriting(t, func() bool { return c.Node("n1").Progress().Done > 0 }, 10*time.Second)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 	"github.com/dynago/dynago/storage"
 )
@@ -24,45 +23,6 @@ func hintsFor(t *testing.T, c *Cluster, primary ring.NodeID, key string) []ring.
 		}
 	}
 	return out
-}
-
-func TestDeadPrimaryWriteIsHintedAndHandedOffOnReturn(t *testing.T) {
-	c := newCluster(t, Config{Seed: 21, W: 3, R: 3})
-	pl := preflist(c, "k")
-	dead := pl[1]
-	c.Crash(dead)
-	c.RunFor(time.Second) // detection
-
-	r := put(t, c, pl[0], "k", "v", nil)
-	if r.Acks != 3 {
-		t.Fatalf("acks = %d, want 3 with a fallback standing in", r.Acks)
-	}
-	if err := c.Settle(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	holders := hintsFor(t, c, dead, "k")
-	fbs := c.Ring().Fallbacks(c.Ring().PartitionOf([]byte("k")))
-	if len(holders) != 1 || holders[0] != fbs[0] {
-		t.Fatalf("hint for %s held by %v, want the first fallback %s", dead, holders, fbs[0])
-	}
-	// Reads with R=3 still succeed, answered by the fallback's hint.
-	if got := values(get(t, c, pl[2], "k")); !slices.Equal(got, []string{"v"}) {
-		t.Fatalf("R=3 read while %s is dead: %v", dead, got)
-	}
-
-	if err := c.Restart(dead); err != nil {
-		t.Fatal(err)
-	}
-	err := c.RunUntil(func() bool {
-		_, ok := localCopy(t, c, dead, "k")
-		return ok && len(hintsFor(t, c, dead, "k")) == 0
-	}, 5*time.Second)
-	if err != nil {
-		t.Fatalf("hint not delivered and deleted: primary has it: %v, hints %v", func() bool { _, ok := localCopy(t, c, dead, "k"); return ok }(), hintsFor(t, c, dead, "k"))
-	}
-	if held := c.Node(fbs[0]).HintsHeld(); len(held) != 0 {
-		t.Fatalf("fallback still counts hints %v", held)
-	}
 }
 
 // A primary that is alive to the failure detector but does not answer (a
@@ -94,48 +54,6 @@ func TestSilentPrimaryGetsFallbackAfterReplicaTimeout(t *testing.T) {
 	}
 	if _, ok := localCopy(t, c, silent, "s"); !ok {
 		t.Fatal("primary does not hold the handed-off write")
-	}
-}
-
-// A hint is deleted only if it did not change while being delivered.
-func TestHintUpdatedDuringDeliveryIsNotLost(t *testing.T) {
-	c := newCluster(t, Config{Seed: 23, W: 2})
-	pl := preflist(c, "u")
-	dead := pl[1]
-	c.Crash(dead)
-	c.RunFor(time.Second)
-	ctx := put(t, c, pl[0], "u", "one", nil).Context
-	if err := c.Restart(dead); err != nil {
-		t.Fatal(err)
-	}
-	// A second write lands while the detector still reports the primary
-	// dead, i.e. on the fallback again, racing the handoff of the first.
-	put(t, c, pl[0], "u", "two", ctx)
-	if err := c.RunUntil(func() bool { return len(hintsFor(t, c, dead, "u")) == 0 }, 10*time.Second); err != nil {
-		t.Fatal("hints never drained")
-	}
-	o, ok := localCopy(t, c, dead, "u")
-	if !ok || len(o.Live()) != 1 || string(o.Live()[0].Value) != "two" {
-		t.Fatalf("primary holds %v, want the second write", o.Live())
-	}
-	if got := values(do(t, c, pl[2], node.Request{Op: node.OpGet, Key: []byte("u"), R: 3})); !slices.Equal(got, []string{"two"}) {
-		t.Fatalf("read: %v", got)
-	}
-}
-
-// A write forwarded to a coordinator that died before the detector noticed
-// is re-forwarded to the next preference-list node after the replica
-// timeout, and succeeds.
-func TestForwardToUndetectedDeadCoordinatorIsRetried(t *testing.T) {
-	c := newCluster(t, Config{Seed: 24, DetectDelay: time.Hour, ReplicaTimeout: 50 * time.Millisecond})
-	pl := preflist(c, "f")
-	c.Crash(pl[0])
-	r := put(t, c, notIn(c, pl), "f", "v", nil)
-	if r.Trace.Coordinator != pl[1] {
-		t.Fatalf("coordinated by %s, want %s after %s stayed silent", r.Trace.Coordinator, pl[1], pl[0])
-	}
-	if got := values(get(t, c, pl[2], "f")); !slices.Equal(got, []string{"v"}) {
-		t.Fatalf("read: %v", got)
 	}
 }
 

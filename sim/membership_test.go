@@ -101,23 +101,49 @@ func balanced(t *testing.T, rg *ring.Ring, members int) {
 	}
 }
 
-func TestJoinUnderLoad(t *testing.T) {
-	c := newCluster(t, Config{Seed: 41, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "j"}
-	w.issue(400)
+// loadedCluster is the setup every test here shares: a 5-node cluster
+// with fast anti-entropy holding n settled writes, and the writer that
+// made them, to keep writing through the transition.
+func loadedCluster(t *testing.T, seed uint64, prefix string, n int) (*Cluster, *writer) {
+	t.Helper()
+	c := newCluster(t, Config{Seed: seed, AEInterval: 20 * time.Millisecond})
+	w := &writer{c: c, acked: map[string]bool{}, prefix: prefix}
+	w.issue(n)
 	if err := c.Settle(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	before := maps.Clone(w.acked)
+	return c, w
+}
+
+// commitJoin adds n6, lets gossip bring it the ring and commits its join
+// through n1, the claimant.
+func commitJoin(t *testing.T, c *Cluster) (ring.NodeID, node.Plan) {
+	t.Helper()
 	n6, err := c.AddNode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.RunFor(50 * time.Millisecond) // gossip brings n6 the ring
+	c.RunFor(50 * time.Millisecond)
 	plan, err := c.Commit("n1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n6, plan
+}
+
+// converges runs until the replicas agree and no node holds data outside
+// its partitions: the handoffs after the switch are done.
+func converges(t *testing.T, c *Cluster) {
+	t.Helper()
+	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
+		t.Fatal("did not converge after the switch")
+	}
+}
+
+func TestJoinUnderLoad(t *testing.T) {
+	c, w := loadedCluster(t, 41, "j", 400)
+	before := maps.Clone(w.acked)
+	n6, plan := commitJoin(t, c)
 	if !slices.Equal(plan.Joining, []ring.NodeID{n6}) || len(plan.Moves) == 0 {
 		t.Fatalf("plan %+v", plan)
 	}
@@ -137,22 +163,14 @@ func TestJoinUnderLoad(t *testing.T) {
 	if err := c.Settle(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// Let post-switch hand-offs and anti-entropy finish.
-	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
-		t.Fatal("did not converge after the switch")
-	}
+	converges(t, c) // post-switch hand-offs and anti-entropy
 	balanced(t, c.Ring(), 6)
 	checkPlacement(t, c, w.acked)
 	t.Logf("%d writes acknowledged; ring version %d", len(w.acked), c.Ring().Version())
 }
 
 func TestLeaveUnderLoad(t *testing.T) {
-	c := newCluster(t, Config{Seed: 42, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "l"}
-	w.issue(400)
-	if err := c.Settle(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	c, w := loadedCluster(t, 42, "l", 400)
 	if err := c.StageLeave("n2", "n4"); err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +186,7 @@ func TestLeaveUnderLoad(t *testing.T) {
 	if err := c.Settle(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
-		t.Fatal("did not converge after the switch")
-	}
+	converges(t, c)
 	balanced(t, c.Ring(), 4)
 	checkPlacement(t, c, w.acked)
 }
@@ -178,19 +194,8 @@ func TestLeaveUnderLoad(t *testing.T) {
 // A claimant crash in the middle of a transition loses nothing: when it
 // comes back the transition resumes from its persisted state.
 func TestClaimantCrashDuringJoin(t *testing.T) {
-	c := newCluster(t, Config{Seed: 43, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "x"}
-	w.issue(300)
-	if err := c.Settle(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AddNode(); err != nil {
-		t.Fatal(err)
-	}
-	c.RunFor(50 * time.Millisecond)
-	if _, err := c.Commit("n1"); err != nil {
-		t.Fatal(err)
-	}
+	c, w := loadedCluster(t, 43, "x", 300)
+	commitJoin(t, c)
 	c.RunFor(30 * time.Millisecond)
 	c.Crash("n1")
 	c.RunFor(time.Second)
@@ -198,9 +203,7 @@ func TestClaimantCrashDuringJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.runWriting(t, func() bool { return !c.InTransition() && c.Ring().Contains("n6") }, 60*time.Second)
-	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
-		t.Fatal("did not converge")
-	}
+	converges(t, c)
 	checkPlacement(t, c, w.acked)
 }
 
@@ -219,19 +222,8 @@ var errStop = fmt.Errorf("stop")
 // A node that restarts after the switch but before it dropped the data it
 // no longer replicates finds that data at boot and hands it off.
 func TestRestartBeforeCleanupResumesIt(t *testing.T) {
-	c := newCluster(t, Config{Seed: 44, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "r"}
-	w.issue(300)
-	if err := c.Settle(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AddNode(); err != nil {
-		t.Fatal(err)
-	}
-	c.RunFor(50 * time.Millisecond)
-	if _, err := c.Commit("n1"); err != nil {
-		t.Fatal(err)
-	}
+	c, w := loadedCluster(t, 44, "r", 300)
+	commitJoin(t, c)
 	var victim ring.NodeID
 	w.runWriting(t, func() bool {
 		if c.InTransition() || !c.Ring().Contains("n6") {
@@ -274,90 +266,6 @@ func holdsForeign(c *Cluster, id ring.NodeID) bool {
 	return foreign
 }
 
-// A node that hears of the ring switch late keeps forwarding writes by the
-// old ring. The node it forwards to may, by the new ring, no longer be a
-// replica of the key — here the node that just left. That node must not
-// coordinate the write and keep a copy outside the preference list: it
-// sends the forwarder on to a replica of its ring, and no copy stays behind.
-func TestForwardByStaleRingToFormerReplica(t *testing.T) {
-	c := newCluster(t, Config{Seed: 45, AEInterval: 20 * time.Millisecond})
-	w := &writer{c: c, acked: map[string]bool{}, prefix: "s"}
-	w.issue(200)
-	if err := c.Settle(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	const leaver, claimant = ring.NodeID("n4"), ring.NodeID("n1")
-	if err := c.StageLeave(claimant, leaver); err != nil {
-		t.Fatal(err)
-	}
-	c.RunFor(20 * time.Millisecond)
-	if _, err := c.Commit(claimant); err != nil {
-		t.Fatal(err)
-	}
-	// The moment the claimant switches the ring, every other node but the
-	// leaver stops hearing gossip: they keep routing by the old ring.
-	if err := c.RunUntil(func() bool { return !c.Node(claimant).State().InTransition() }, 60*time.Second); err != nil {
-		t.Fatal("the transition never ended")
-	}
-	oldRing, newRing := c.Node("n2").Ring(), c.Node(claimant).Ring()
-	if oldRing.Contains(leaver) == newRing.Contains(leaver) {
-		t.Fatalf("old ring v%d and new ring v%d both contain %s or both do not", oldRing.Version(), newRing.Version(), leaver)
-	}
-	for _, id := range c.Nodes() {
-		if id != claimant {
-			c.HoldGossip(id)
-		}
-	}
-	c.ReleaseGossip(leaver)
-	// The leaver hands off and drops everything it held.
-	if err := c.RunUntil(func() bool { return !holdsForeign(c, leaver) }, 30*time.Second); err != nil {
-		t.Fatalf("%s never dropped its data", leaver)
-	}
-	if c.Node(leaver).Ring().Version() != newRing.Version() {
-		t.Fatalf("%s did not get the new ring", leaver)
-	}
-	// Keys whose old preference list starts with the leaver, written
-	// through a node outside that list which still has the old ring.
-	acked := map[string]bool{}
-	for i := 0; len(acked) < 5 && i < 10000; i++ {
-		k := fmt.Sprintf("late-%d", i)
-		old := oldRing.PreferenceList(oldRing.PartitionOf([]byte(k)))
-		if old[0] != leaver {
-			continue
-		}
-		var via ring.NodeID
-		for _, id := range []ring.NodeID{"n2", "n3", "n5"} {
-			if !slices.Contains(old, id) {
-				via = id
-				break
-			}
-		}
-		if via == "" {
-			continue
-		}
-		r := do(t, c, via, node.Request{Op: node.OpPut, Key: []byte(k), Value: []byte(k)})
-		if r.Code != node.CodeOK {
-			t.Fatalf("put %s via %s (old ring): %s %s", k, via, r.Code, r.Err)
-		}
-		if !slices.Contains(newRing.PreferenceList(newRing.PartitionOf([]byte(k))), r.Trace.Coordinator) {
-			t.Fatalf("%s coordinated %s, which it does not replicate by the new ring", r.Trace.Coordinator, k)
-		}
-		acked[k] = true
-		w.acked[k] = true
-	}
-	if len(acked) == 0 {
-		t.Fatal("no key fits the scenario")
-	}
-	for _, id := range c.Nodes() {
-		c.ReleaseGossip(id)
-	}
-	if err := c.RunUntil(func() bool { return converged(c) && dropsDone(c) }, 30*time.Second); err != nil {
-		for k := range acked {
-			if _, ok := localCopy(t, c, leaver, k); ok {
-				t.Errorf("%s still holds %s", leaver, k)
-			}
-		}
-		t.Fatal("data outside the preference lists was never dropped")
-	}
-	checkPlacement(t, c, w.acked)
-}
+// A node that hears of the ring switch late and forwards a write to the
+// node that just left is stale_ring.txt (TestScenarios): the leaver refuses
+// to coordinate and no copy stays behind.

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"bytes"
-	"container/heap"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +48,11 @@ type RunOptions struct {
 	Duration   time.Duration // virtual time of workload and faults; default 10 s
 	Faults     []string      // Fault* kinds to inject; none by default
 	LWW        bool          // run the cluster in last-write-wins mode (negative control)
-	Trace      io.Writer     // receives the simulator's and the run's event trace
+	// Sessions makes every client a session carrying a session token
+	// (X-Dynago-Session's), so Result.Failed counts session violations.
+	// Without it the session checker still runs, as the control.
+	Sessions bool
+	Trace    io.Writer // receives the simulator's and the run's event trace
 }
 
 func (o *RunOptions) validate() error {
@@ -105,10 +108,16 @@ type Result struct {
 	Unanswered         int
 	LostDetails        []string
 	ResurrectedDetails []string
+	// Session is the session checker's verdict (see session.go).
+	Session SessionReport
+	// Sessions echoes RunOptions.Sessions: session violations fail the run.
+	Sessions bool
 }
 
 // Failed reports whether the run broke a guarantee.
-func (r Result) Failed() bool { return r.Lost > 0 || r.Resurrected > 0 || !r.Converged }
+func (r Result) Failed() bool {
+	return r.Lost > 0 || r.Resurrected > 0 || !r.Converged || (r.Sessions && r.Session.Violations() > 0)
+}
 
 // RunSeed runs one seeded simulation: Clients clients issue gets, puts and
 // deletes on Keys keys through random nodes for Duration of virtual time
@@ -141,7 +150,7 @@ func RunSeed(o RunOptions) (Result, error) {
 	}
 	r.scheduleFaults()
 	for i := range o.Clients {
-		cl := &simClient{id: i + 1, ctx: make([][]byte, o.Keys)}
+		cl := &simClient{id: i + 1, ctx: make([][]byte, o.Keys), sess: newSessionClient(o.Sessions)}
 		r.clients = append(r.clients, cl)
 		r.at(time.Duration(r.wl.IntN(6))*time.Millisecond, func() { r.issue(cl) })
 	}
@@ -173,7 +182,7 @@ func RunSeed(o RunOptions) (Result, error) {
 		return r.open == 0 && r.replicasConverged()
 	}, convergenceLimit)
 
-	res := Result{Seed: o.Seed, Converged: cerr == nil, Unanswered: r.open}
+	res := Result{Seed: o.Seed, Converged: cerr == nil, Unanswered: r.open, Session: r.sessions, Sessions: o.Sessions}
 	if res.Converged {
 		res.ConvergenceMs = float64(c.Now()-healed) / float64(time.Millisecond)
 	}
@@ -205,20 +214,21 @@ type runner struct {
 	fr      *rand.Rand // fault schedule
 	keys    [][]byte
 	clients []*simClient
-	actions actionQueue
-	aseq    uint64
 	stopped bool  // the workload issues no new operations
 	err     error // first internal error of a callback
 	writes  []*writeRecord
 	open    int // client requests neither answered nor orphaned by a crash
+	// sessions is the session checker's running verdict.
+	sessions SessionReport
 }
 
 // simClient is one closed-loop client: one request at a time.
 type simClient struct {
-	id  int
-	seq int
-	ctx [][]byte  // per key: the context of the last read or write reply
-	op  *clientOp // in flight, nil between requests
+	id   int
+	seq  int
+	ctx  [][]byte  // per key: the context of the last read or write reply
+	op   *clientOp // in flight, nil between requests
+	sess *sessionClient
 }
 
 type clientOp struct {
@@ -229,58 +239,28 @@ type clientOp struct {
 	done bool
 }
 
-// action is something the driver does at a virtual time: a client's next
-// request or a fault.
-type action struct {
-	at  time.Duration
-	seq uint64
-	f   func()
-}
-
-type actionQueue []action
-
-func (q actionQueue) Len() int { return len(q) }
-func (q actionQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
-	}
-	return q[i].seq < q[j].seq
-}
-func (q actionQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *actionQueue) Push(x any)   { *q = append(*q, x.(action)) }
-func (q *actionQueue) Pop() any {
-	old := *q
-	a := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return a
-}
-
+// at schedules f at virtual time t on the cluster's event queue. What
+// falls at or after the workload's end is never scheduled: the schedule
+// covers Duration and no more, and the convergence wait that follows must
+// see no new fault. Nothing runs after an internal error either.
 func (r *runner) at(t time.Duration, f func()) {
-	r.aseq++
-	heap.Push(&r.actions, action{at: t, seq: r.aseq, f: f})
+	if t >= r.o.Duration {
+		return
+	}
+	r.c.At(t, func() {
+		if r.err == nil {
+			f()
+		}
+	})
 }
 
-func (r *runner) due() bool { return len(r.actions) > 0 && r.actions[0].at <= r.c.Now() }
-
-// runWorkload interleaves the driver's actions with the cluster's events
-// until Duration. The cluster runs until the next action is due; a reply
-// may schedule an action earlier than the one waited for, so the wait ends
-// as soon as any action is due. An action therefore runs at the first
-// event or tick at or after its time (within the 1 ms tick).
+// runWorkload runs the cluster, the clients and the fault schedule, all on
+// the cluster's one event queue, until Duration or the first internal
+// error.
 func (r *runner) runWorkload() {
-	end := r.o.Duration
-	for r.c.Now() < end && r.err == nil {
-		target := end
-		if len(r.actions) > 0 && r.actions[0].at < target {
-			target = r.actions[0].at
-		}
-		if now := r.c.Now(); target > now {
-			// ErrTimeout only says that nothing was due before target.
-			_ = r.c.RunUntil(r.due, target-now)
-		}
-		for r.due() && r.actions[0].at < end && r.err == nil {
-			heap.Pop(&r.actions).(action).f()
-		}
+	if left := r.o.Duration - r.c.Now(); left > 0 {
+		// ErrTimeout only says that Duration passed without an error.
+		_ = r.c.RunUntil(func() bool { return r.err != nil }, left)
 	}
 }
 
@@ -311,8 +291,15 @@ func (r *runner) issue(cl *simClient) {
 		op.req.Op = node.OpDelete
 		op.req.Context = cl.ctx[k]
 	}
+	// With sessions, a write is stamped on its context joined with the
+	// session's floor: that is what it carried, for the lost-write checker.
+	effective, err := cl.sess.prepare(&op.req)
+	if err != nil {
+		r.err = fmt.Errorf("sim: a reply carried an undecodable context: %w", err)
+		return
+	}
 	if op.req.Op != node.OpGet {
-		carried, err := dvv.DecodeContext(op.req.Context)
+		carried, err := dvv.DecodeContext(effective)
 		if err != nil {
 			r.err = fmt.Errorf("sim: a reply carried an undecodable context: %w", err)
 			return
@@ -350,6 +337,7 @@ func (r *runner) onReply(op *clientOp, rep node.Reply, k int) {
 	op.done = true
 	r.open--
 	cl := op.cl
+	cl.sess.observe(&r.sessions, cl.id, op.req, rep)
 	switch op.req.Op {
 	case node.OpGet:
 		if rep.Code == node.CodeOK || rep.Code == node.CodeNotFound {
@@ -545,9 +533,7 @@ func (r *runner) retry(delay time.Duration, cmd func() error) {
 		if err == nil || errors.Is(err, node.ErrNoChange) {
 			return
 		}
-		if r.c.Now()+200*time.Millisecond < r.o.Duration {
-			r.retry(200*time.Millisecond, cmd)
-		}
+		r.retry(200*time.Millisecond, cmd) // at drops it past the end
 	})
 }
 

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"container/heap"
 	"errors"
 	"fmt"
@@ -15,12 +16,15 @@ import (
 	"github.com/dynago/dynago/storage"
 )
 
-// Config describes a simulated cluster.
+// Config describes a simulated cluster. The nodes run node.LabConfig, the
+// preset of `dynago dev`, changed only where a field below names a value;
+// the defaults below that differ from the lab's are the simulator's own,
+// each for the reason given.
 type Config struct {
 	Seed       uint64
 	Nodes      int // default 5; nodes are named n1..nM
-	Partitions int // Q; default 64
-	N, R, W    int // defaults 3, 2, 2
+	Partitions int // Q; default the lab's (64)
+	N, R, W    int // defaults the lab's: N=3, R and W a majority
 
 	// Latency draws one message's one-way delay. Default: uniform 1–5 ms.
 	Latency func(r *rand.Rand) time.Duration
@@ -43,8 +47,13 @@ type Config struct {
 	// LWW runs the cluster in last-write-wins mode (see node.Config.LWW).
 	LWW bool
 	// TombstoneGrace is the age at which tombstones may be reaped. Default
-	// 1 s; negative disables reaping.
+	// 1 s, so that a seeded run of a few virtual seconds reaps (and the
+	// checker can catch a resurrection); negative disables reaping.
 	TombstoneGrace time.Duration
+	// ReapInterval is how often a node tries to reap one partition it
+	// leads. Default 2 × AEInterval, for the same reason (the lab's 10 s
+	// would reach a given partition only after minutes).
+	ReapInterval time.Duration
 	// Trace, when set, receives one line per simulated event.
 	Trace io.Writer
 }
@@ -53,18 +62,9 @@ func (c *Config) defaults() {
 	if c.Nodes == 0 {
 		c.Nodes = 5
 	}
-	if c.Partitions == 0 {
-		c.Partitions = 64
-	}
-	if c.N == 0 {
-		c.N = 3
-	}
-	if c.R == 0 {
-		c.R = 2
-	}
-	if c.W == 0 {
-		c.W = 2
-	}
+	lab := node.LabConfig()
+	c.Partitions, c.N = cmp.Or(c.Partitions, lab.Partitions), cmp.Or(c.N, lab.N)
+	c.R, c.W = cmp.Or(c.R, node.Majority(c.N)), cmp.Or(c.W, node.Majority(c.N))
 	if c.Latency == nil {
 		c.Latency = Uniform(time.Millisecond, 5*time.Millisecond)
 	}
@@ -88,6 +88,9 @@ func (c *Config) defaults() {
 	}
 	if c.TombstoneGrace == 0 {
 		c.TombstoneGrace = time.Second
+	}
+	if c.ReapInterval == 0 && c.AEInterval > 0 {
+		c.ReapInterval = 2 * c.AEInterval
 	}
 }
 
@@ -135,13 +138,22 @@ type Cluster struct {
 	// held parks the cluster states gossip brings a node whose gossip is
 	// held (HoldGossip), in arrival order.
 	held map[ring.NodeID][]*cluster.State
+	// holds select messages to park instead of sending; parked keeps
+	// them until a script delivers or drops them (watch.go).
+	holds  []MsgFilter
+	parked []node.Message
+	// watch, when set, sees every event as a value (scenario scripts).
+	watch func(seen)
 
 	// Stats.
 	Delivered, Dropped int
 }
 
 // New builds a cluster and boots every node.
-func New(cfg Config) (*Cluster, error) {
+func New(cfg Config) (*Cluster, error) { return build(cfg, nil) }
+
+// build is New with a watcher, which must see the first boots.
+func build(cfg Config, watch func(seen)) (*Cluster, error) {
 	cfg.defaults()
 	ids := make([]ring.NodeID, cfg.Nodes)
 	for i := range ids {
@@ -161,6 +173,7 @@ func New(cfg Config) (*Cluster, error) {
 		waiting: map[uint64]func(node.Reply){},
 		cut:     map[[2]ring.NodeID]bool{},
 		held:    map[ring.NodeID][]*cluster.State{},
+		watch:   watch,
 	}
 	c.nextTick = c.now
 	for _, id := range ids {
@@ -194,13 +207,15 @@ func (c *Cluster) boot(sn *simNode) error {
 		s := cluster.State{Version: 1, Partitions: c.ring.Partitions(), N: c.ring.N(), Owners: c.ring.Owners()}
 		st = &s
 	}
+	// The lab preset, changed only where Config names a value: the same
+	// hint rhythm, Merkle shape and reaping cadence as `dynago dev`'s
+	// daemons, not a simulator's own copy of them.
 	core, err := node.New(node.Config{
-		ID: sn.id, Actor: node.ActorFor(sn.id, epoch), OpIDBase: c.rng.Uint64(), State: st, N: c.cfg.N,
-		R: c.cfg.R, W: c.cfg.W, RequestTimeout: c.cfg.RequestTimeout,
-		ReplicaTimeout: c.cfg.ReplicaTimeout, HintRetry: 4 * c.cfg.ReplicaTimeout,
-		AEInterval: c.cfg.AEInterval, AETimeout: 10 * c.cfg.AEInterval, TreeLeaves: 64, LWW: c.cfg.LWW,
-		TombstoneGrace: c.cfg.TombstoneGrace, ReapInterval: 2 * c.cfg.AEInterval,
-	}, sn.disk)
+		ID: sn.id, Actor: node.ActorFor(sn.id, epoch), OpIDBase: c.rng.Uint64(), State: st,
+		N: c.cfg.N, R: c.cfg.R, W: c.cfg.W, LWW: c.cfg.LWW,
+		RequestTimeout: c.cfg.RequestTimeout, ReplicaTimeout: c.cfg.ReplicaTimeout,
+		AEInterval: c.cfg.AEInterval, TombstoneGrace: c.cfg.TombstoneGrace, ReapInterval: c.cfg.ReapInterval,
+	}.WithDefaults(node.LabConfig()), sn.disk)
 	if err != nil {
 		return err
 	}
@@ -212,6 +227,7 @@ func (c *Cluster) boot(sn *simNode) error {
 	}
 	core.Tick(c.now)
 	sn.core, sn.up, sn.synced = core, true, c.now
+	c.see(seen{kind: seenBoot, node: sn.id, note: node.ActorFor(sn.id, epoch)})
 	// Gossip's push/pull on (re)join: the newest state an up node holds
 	// reaches the booting node after one network delay.
 	if best := c.newestState(); best != nil {
@@ -254,7 +270,7 @@ func (c *Cluster) AddNode() (ring.NodeID, error) {
 	sn := &simNode{id: id, disk: storage.NewMem()}
 	c.nodes[id] = sn
 	c.order = append(c.order, id)
-	c.tracef("%s added", id)
+	c.notef("%s added", id)
 	return id, c.boot(sn)
 }
 
@@ -357,6 +373,20 @@ func (c *Cluster) Do(via ring.NodeID, req node.Request) (node.Reply, error) {
 	return got, err
 }
 
+// At schedules f to run at virtual time t (since the start; a time
+// already past means now), on the cluster's one event queue: a driver's
+// workload and fault schedule interleave with the messages, fsyncs and
+// detector reports by time, then by scheduling order, so a seed replays
+// exactly. f runs inside whichever Run call reaches t, and may call any
+// Cluster method, At included.
+func (c *Cluster) At(t time.Duration, f func()) {
+	at := simEpoch.Add(t)
+	if at.Before(c.now) {
+		at = c.now
+	}
+	c.schedule(at, event{kind: evCall, call: f})
+}
+
 // RunFor advances virtual time by d, processing every event on the way.
 func (c *Cluster) RunFor(d time.Duration) {
 	end := c.now.Add(d)
@@ -380,8 +410,9 @@ func (c *Cluster) RunUntil(cond func() bool, limit time.Duration) error {
 	return nil
 }
 
-// Settle runs until no operation is in flight on any node and no message
-// is in the network, or limit passes.
+// Settle runs until no operation is in flight on any node and nothing is
+// queued (no message in the network, no pending fsync or detector report,
+// no call scheduled with At), or limit passes.
 func (c *Cluster) Settle(limit time.Duration) error {
 	return c.RunUntil(func() bool {
 		if len(c.queue) > 0 {
@@ -436,6 +467,8 @@ func (c *Cluster) schedule(at time.Time, ev event) {
 
 func (c *Cluster) handle(ev event) {
 	switch ev.kind {
+	case evCall:
+		ev.call()
 	case evPropose:
 		sn := c.nodes[ev.to]
 		if sn == nil || !sn.up {
@@ -443,17 +476,23 @@ func (c *Cluster) handle(ev event) {
 			return
 		}
 		c.tracef("%s <- client %s %q", ev.to, ev.req.Op, ev.req.Key)
-		sn.core.Propose(c.now, ev.req)
+		// The simulator traces every request: its checks and scenario
+		// scripts read how a request was served, and it is not timed.
+		req := ev.req
+		req.Trace = true
+		sn.core.Propose(c.now, req)
 		c.flush(sn)
 	case evDeliver:
 		sn := c.nodes[ev.to]
 		if sn == nil || !sn.up || c.cut[[2]ring.NodeID{ev.msg.From, ev.to}] {
 			c.Dropped++
 			c.tracef("%s x- %s %s dropped", ev.to, ev.msg.From, ev.msg.Type)
+			c.see(seen{kind: seenDrop, node: ev.to, msg: ev.msg})
 			return
 		}
 		c.Delivered++
 		c.tracef("%s <- %s %s %q", ev.to, ev.msg.From, ev.msg.Type, ev.msg.Key)
+		c.see(seen{kind: seenDeliver, node: ev.to, msg: ev.msg})
 		sn.core.Step(c.now, ev.msg)
 		c.flush(sn)
 	case evSynced:
@@ -472,7 +511,7 @@ func (c *Cluster) handle(ev event) {
 		}
 		if parked, ok := c.held[ev.to]; ok {
 			c.held[ev.to] = append(parked, ev.state)
-			c.tracef("%s gossip held: state v%d parked", ev.to, ev.state.Version)
+			c.notef("%s gossip held: state v%d parked", ev.to, ev.state.Version)
 			return
 		}
 		if err := sn.core.SetState(c.now, *ev.state); err != nil {
@@ -483,7 +522,7 @@ func (c *Cluster) handle(ev event) {
 		if c.nodes[ev.to].life != ev.life {
 			return // the node changed state again before detection
 		}
-		c.tracef("detector: %s is %s", ev.to, ev.status)
+		c.notef("detector: %s is %s", ev.to, ev.status)
 		for _, id := range c.order {
 			if o := c.nodes[id]; o.up && id != ev.to {
 				o.core.SetStatus(ev.to, ev.status)
@@ -501,18 +540,16 @@ func (c *Cluster) flush(sn *simNode) {
 		return
 	}
 	rd := sn.core.Ready()
+	if rd.Err != nil {
+		// The simulated disk is in memory and never fails a read: a core
+		// that reports one has a bug, as an in-memory apply failure would.
+		panic(fmt.Sprintf("sim: %s stopped on a storage read error: %v", sn.id, rd.Err))
+	}
 	if len(rd.Writes) > 0 {
-		var b storage.Batch
-		for _, w := range rd.Writes {
-			if w.Value == nil {
-				b.Delete(w.Key)
-			} else {
-				b.Set(w.Key, w.Value)
-			}
-		}
-		if err := sn.disk.Apply(&b, false); err != nil {
+		if err := sn.disk.Apply(rd.Batch(), false); err != nil {
 			panic(fmt.Sprintf("sim: in-memory apply failed: %v", err))
 		}
+		c.see(seen{kind: seenWrites, node: sn.id, writes: rd.Writes})
 		done := c.now.Add(c.cfg.Fsync(c.rng))
 		if done.Before(sn.synced) {
 			done = sn.synced
@@ -529,13 +566,20 @@ func (c *Cluster) flush(sn *simNode) {
 	c.schedule(sn.synced, event{kind: evSynced, to: sn.id, life: sn.life, ready: rd})
 }
 
-// release sends a Ready's messages into the network and answers clients.
+// release sends a Ready's messages into the network, answers clients and
+// writes the core's events to the trace: like the messages, they wait for
+// the fsync, so the trace never tells of a hint a crash then lost.
 func (c *Cluster) release(sn *simNode, rd node.Ready) {
 	c.transmit(rd.Messages)
+	for _, e := range rd.Events {
+		c.tracef("%s %s", sn.id, e)
+		c.see(seen{kind: seenEvent, node: sn.id, event: e})
+	}
 	for _, r := range rd.Replies {
 		c.answer(r)
 	}
 	if rd.State != nil {
+		c.see(seen{kind: seenState, node: sn.id, state: rd.State})
 		// Gossip: every other node hears of the new state after a delay.
 		for _, id := range c.order {
 			if id != sn.id {
@@ -551,13 +595,21 @@ func (c *Cluster) transmit(msgs []node.Message) {
 		if c.cfg.Loss > 0 && c.rng.Float64() < c.cfg.Loss {
 			c.Dropped++
 			c.tracef("%s -x %s %s lost", m.From, m.To, m.Type)
+			c.see(seen{kind: seenSend, msg: m, note: fateLost})
 			continue
 		}
 		if c.cut[[2]ring.NodeID{m.From, m.To}] {
 			c.Dropped++
 			c.tracef("%s -x %s %s partitioned", m.From, m.To, m.Type)
+			c.see(seen{kind: seenSend, msg: m, note: fatePartitioned})
 			continue
 		}
+		if c.hold(m) {
+			c.tracef("%s -> %s %s held", m.From, m.To, m.Type)
+			c.see(seen{kind: seenSend, msg: m, note: fateHeld})
+			continue
+		}
+		c.see(seen{kind: seenSend, msg: m, note: fateSent})
 		c.schedule(c.now.Add(c.cfg.Latency(c.rng)), event{kind: evDeliver, to: m.To, msg: m})
 	}
 }
@@ -579,7 +631,7 @@ func (c *Cluster) Crash(id ring.NodeID) {
 	if !sn.up {
 		return
 	}
-	c.tracef("%s crashed", id)
+	c.notef("%s crashed", id)
 	sn.up = false
 	sn.life++
 	sn.disk.Crash()
@@ -592,7 +644,7 @@ func (c *Cluster) Restart(id ring.NodeID) error {
 	if sn.up {
 		return nil
 	}
-	c.tracef("%s restarted", id)
+	c.notef("%s restarted", id)
 	if err := c.boot(sn); err != nil {
 		return err
 	}
@@ -613,7 +665,7 @@ func (c *Cluster) Wipe(id ring.NodeID) {
 // on about.
 func (c *Cluster) Believe(id, about ring.NodeID, s node.Status) {
 	if sn := c.nodes[id]; sn != nil && sn.up {
-		c.tracef("%s believes %s is %s", id, about, s)
+		c.notef("%s believes %s is %s", id, about, s)
 		sn.core.SetStatus(about, s)
 		c.flush(sn)
 	}
@@ -675,6 +727,7 @@ const (
 	evSynced
 	evStatus // the failure detector reports node `to` with status
 	evState  // gossip brings node `to` a cluster state
+	evCall   // a driver's action, scheduled with At
 )
 
 type event struct {
@@ -688,6 +741,7 @@ type event struct {
 	ready  node.Ready
 	status node.Status
 	state  *cluster.State
+	call   func()
 }
 
 // eventQueue orders events by time, then by scheduling order, so that

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,33 +117,6 @@ func TestMissingKeyIsNotFound(t *testing.T) {
 	}
 }
 
-func TestConcurrentBlindWritesBecomeSiblingsAndContextResolvesThem(t *testing.T) {
-	c := newCluster(t, Config{Seed: 3})
-	pl := preflist(c, "cart")
-	// Two blind writes coordinated by two different replicas.
-	put(t, c, pl[0], "cart", "apples", nil)
-	put(t, c, pl[1], "cart", "pears", nil)
-	r := get(t, c, "n1", "cart")
-	if got := values(r); !slices.Equal(got, []string{"apples", "pears"}) {
-		t.Fatalf("siblings = %v, want both writes", got)
-	}
-	put(t, c, "n2", "cart", "apples+pears", r.Context)
-	r = get(t, c, "n4", "cart")
-	if got := values(r); !slices.Equal(got, []string{"apples+pears"}) {
-		t.Fatalf("after resolving with the context: %v", got)
-	}
-}
-
-func TestBlindWritesAtOneCoordinatorStillConflict(t *testing.T) {
-	c := newCluster(t, Config{Seed: 4})
-	pl := preflist(c, "k")
-	put(t, c, pl[0], "k", "a", nil)
-	put(t, c, pl[0], "k", "b", nil)
-	if got := values(get(t, c, pl[2], "k")); !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("siblings = %v", got)
-	}
-}
-
 func TestSequentialWriterWithContextSeesOneValue(t *testing.T) {
 	c := newCluster(t, Config{Seed: 5})
 	var ctx []byte
@@ -152,26 +126,6 @@ func TestSequentialWriterWithContextSeesOneValue(t *testing.T) {
 		r := get(t, c, c.Nodes()[(i+2)%len(c.Nodes())], "counter")
 		if got := values(r); !slices.Equal(got, []string{fmt.Sprint(i)}) {
 			t.Fatalf("step %d: %v", i, got)
-		}
-	}
-}
-
-func TestDeleteThenWriteWithTombstoneContext(t *testing.T) {
-	c := newCluster(t, Config{Seed: 6})
-	put(t, c, "n1", "doc", "v1", nil)
-	r := get(t, c, "n2", "doc")
-	d := do(t, c, "n3", node.Request{Op: node.OpDelete, Key: []byte("doc"), Context: r.Context})
-	if d.Code != node.CodeOK {
-		t.Fatalf("delete: %s %s", d.Code, d.Err)
-	}
-	r = get(t, c, "n4", "doc")
-	if r.Code != node.CodeNotFound || len(r.Context) == 0 {
-		t.Fatalf("after delete: %s, context %d bytes; want not found with the tombstone's context", r.Code, len(r.Context))
-	}
-	put(t, c, "n5", "doc", "v2", r.Context)
-	for _, id := range c.Nodes() {
-		if got := values(get(t, c, id, "doc")); !slices.Equal(got, []string{"v2"}) {
-			t.Fatalf("via %s: %v; v1 must never come back", id, got)
 		}
 	}
 }
@@ -206,38 +160,6 @@ func TestPutThroughNodeOutsidePreferenceListIsForwarded(t *testing.T) {
 	}
 }
 
-func TestReadRepairFixesStaleReplica(t *testing.T) {
-	c := newCluster(t, Config{Seed: 8})
-	pl := preflist(c, "rr")
-	stale := pl[2]
-	put(t, c, pl[0], "rr", "old", nil)
-	if err := c.Settle(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	// The third replica misses the update.
-	others := slices.DeleteFunc(c.Nodes(), func(id ring.NodeID) bool { return id == stale })
-	c.Partition([]ring.NodeID{stale}, others)
-	r := get(t, c, pl[0], "rr")
-	put(t, c, pl[0], "rr", "new", r.Context)
-	if err := c.Settle(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if o, _ := localCopy(t, c, stale, "rr"); string(o.Live()[0].Value) != "old" {
-		t.Fatal("setup: the partitioned replica should still hold the old value")
-	}
-	c.Heal()
-	if got := values(get(t, c, pl[1], "rr")); !slices.Equal(got, []string{"new"}) {
-		t.Fatalf("get: %v", got)
-	}
-	if err := c.Settle(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	o, ok := localCopy(t, c, stale, "rr")
-	if !ok || len(o.Live()) != 1 || string(o.Live()[0].Value) != "new" {
-		t.Fatalf("stale replica after read repair: %v", o.Live())
-	}
-}
-
 func TestWriteQuorumFailureIsReportedNotHidden(t *testing.T) {
 	c := newCluster(t, Config{Seed: 9, RequestTimeout: 200 * time.Millisecond})
 	pl := preflist(c, "q")
@@ -264,15 +186,18 @@ func TestWriteQuorumFailureIsReportedNotHidden(t *testing.T) {
 
 func TestBadRequestsChangeNothing(t *testing.T) {
 	c := newCluster(t, Config{Seed: 10})
-	for _, req := range []node.Request{
-		{Op: node.OpPut, Key: nil, Value: []byte("v")},
-		{Op: node.OpPut, Key: bytes.Repeat([]byte("k"), 2000), Value: []byte("v")},
-		{Op: node.OpPut, Key: []byte("k"), Value: []byte("v"), W: 4},
-		{Op: node.OpGet, Key: []byte("k"), R: -1},
-		{Op: node.OpPut, Key: []byte("k"), Value: []byte("v"), Context: []byte{0xff, 0x01}},
+	for _, tc := range []struct {
+		req  node.Request
+		want node.Code
+	}{
+		{node.Request{Op: node.OpPut, Key: nil, Value: []byte("v")}, node.CodeBadRequest},
+		{node.Request{Op: node.OpPut, Key: bytes.Repeat([]byte("k"), 2000), Value: []byte("v")}, node.CodeBadRequest},
+		{node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("v"), W: 4}, node.CodeBadQuorum},
+		{node.Request{Op: node.OpGet, Key: []byte("k"), R: -1}, node.CodeBadQuorum},
+		{node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("v"), Context: []byte{0xff, 0x01}}, node.CodeBadRequest},
 	} {
-		if r := do(t, c, "n1", req); r.Code != node.CodeBadRequest {
-			t.Errorf("%+v: got %s, want bad_request", req, r.Code)
+		if r := do(t, c, "n1", tc.req); r.Code != tc.want {
+			t.Errorf("%+v: got %s, want %s", tc.req, r.Code, tc.want)
 		}
 	}
 	if r := get(t, c, "n1", "k"); r.Code != node.CodeNotFound {
@@ -377,38 +302,34 @@ func TestRunIsReproducibleFromSeed(t *testing.T) {
 	}
 }
 
-// A coordinator sends a new version to the replicas before its own fsync.
-// If it crashes in between, it restarts with a new epoch: its next write
-// gets a fresh dot, not the one the replicas already hold for the lost
-// write (which would make them drop the new write as already seen).
-func TestCoordinatorCrashBeforeItsFsyncDoesNotReuseDots(t *testing.T) {
-	c := newCluster(t, Config{Seed: 13, W: 3, R: 3, Latency: Fixed(time.Millisecond), Fsync: Fixed(20 * time.Millisecond)})
-	pl := preflist(c, "dot")
-	c.Submit(pl[0], node.Request{Op: node.OpPut, Key: []byte("dot"), Value: []byte("lost")}, func(node.Reply) {})
-	c.RunFor(5 * time.Millisecond) // replicas have it (applied); the coordinator's fsync is pending
-	c.Crash(pl[0])
-	if _, ok := localCopy(t, c, pl[0], "dot"); ok {
-		t.Fatal("setup: the coordinator's unsynced write survived the crash")
+// A driver's actions share the cluster's one event queue: each runs at its
+// exact virtual time, simultaneous ones in the order they were scheduled,
+// one scheduled in the past runs now, and a request an action submits is
+// answered on the same clock.
+func TestAtRunsActionsOnTheEventQueueInOrder(t *testing.T) {
+	c := newCluster(t, Config{Seed: 1})
+	var log []string
+	note := func(what string) func() {
+		return func() { log = append(log, fmt.Sprintf("%s@%v", what, c.Now())) }
 	}
-	if err := c.Restart(pl[0]); err != nil {
+	c.At(5*time.Millisecond, note("b"))
+	c.At(5*time.Millisecond, note("c"))
+	c.At(2500*time.Microsecond, func() {
+		note("a")()
+		c.At(time.Millisecond, note("late")) // already past: runs at once
+		c.Submit("n1", node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("v")}, func(r node.Reply) {
+			note("reply " + r.Code.String())()
+		})
+	})
+	c.RunFor(4 * time.Millisecond)
+	if want := []string{"a@2.5ms", "late@2.5ms"}; !slices.Equal(log, want) {
+		t.Fatalf("after 4 ms: %q, want %q", log, want)
+	}
+	if err := c.Settle(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.RunFor(2 * time.Second)
-	r := put(t, c, pl[0], "dot", "kept", nil)
-	if r.Acks != 3 {
-		t.Fatalf("acks %d", r.Acks)
-	}
-	if err := c.Settle(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range pl {
-		o, ok := localCopy(t, c, id, "dot")
-		var got []string
-		for _, s := range o.Live() {
-			got = append(got, string(s.Value))
-		}
-		if !ok || !slices.Contains(got, "kept") {
-			t.Fatalf("%s lost the acknowledged write: %v", id, got)
-		}
+	actions := slices.DeleteFunc(slices.Clone(log), func(s string) bool { return strings.HasPrefix(s, "reply ") })
+	if want := []string{"a@2.5ms", "late@2.5ms", "b@5ms", "c@5ms"}; !slices.Equal(actions, want) || len(log) != 5 || !slices.ContainsFunc(log, func(s string) bool { return strings.HasPrefix(s, "reply ok@") }) {
+		t.Fatalf("after settling: %q, want %q and the put's ok reply", log, want)
 	}
 }

@@ -1,4 +1,4 @@
-package storage
+package storage_test
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/storage/pebbledb"
 )
 
 // engineCase opens a fresh, empty engine of one kind. Every engine must pass
@@ -15,14 +18,17 @@ import (
 // Mem and Faulty behaving exactly like Pebble.
 type engineCase struct {
 	name string
-	open func(t *testing.T) Engine
+	open func(t *testing.T) storage.Engine
 }
 
-func openTestPebble(t testing.TB, dir string) *Pebble {
+// openTestPebble opens the daemon's engine with small caches. The suite is
+// an external test so that it can include pebbledb, which imports storage,
+// while the storage package itself stays free of the engine.
+func openTestPebble(t testing.TB, dir string) *pebbledb.DB {
 	t.Helper()
-	p, err := OpenPebble(dir, PebbleOptions{CacheSize: 8 << 20, MemTableSize: 1 << 20, Logger: quietLogger})
+	p, err := pebbledb.Open(dir, pebbledb.Options{CacheSize: 8 << 20, MemTableSize: 1 << 20, Logger: quietLogger})
 	if err != nil {
-		t.Fatalf("OpenPebble: %v", err)
+		t.Fatalf("pebbledb.Open: %v", err)
 	}
 	return p
 }
@@ -33,16 +39,16 @@ var quietLogger = slog.New(slog.DiscardHandler)
 
 func engineCases() []engineCase {
 	return []engineCase{
-		{"pebble", func(t *testing.T) Engine { return openTestPebble(t, t.TempDir()) }},
-		{"mem", func(t *testing.T) Engine { return NewMem() }},
-		{"faulty-mem", func(t *testing.T) Engine { return NewFaulty(NewMem()) }},
-		{"faulty-pebble", func(t *testing.T) Engine { return NewFaulty(openTestPebble(t, t.TempDir())) }},
+		{"pebble", func(t *testing.T) storage.Engine { return openTestPebble(t, t.TempDir()) }},
+		{"mem", func(t *testing.T) storage.Engine { return storage.NewMem() }},
+		{"faulty-mem", func(t *testing.T) storage.Engine { return storage.NewFaulty(storage.NewMem()) }},
+		{"faulty-pebble", func(t *testing.T) storage.Engine { return storage.NewFaulty(openTestPebble(t, t.TempDir())) }},
 	}
 }
 
 // forEachEngine runs fn against a fresh engine of every kind, closing it
 // afterwards unless fn did.
-func forEachEngine(t *testing.T, fn func(t *testing.T, e Engine)) {
+func forEachEngine(t *testing.T, fn func(t *testing.T, e storage.Engine)) {
 	for _, c := range engineCases() {
 		t.Run(c.name, func(t *testing.T) {
 			e := c.open(t)
@@ -52,9 +58,9 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e Engine)) {
 	}
 }
 
-func apply(t testing.TB, e Engine, sync bool, ops ...string) {
+func apply(t testing.TB, e storage.Engine, sync bool, ops ...string) {
 	t.Helper()
-	var b Batch
+	var b storage.Batch
 	for i := 0; i < len(ops); i += 2 {
 		if ops[i+1] == "<del>" {
 			b.Delete([]byte(ops[i]))
@@ -67,7 +73,7 @@ func apply(t testing.TB, e Engine, sync bool, ops ...string) {
 	}
 }
 
-func mustGet(t testing.TB, e Engine, key string) string {
+func mustGet(t testing.TB, e storage.Engine, key string) string {
 	t.Helper()
 	v, err := e.Get([]byte(key))
 	if err != nil {
@@ -76,15 +82,15 @@ func mustGet(t testing.TB, e Engine, key string) string {
 	return string(v)
 }
 
-func wantMissing(t testing.TB, e Engine, key string) {
+func wantMissing(t testing.TB, e storage.Engine, key string) {
 	t.Helper()
-	if v, err := e.Get([]byte(key)); !errors.Is(err, ErrNotFound) {
+	if v, err := e.Get([]byte(key)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Get(%q) = %q, %v; want ErrNotFound", key, v, err)
 	}
 }
 
 // scanAll returns "k=v" for every key in [lower, upper).
-func scanAll(t testing.TB, e Engine, lower, upper []byte) []string {
+func scanAll(t testing.TB, e storage.Engine, lower, upper []byte) []string {
 	t.Helper()
 	var out []string
 	err := e.Scan(lower, upper, func(k, v []byte) error {
@@ -98,7 +104,7 @@ func scanAll(t testing.TB, e Engine, lower, upper []byte) []string {
 }
 
 func TestEngineGetSetDelete(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		wantMissing(t, e, "a")
 
 		apply(t, e, false, "a", "1", "b", "2")
@@ -122,8 +128,8 @@ func TestEngineGetSetDelete(t *testing.T) {
 }
 
 func TestEngineEmptyAndBinaryValues(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		var b Batch
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
+		var b storage.Batch
 		b.Set([]byte("empty"), nil)
 		bin := []byte{0, 0xff, 0, 1}
 		b.Set([]byte{0xff, 0}, bin)
@@ -147,9 +153,9 @@ func TestEngineEmptyAndBinaryValues(t *testing.T) {
 // The engine must own its data: neither the caller's buffers after Set nor
 // the slice returned by Get may alias it.
 func TestEngineCopies(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		key, val := []byte("k"), []byte("value")
-		var b Batch
+		var b storage.Batch
 		b.Set(key, val)
 		key[0], val[0] = 'X', 'X'
 		if err := e.Apply(&b, false); err != nil {
@@ -169,7 +175,7 @@ func TestEngineCopies(t *testing.T) {
 }
 
 func TestEngineBatchOrder(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		apply(t, e, false, "k", "1", "k", "<del>", "k", "2", "j", "1", "j", "<del>")
 		if got := mustGet(t, e, "k"); got != "2" {
 			t.Fatalf("k = %q: the last operation in a batch must win", got)
@@ -179,7 +185,7 @@ func TestEngineBatchOrder(t *testing.T) {
 }
 
 func TestEngineScanBounds(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		apply(t, e, false, "a", "1", "b", "2", "ba", "3", "c", "4", "\xff", "5", "\x00", "0")
 		for _, tc := range []struct {
 			lower, upper []byte
@@ -202,7 +208,7 @@ func TestEngineScanBounds(t *testing.T) {
 }
 
 func TestEngineScanStopsOnError(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		apply(t, e, false, "a", "1", "b", "2", "c", "3")
 		stop := errors.New("stop here")
 		var seen []string
@@ -225,7 +231,7 @@ func TestEngineScanStopsOnError(t *testing.T) {
 // Scan sees the state at its start, and fn may write to the engine (handoff
 // deletes hints while it scans them) without deadlocking.
 func TestEngineScanSnapshot(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		apply(t, e, false, "a", "1", "b", "2")
 		var seen []string
 		err := e.Scan(nil, nil, func(k, v []byte) error {
@@ -254,14 +260,14 @@ func TestEngineScanSnapshot(t *testing.T) {
 // the same generation, and every snapshot must show one generation.
 func TestEngineBatchAtomicity(t *testing.T) {
 	const keys, gens = 16, 150
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		var wg sync.WaitGroup
 		done := make(chan struct{})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer close(done)
-			var b Batch
+			var b storage.Batch
 			for g := range gens {
 				b.Reset()
 				for k := range keys {
@@ -302,12 +308,12 @@ func TestEngineBatchAtomicity(t *testing.T) {
 }
 
 func TestEngineClosed(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
+	forEachEngine(t, func(t *testing.T, e storage.Engine) {
 		apply(t, e, false, "a", "1")
 		if err := e.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		var b Batch
+		var b storage.Batch
 		b.Set([]byte("b"), []byte("2"))
 		checks := map[string]error{
 			"Get":   func() error { _, err := e.Get([]byte("a")); return err }(),
@@ -317,7 +323,7 @@ func TestEngineClosed(t *testing.T) {
 			"Close": e.Close(),
 		}
 		for op, err := range checks {
-			if !errors.Is(err, ErrClosed) {
+			if !errors.Is(err, storage.ErrClosed) {
 				t.Errorf("%s after Close = %v, want ErrClosed", op, err)
 			}
 		}
@@ -325,7 +331,7 @@ func TestEngineClosed(t *testing.T) {
 }
 
 func TestBatch(t *testing.T) {
-	var b Batch
+	var b storage.Batch
 	b.Set([]byte("a"), []byte("1"))
 	b.Delete([]byte("b"))
 	b.Set([]byte("c"), nil)

@@ -1,11 +1,15 @@
 // Package storage owns the durable local state of a dynago node: the Engine
-// interface through which everything else reads and writes, and its
-// implementations — Pebble on disk (the daemon), an in-memory engine that
-// models power loss (the simulator and tests), and a fault-injecting wrapper
-// around either. It also owns group commit (many writers, one fsync), the
-// on-disk key layout (one namespace byte per kind of record, objects
-// clustered by partition) and the node epoch that keeps actor IDs unique
-// across data loss.
+// interface through which everything else reads and writes, an in-memory
+// engine that models power loss (the simulator and tests), and a
+// fault-injecting wrapper around any engine. The on-disk engine of the
+// daemon, Pebble, is in storage/pebbledb, so that importing storage (as the
+// protocol core does) links no engine: this package's only import outside
+// the standard library is btree. It also owns the on-disk key layout (one
+// namespace byte per kind of record, objects clustered by partition), the
+// format record and the node epoch that keeps actor IDs unique across data
+// loss. Group commit (many writes,
+// one fsync) is the daemon's event loop's, built on Apply without sync and
+// Sync.
 //
 // The package stores bytes. It must never interpret values (objects, hints
 // and metadata are encoded by their owners), never make a Dynamo decision,

@@ -1,9 +1,11 @@
-package storage
+package storage_test
 
 import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/dynago/dynago/storage"
 )
 
 func TestPebbleReopenKeepsWrites(t *testing.T) {
@@ -24,15 +26,15 @@ func TestPebbleReopenKeepsWrites(t *testing.T) {
 
 // crasher is an engine that can simulate a power loss.
 type crasher interface {
-	Engine
+	storage.Engine
 	crash(t *testing.T)
 }
 
-type memCrasher struct{ *Mem }
+type memCrasher struct{ *storage.Mem }
 
 func (m memCrasher) crash(*testing.T) { m.Crash() }
 
-type faultyCrasher struct{ *Faulty }
+type faultyCrasher struct{ *storage.Faulty }
 
 func (f faultyCrasher) crash(t *testing.T) {
 	if err := f.Crash(); err != nil {
@@ -48,9 +50,9 @@ func crashers() []struct {
 		name string
 		open func(t *testing.T) crasher
 	}{
-		{"mem", func(*testing.T) crasher { return memCrasher{NewMem()} }},
-		{"faulty-mem", func(*testing.T) crasher { return faultyCrasher{NewFaulty(NewMem())} }},
-		{"faulty-pebble", func(t *testing.T) crasher { return faultyCrasher{NewFaulty(openTestPebble(t, t.TempDir()))} }},
+		{"mem", func(*testing.T) crasher { return memCrasher{storage.NewMem()} }},
+		{"faulty-mem", func(*testing.T) crasher { return faultyCrasher{storage.NewFaulty(storage.NewMem())} }},
+		{"faulty-pebble", func(t *testing.T) crasher { return faultyCrasher{storage.NewFaulty(openTestPebble(t, t.TempDir()))} }},
 	}
 }
 
@@ -107,7 +109,7 @@ func TestCrashKeepsSyncedWrites(t *testing.T) {
 }
 
 func TestMemCloseIsDurableAndCrashRestarts(t *testing.T) {
-	m := NewMem()
+	m := storage.NewMem()
 	apply(t, m, false, "a", "1")
 	if m.Unsynced() != 1 {
 		t.Fatalf("Unsynced = %d, want 1", m.Unsynced())
@@ -125,7 +127,7 @@ func TestMemCloseIsDurableAndCrashRestarts(t *testing.T) {
 }
 
 func TestMemWipe(t *testing.T) {
-	m := NewMem()
+	m := storage.NewMem()
 	apply(t, m, true, "synced", "1")
 	apply(t, m, false, "unsynced", "2")
 	if err := m.Close(); err != nil {
@@ -141,13 +143,13 @@ func TestMemWipe(t *testing.T) {
 }
 
 func TestFaultyFailWrites(t *testing.T) {
-	inners := map[string]func(t *testing.T) Engine{
-		"mem":    func(*testing.T) Engine { return NewMem() },
-		"pebble": func(t *testing.T) Engine { return openTestPebble(t, t.TempDir()) },
+	inners := map[string]func(t *testing.T) storage.Engine{
+		"mem":    func(*testing.T) storage.Engine { return storage.NewMem() },
+		"pebble": func(t *testing.T) storage.Engine { return openTestPebble(t, t.TempDir()) },
 	}
 	for name, open := range inners {
 		t.Run(name, func(t *testing.T) {
-			f := faultyCrasher{NewFaulty(open(t))}
+			f := faultyCrasher{storage.NewFaulty(open(t))}
 			defer f.Close()
 			testFaultyFailWrites(t, f)
 		})
@@ -157,13 +159,13 @@ func TestFaultyFailWrites(t *testing.T) {
 func testFaultyFailWrites(t *testing.T, f faultyCrasher) {
 	apply(t, f, true, "a", "1")
 	apply(t, f, false, "b", "2") // applied, not yet synced
-	f.FailWrites(ErrInjected)
-	var batch Batch
+	f.FailWrites(storage.ErrInjected)
+	var batch storage.Batch
 	batch.Set([]byte("c"), []byte("3"))
-	if err := f.Apply(&batch, true); !errors.Is(err, ErrInjected) {
+	if err := f.Apply(&batch, true); !errors.Is(err, storage.ErrInjected) {
 		t.Fatalf("Apply = %v, want ErrInjected", err)
 	}
-	if err := f.Sync(); !errors.Is(err, ErrInjected) {
+	if err := f.Sync(); !errors.Is(err, storage.ErrInjected) {
 		t.Fatalf("Sync = %v, want ErrInjected", err)
 	}
 	wantMissing(t, f, "c")
@@ -180,13 +182,13 @@ func testFaultyFailWrites(t *testing.T, f faultyCrasher) {
 }
 
 func TestFaultyFailReads(t *testing.T) {
-	f := NewFaulty(NewMem())
+	f := storage.NewFaulty(storage.NewMem())
 	apply(t, f, false, "a", "1")
-	f.FailReads(ErrInjected)
-	if _, err := f.Get([]byte("a")); !errors.Is(err, ErrInjected) {
+	f.FailReads(storage.ErrInjected)
+	if _, err := f.Get([]byte("a")); !errors.Is(err, storage.ErrInjected) {
 		t.Fatalf("Get = %v, want ErrInjected", err)
 	}
-	if err := f.Scan(nil, nil, func(_, _ []byte) error { return nil }); !errors.Is(err, ErrInjected) {
+	if err := f.Scan(nil, nil, func(_, _ []byte) error { return nil }); !errors.Is(err, storage.ErrInjected) {
 		t.Fatalf("Scan = %v, want ErrInjected", err)
 	}
 	// Reads failing does not stop writes.

@@ -125,3 +125,26 @@ func MarkClean(e Engine) error {
 	b.Set(MetaKey(cleanName), []byte{1})
 	return e.Apply(&b, true)
 }
+
+// AdoptRestored prepares a store copied from a backup for its first start:
+// it refuses a backup of another on-disk format (without recording one, as
+// CheckFormat would), and it retires the backup's epoch, so the restored
+// node starts with a new one. The node had stamped writes after the backup
+// with dots of the old epoch, which replicas still hold; reusing those dots
+// for different writes would make replicas drop them as already seen
+// (Riak's kv679). It lives here, not beside the engine that copies the
+// files, because the format and epoch records are this package's.
+func AdoptRestored(e Engine) error {
+	if v, found, err := ReadFormat(e); err != nil {
+		return err
+	} else if found && v != FormatVersion {
+		return formatError(v)
+	}
+	var b Batch
+	b.Delete(MetaKey(epochName))
+	b.Delete(MetaKey(cleanName))
+	if err := e.Apply(&b, true); err != nil {
+		return fmt.Errorf("storage: retiring the backup's epoch: %w", err)
+	}
+	return nil
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/dynago/dynago/internal/wire"
 )
 
 // Key layout. Every key starts with a one-byte namespace, so that one kind
@@ -102,7 +104,7 @@ func ParseHintKey(k []byte) (target string, partition int, userKey []byte, ok bo
 	}
 	rest := k[1:]
 	n, w := binary.Uvarint(rest)
-	if w <= 0 || w != uvarintLen(n) {
+	if w <= 0 || w != wire.UvarintLen(n) {
 		return "", 0, nil, false
 	}
 	rest = rest[w:]
@@ -112,15 +114,6 @@ func ParseHintKey(k []byte) (target string, partition int, userKey []byte, ok bo
 	target = string(rest[:n])
 	rest = rest[n:]
 	return target, int(binary.BigEndian.Uint32(rest[:4])), rest[4:], true
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
 }
 
 // MetaKey returns the key of the node metadata record name (the epoch, the

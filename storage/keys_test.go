@@ -1,10 +1,12 @@
-package storage
+package storage_test
 
 import (
 	"bytes"
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/dynago/dynago/storage"
 )
 
 var layoutUserKeys = [][]byte{nil, {}, []byte("k"), {0}, {0xff}, {0xff, 0xff, 0xff, 0xff, 0xff}, []byte("user/key")}
@@ -14,18 +16,18 @@ var layoutPartitions = []int{0, 1, 255, 256, 65535, 65536, math.MaxUint32 - 1, m
 func TestObjectKeyRoundTrip(t *testing.T) {
 	for _, p := range layoutPartitions {
 		for _, uk := range layoutUserKeys {
-			k := ObjectKey(p, uk)
-			gp, guk, ok := ParseObjectKey(k)
+			k := storage.ObjectKey(p, uk)
+			gp, guk, ok := storage.ParseObjectKey(k)
 			if !ok || gp != p || !bytes.Equal(guk, uk) {
 				t.Errorf("ParseObjectKey(ObjectKey(%d, %q)) = %d, %q, %t", p, uk, gp, guk, ok)
 			}
-			if _, _, _, ok := ParseHintKey(k); ok {
+			if _, _, _, ok := storage.ParseHintKey(k); ok {
 				t.Errorf("object key %x parses as a hint", k)
 			}
 		}
 	}
-	for _, bad := range [][]byte{nil, {'o'}, {'o', 0, 0, 0}, {'h', 0, 0, 0, 0}, MetaKey("epoch")} {
-		if _, _, ok := ParseObjectKey(bad); ok {
+	for _, bad := range [][]byte{nil, {'o'}, {'o', 0, 0, 0}, {'h', 0, 0, 0, 0}, storage.MetaKey("epoch")} {
+		if _, _, ok := storage.ParseObjectKey(bad); ok {
 			t.Errorf("ParseObjectKey(%x) accepted a non-object key", bad)
 		}
 	}
@@ -34,21 +36,21 @@ func TestObjectKeyRoundTrip(t *testing.T) {
 // ObjectRange(p) must hold every key of p and no other key, whatever the
 // user keys look like at the edges.
 func TestObjectRange(t *testing.T) {
-	m := NewMem()
-	var b Batch
+	m := storage.NewMem()
+	var b storage.Batch
 	for _, p := range layoutPartitions {
 		for _, uk := range layoutUserKeys {
-			b.Set(ObjectKey(p, uk), nil)
-			b.Set(HintKey("n1", p, uk), nil)
+			b.Set(storage.ObjectKey(p, uk), nil)
+			b.Set(storage.HintKey("n1", p, uk), nil)
 		}
 	}
-	b.Set(MetaKey("epoch"), nil)
+	b.Set(storage.MetaKey("epoch"), nil)
 	b.Set([]byte{0xff}, nil)
 	if err := m.Apply(&b, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range layoutPartitions {
-		lower, upper := ObjectRange(p)
+		lower, upper := storage.ObjectRange(p)
 		var got [][]byte
 		err := m.Scan(lower, upper, func(k, _ []byte) error {
 			got = append(got, bytes.Clone(k))
@@ -59,7 +61,7 @@ func TestObjectRange(t *testing.T) {
 		}
 		var want [][]byte
 		for _, uk := range layoutUserKeys[1:] { // nil and {} are the same key
-			want = append(want, ObjectKey(p, uk))
+			want = append(want, storage.ObjectKey(p, uk))
 		}
 		slices.SortFunc(want, bytes.Compare)
 		if !slices.EqualFunc(got, want, bytes.Equal) {
@@ -72,13 +74,13 @@ func TestObjectKeysOrderByPartition(t *testing.T) {
 	var keys [][]byte
 	for i := len(layoutPartitions) - 1; i >= 0; i-- {
 		for _, uk := range layoutUserKeys {
-			keys = append(keys, ObjectKey(layoutPartitions[i], uk))
+			keys = append(keys, storage.ObjectKey(layoutPartitions[i], uk))
 		}
 	}
 	slices.SortFunc(keys, bytes.Compare)
 	last := -1
 	for _, k := range keys {
-		p, _, _ := ParseObjectKey(k)
+		p, _, _ := storage.ParseObjectKey(k)
 		if p < last {
 			t.Fatalf("partition %d sorts after partition %d", p, last)
 		}
@@ -91,12 +93,12 @@ func TestHintKeyRoundTrip(t *testing.T) {
 	for _, target := range targets {
 		for _, p := range layoutPartitions {
 			for _, uk := range layoutUserKeys {
-				k := HintKey(target, p, uk)
-				gt, gp, guk, ok := ParseHintKey(k)
+				k := storage.HintKey(target, p, uk)
+				gt, gp, guk, ok := storage.ParseHintKey(k)
 				if !ok || gt != target || gp != p || !bytes.Equal(guk, uk) {
 					t.Errorf("ParseHintKey(HintKey(%q, %d, %q)) = %q, %d, %q, %t", target, p, uk, gt, gp, guk, ok)
 				}
-				if _, _, ok := ParseObjectKey(k); ok {
+				if _, _, ok := storage.ParseObjectKey(k); ok {
 					t.Errorf("hint key %x parses as an object", k)
 				}
 			}
@@ -109,33 +111,33 @@ func TestHintKeyRoundTrip(t *testing.T) {
 		{'h', 5, 'n', '1', 0, 0, 0, 0},          // target longer than the key
 		{'h', 0x82, 0x00, 'n', '1', 0, 0, 0, 0}, // non-canonical length
 		{'h', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, // overflowing length
-		ObjectKey(1, []byte("k")),
+		storage.ObjectKey(1, []byte("k")),
 	} {
-		if _, _, _, ok := ParseHintKey(bad); ok {
+		if _, _, _, ok := storage.ParseHintKey(bad); ok {
 			t.Errorf("ParseHintKey(%x) accepted a malformed key", bad)
 		}
 	}
 }
 
 func TestHintRanges(t *testing.T) {
-	m := NewMem()
-	var b Batch
+	m := storage.NewMem()
+	var b storage.Batch
 	for _, target := range []string{"n", "n1", "n10", "n2"} {
 		for _, p := range []int{0, 7, math.MaxUint32} {
-			b.Set(HintKey(target, p, []byte("k")), []byte(target))
+			b.Set(storage.HintKey(target, p, []byte("k")), []byte(target))
 		}
 	}
-	b.Set(ObjectKey(0, []byte("k")), []byte("object"))
-	b.Set(MetaKey("epoch"), []byte("meta"))
+	b.Set(storage.ObjectKey(0, []byte("k")), []byte("object"))
+	b.Set(storage.MetaKey("epoch"), []byte("meta"))
 	if err := m.Apply(&b, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, target := range []string{"n", "n1", "n10", "n2", "absent"} {
-		lower, upper := HintRange(target)
+		lower, upper := storage.HintRange(target)
 		n := 0
 		err := m.Scan(lower, upper, func(k, v []byte) error {
 			n++
-			if gt, _, _, ok := ParseHintKey(k); !ok || gt != target || string(v) != target {
+			if gt, _, _, ok := storage.ParseHintKey(k); !ok || gt != target || string(v) != target {
 				t.Errorf("HintRange(%q) holds %x (target %q)", target, k, gt)
 			}
 			return nil
@@ -151,11 +153,11 @@ func TestHintRanges(t *testing.T) {
 			t.Errorf("HintRange(%q) holds %d hints, want %d", target, n, want)
 		}
 	}
-	lower, upper := AllHintsRange()
+	lower, upper := storage.AllHintsRange()
 	n := 0
 	_ = m.Scan(lower, upper, func(k, _ []byte) error {
 		n++
-		if _, _, _, ok := ParseHintKey(k); !ok {
+		if _, _, _, ok := storage.ParseHintKey(k); !ok {
 			t.Errorf("AllHintsRange holds non-hint %x", k)
 		}
 		return nil
@@ -163,7 +165,7 @@ func TestHintRanges(t *testing.T) {
 	if n != 12 {
 		t.Errorf("AllHintsRange holds %d hints, want 12", n)
 	}
-	lower, upper = MetaRange()
+	lower, upper = storage.MetaRange()
 	if got := scanAll(t, m, lower, upper); !slices.Equal(got, []string{"mepoch=meta"}) {
 		t.Errorf("MetaRange holds %q", got)
 	}
@@ -172,9 +174,9 @@ func TestHintRanges(t *testing.T) {
 func TestPartitionOutOfRangePanics(t *testing.T) {
 	for _, p := range []int{-1, math.MaxUint32 + 1} {
 		for name, fn := range map[string]func(){
-			"ObjectKey":   func() { ObjectKey(p, nil) },
-			"ObjectRange": func() { ObjectRange(p) },
-			"HintKey":     func() { HintKey("n1", p, nil) },
+			"ObjectKey":   func() { storage.ObjectKey(p, nil) },
+			"ObjectRange": func() { storage.ObjectRange(p) },
+			"HintKey":     func() { storage.HintKey("n1", p, nil) },
 		} {
 			func() {
 				defer func() {
@@ -191,27 +193,27 @@ func TestPartitionOutOfRangePanics(t *testing.T) {
 // Every accepted key is exactly the one built from its parts, so a scan of
 // hints can never act on a key that HintKey would have spelled differently.
 func FuzzParseHintKey(f *testing.F) {
-	f.Add(HintKey("n1", 3, []byte("key")))
+	f.Add(storage.HintKey("n1", 3, []byte("key")))
 	f.Add([]byte{'h', 0x82, 0x00, 'n', '1', 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, k []byte) {
-		target, p, uk, ok := ParseHintKey(k)
+		target, p, uk, ok := storage.ParseHintKey(k)
 		if !ok {
 			return
 		}
-		if again := HintKey(target, p, uk); !bytes.Equal(again, k) {
+		if again := storage.HintKey(target, p, uk); !bytes.Equal(again, k) {
 			t.Fatalf("ParseHintKey(%x) = %q, %d, %q, which HintKey spells %x", k, target, p, uk, again)
 		}
 	})
 }
 
 func FuzzParseObjectKey(f *testing.F) {
-	f.Add(ObjectKey(3, []byte("key")))
+	f.Add(storage.ObjectKey(3, []byte("key")))
 	f.Fuzz(func(t *testing.T, k []byte) {
-		p, uk, ok := ParseObjectKey(k)
+		p, uk, ok := storage.ParseObjectKey(k)
 		if !ok {
 			return
 		}
-		if again := ObjectKey(p, uk); !bytes.Equal(again, k) {
+		if again := storage.ObjectKey(p, uk); !bytes.Equal(again, k) {
 			t.Fatalf("ParseObjectKey(%x) = %d, %q, which ObjectKey spells %x", k, p, uk, again)
 		}
 	})

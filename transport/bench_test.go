@@ -3,10 +3,12 @@ package transport
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -120,4 +122,94 @@ func reportCPU(b *testing.B, start time.Duration) {
 		return
 	}
 	b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkFanOut measures Dynamo's request pattern on the stream
+// transport: a coordinator c asks two replicas p1 and p2 (a replica get
+// each) and each answers at once (a replica get answer carrying a 100-byte
+// object). One op is one such round: four one-way messages. inflight=1 is
+// one client, every round waiting for the last; inflight=32 keeps 32
+// rounds outstanding, as many clients do, so batches can form. cpu-µs/op
+// and cpu-µs/msg are process CPU (user + system, all three transports) per
+// round and per message; allocs/op counts all three too.
+func BenchmarkFanOut(b *testing.B) {
+	for _, inflight := range []int{1, 32} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			benchFanOut(b, env{ModeStream}, inflight)
+		})
+	}
+}
+
+func benchFanOut(b *testing.B, e env, inflight int) {
+	object := bytes.Repeat([]byte("o"), 100)
+	key := bytes.Repeat([]byte("k"), 16)
+	replicas := []ring.NodeID{"p1", "p2"}
+	addrs := map[ring.NodeID]string{}
+	trs := map[ring.NodeID]*Transport{}
+	for _, id := range replicas {
+		var tr *Transport
+		tr = e.start(b, id, func(msgs []node.Message) {
+			for _, m := range msgs {
+				tr.Send(node.Message{Type: node.MsgReplicaGetResp, From: id, To: m.From, ReqID: m.ReqID, Key: m.Key, Found: true, Object: object})
+			}
+		}, nil)
+		trs[id], addrs[id] = tr, tr.Addr()
+	}
+	const warmUp = math.MaxUint64
+	answers := make([]atomic.Int32, b.N)
+	var issued, finished atomic.Int64
+	done := make(chan struct{})
+	var c *Transport
+	ask := func() {
+		i := issued.Add(1) - 1
+		if i >= int64(b.N) {
+			return
+		}
+		for _, to := range replicas {
+			c.Send(node.Message{Type: node.MsgReplicaGet, From: "c", To: to, ReqID: uint64(i), Key: key})
+		}
+	}
+	c = e.start(b, "c", func(msgs []node.Message) {
+		for _, m := range msgs {
+			if m.ReqID == warmUp {
+				continue
+			}
+			if answers[m.ReqID].Add(1) != int32(len(replicas)) {
+				continue
+			}
+			ask()
+			if finished.Add(1) == int64(b.N) {
+				close(done)
+			}
+		}
+	}, func(cfg *Config) { cfg.Peers = addrs })
+	addrs["c"] = c.Addr()
+	for _, tr := range trs {
+		tr.SetPeers(addrs)
+	}
+	// Open every stream, both ways, before timing.
+	for _, to := range replicas {
+		c.Send(node.Message{Type: node.MsgReplicaGet, From: "c", To: to, ReqID: warmUp, Key: key})
+	}
+	testutil.Eventually(b, 10*time.Second, "every stream open", func() bool {
+		return c.Stats().Total.Received == uint64(len(replicas))
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for range min(inflight, b.N) {
+		ask()
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatalf("finished %d of %d rounds", finished.Load(), b.N)
+	}
+	b.StopTimer()
+	if cpu != 0 {
+		perOp := float64(processCPU()-cpu) / float64(b.N) / 1e3
+		b.ReportMetric(perOp, "cpu-µs/op")
+		b.ReportMetric(perOp/4, "cpu-µs/msg")
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rounds/s")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/dynago/dynago/dvv"
 	"github.com/dynago/dynago/node"
@@ -15,29 +16,31 @@ import (
 // ErrMalformed reports an envelope that cannot be a node.Message.
 var ErrMalformed = errors.New("transport: malformed envelope")
 
-// toEnvelope maps m field for field. The byte slices are shared, not copied:
-// Send takes ownership of them (see Send).
-func toEnvelope(m *node.Message) *dynagopb.Envelope {
-	return &dynagopb.Envelope{
+// toEnvelope maps m field for field into e, which it overwrites. Nothing is
+// copied: the byte slices are shared (Send takes ownership of them, see
+// Send), and so are the bytes of the strings (see bytesOf).
+func toEnvelope(e *dynagopb.Envelope, m *node.Message) {
+	*e = dynagopb.Envelope{
 		Type:       uint32(m.Type),
-		From:       []byte(m.From),
-		To:         []byte(m.To),
+		From:       bytesOf(string(m.From)),
+		To:         bytesOf(string(m.To)),
 		ReqId:      m.ReqID,
 		Key:        m.Key,
 		Object:     m.Object,
 		Value:      m.Value,
 		Context:    m.Context,
 		Delete:     m.Delete,
+		Replace:    m.Replace,
 		W:          int64(m.W),
 		TimeoutNs:  int64(m.Timeout),
 		Found:      m.Found,
-		Err:        []byte(m.Err),
+		Err:        bytesOf(m.Err),
 		Code:       uint32(m.Code),
 		Acks:       int64(m.Acks),
 		Required:   int64(m.Required),
 		Repair:     m.Repair,
-		Hint:       []byte(m.Hint),
-		DotActor:   []byte(m.Dot.Actor),
+		Hint:       bytesOf(string(m.Hint)),
+		DotActor:   bytesOf(m.Dot.Actor),
 		DotCounter: m.Dot.Counter,
 		Partition:  int64(m.Partition),
 		Levels:     m.Levels,
@@ -50,13 +53,26 @@ func toEnvelope(m *node.Message) *dynagopb.Envelope {
 	}
 }
 
+// bytesOf returns the bytes of s without copying them, nil for "". The
+// envelope fields it fills are only ever read (by the protobuf encoder,
+// within the Send that owns the message), never written, so sharing the
+// string's immutable bytes is safe and saves an allocation per field per
+// message. An empty bytes field is not encoded at all in proto3, so nil
+// for "" changes nothing on the wire.
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 func toTrace(events []node.TraceEvent) []*dynagopb.TraceEvent {
 	if events == nil {
 		return nil
 	}
 	out := make([]*dynagopb.TraceEvent, len(events))
 	for i, e := range events {
-		out[i] = &dynagopb.TraceEvent{AtNs: int64(e.At), Node: []byte(e.Node), What: e.What, Note: e.Note}
+		out[i] = &dynagopb.TraceEvent{AtNs: int64(e.At), Node: bytesOf(string(e.Node)), What: e.What, Note: e.Note}
 	}
 	return out
 }
@@ -119,6 +135,7 @@ func fromEnvelope(e *dynagopb.Envelope) (node.Message, error) {
 		Value:     e.Value,
 		Context:   e.Context,
 		Delete:    e.Delete,
+		Replace:   e.Replace,
 		W:         int(e.W),
 		Timeout:   time.Duration(e.TimeoutNs),
 		Found:     e.Found,

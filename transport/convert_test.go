@@ -27,6 +27,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 		Value:     fmt.Appendf(nil, "value-%d-\x00\xfe", i),
 		Context:   dvv.EncodeContext(dvv.VV{{Actor: fmt.Sprintf("n%d", i), Counter: uint64(i) + 1}}),
 		Delete:    true,
+		Replace:   true,
 		W:         1 + i%5,
 		Timeout:   time.Duration(i+1)*time.Millisecond + 7,
 		Found:     true,
@@ -51,7 +52,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 // wire sends m through toEnvelope, the protobuf encoding and fromEnvelope.
 func wire(t testing.TB, m node.Message) node.Message {
 	t.Helper()
-	buf, err := proto.Marshal(&dynagopb.Batch{Messages: []*dynagopb.Envelope{toEnvelope(&m)}})
+	buf, err := proto.Marshal(&dynagopb.Batch{Messages: []*dynagopb.Envelope{envelopeOf(&m)}})
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
@@ -136,7 +137,7 @@ func TestFromEnvelopeRejectsOutOfRangeValues(t *testing.T) {
 func FuzzEnvelope(f *testing.F) {
 	for i := range 3 {
 		m := fullMessage(i, "n1", "n2")
-		buf, err := proto.Marshal(toEnvelope(&m))
+		buf, err := proto.Marshal(envelopeOf(&m))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -161,4 +162,11 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("second round trip changed the message\n got %+v\nwant %+v", got, m)
 		}
 	})
+}
+
+// envelopeOf returns m's envelope.
+func envelopeOf(m *node.Message) *dynagopb.Envelope {
+	e := new(dynagopb.Envelope)
+	toEnvelope(e, m)
+	return e
 }

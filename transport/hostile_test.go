@@ -60,15 +60,7 @@ func (c *core) drain() []node.Reply {
 	var replies []node.Reply
 	for c.n.HasReady() {
 		rd := c.n.Ready()
-		var b storage.Batch
-		for _, w := range rd.Writes {
-			if w.Value == nil {
-				b.Delete(w.Key)
-			} else {
-				b.Set(w.Key, w.Value)
-			}
-		}
-		if err := c.store.Apply(&b, true); err != nil {
+		if err := c.store.Apply(rd.Batch(), true); err != nil {
 			c.t.Fatal(err)
 		}
 		c.n.Advance()
@@ -235,7 +227,7 @@ func FuzzStep(f *testing.F) {
 	for i := range 6 {
 		m := fullMessage(i, "b", "a")
 		m.Key = []byte("k")
-		buf, err := proto.Marshal(&dynagopb.Batch{Messages: []*dynagopb.Envelope{toEnvelope(&m)}})
+		buf, err := proto.Marshal(&dynagopb.Batch{Messages: []*dynagopb.Envelope{envelopeOf(&m)}})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -2,7 +2,7 @@ package transport
 
 import (
 	"context"
-	"google.golang.org/grpc/credentials"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/proto/dynagopb"
@@ -42,6 +44,16 @@ type peer struct {
 	started bool          // guarded by t.mu
 
 	conn *grpc.ClientConn // owned by the run goroutine
+	// node is the client of conn, made once per connection rather than
+	// once per batch.
+	node dynagopb.NodeClient
+	// live is conn, for the pinger (see pingLoop): set when conn is
+	// created, cleared before it is closed.
+	live  atomic.Pointer[grpc.ClientConn]
+	pings sync.WaitGroup
+	// active is set by each batch written and cleared by each ping: only
+	// a peer in use is pinged.
+	active atomic.Bool
 	// redial is set by Reconnect: before its next call the run goroutine
 	// replaces a connection stuck in reconnect backoff with a new one.
 	redial atomic.Bool
@@ -100,7 +112,16 @@ func (p *peer) stop() {
 // that is never sent to never gets one: NewClient does not dial, gRPC
 // connects on the first call and reconnects by itself after failures.
 func (p *peer) run() {
+	stopPings := make(chan struct{})
+	if p.t.cfg.Mode == ModeStream && p.t.cfg.Metrics != nil {
+		p.pings.Add(1)
+		go p.pingLoop(stopPings)
+	}
 	defer func() {
+		// The pinger uses the connection: stop it first.
+		close(stopPings)
+		p.pings.Wait()
+		p.live.Store(nil)
 		if p.conn != nil {
 			if err := p.conn.Close(); err != nil {
 				p.t.log.Debug("transport: closing connection", "peer", p.id, "err", err)
@@ -119,19 +140,33 @@ func (p *peer) run() {
 // takeBatch waits for messages and returns whatever is queued, up to
 // MaxBatch messages and MaxBatchBytes, in enqueue order; nil once the peer
 // is stopping. scratch is reused between calls: envelopes share the
-// messages' byte slices, not the messages.
+// messages' byte slices, not the messages. The envelopes are new, in one
+// allocation: a unary call owns its batch until it returns.
 func (p *peer) takeBatch(scratch *[]node.Message) []*dynagopb.Envelope {
+	msgs := p.takeMessages(scratch)
+	if msgs == nil {
+		return nil
+	}
+	envs := make([]dynagopb.Envelope, len(msgs))
+	batch := make([]*dynagopb.Envelope, len(msgs))
+	for i := range msgs {
+		toEnvelope(&envs[i], &msgs[i])
+		batch[i] = &envs[i]
+	}
+	clear(msgs)
+	return batch
+}
+
+// takeMessages waits for messages and moves up to MaxBatch of them (and
+// MaxBatchBytes) into *scratch, in enqueue order; nil once the peer is
+// stopping.
+func (p *peer) takeMessages(scratch *[]node.Message) []node.Message {
 	cfg := &p.t.cfg
 	for {
 		msgs := p.q.take((*scratch)[:0], cfg.MaxBatch, cfg.MaxBatchBytes)
 		if len(msgs) > 0 {
-			batch := make([]*dynagopb.Envelope, len(msgs))
-			for i := range msgs {
-				batch[i] = toEnvelope(&msgs[i])
-			}
-			clear(msgs)
 			*scratch = msgs
-			return batch
+			return msgs
 		}
 		select {
 		case <-p.q.ready:
@@ -148,10 +183,11 @@ func (p *peer) client() (dynagopb.NodeClient, error) {
 		// backoff: a new connection starts without one. (ClientConn's own
 		// ResetConnectBackoff races with gRPC's balancer in v1.85.0 and
 		// can crash the process.)
+		p.live.Store(nil)
 		if err := p.conn.Close(); err != nil {
 			p.t.log.Debug("transport: closing connection", "peer", p.id, "err", err)
 		}
-		p.conn = nil
+		p.conn, p.node = nil, nil
 	}
 	if p.conn == nil {
 		conn, err := p.dial()
@@ -159,9 +195,10 @@ func (p *peer) client() (dynagopb.NodeClient, error) {
 			p.t.log.Error("transport: cannot create client", "peer", p.id, "addr", p.addr, "err", err)
 			return nil, err
 		}
-		p.conn = conn
+		p.conn, p.node = conn, dynagopb.NewNodeClient(conn)
+		p.live.Store(conn)
 	}
-	return dynagopb.NewNodeClient(p.conn), nil
+	return p.node, nil
 }
 
 // runUnary sends each batch in its own Step call, with up to MaxInFlight
@@ -211,6 +248,10 @@ func (p *peer) dial() (*grpc.ClientConn, error) {
 			grpc.MaxCallRecvMsgSize(maxMsgSize),
 		),
 		grpc.WithKeepaliveParams(clientKeepalive),
+		grpc.WithStaticStreamWindowSize(streamWindow),
+		grpc.WithStaticConnWindowSize(connWindow),
+		grpc.WithWriteBufferSize(ioBuffer),
+		grpc.WithReadBufferSize(ioBuffer),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay:  50 * time.Millisecond,
@@ -230,7 +271,9 @@ func (p *peer) dial() (*grpc.ClientConn, error) {
 // the core's timeouts decide what happens next.
 func (p *peer) step(client dynagopb.NodeClient, batch []*dynagopb.Envelope) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.t.cfg.CallTimeout)
+	start := time.Now()
 	ack, err := client.Step(ctx, &dynagopb.Batch{Messages: batch}, p.callOptions()...)
+	p.observe(MethodStep, time.Since(start), err)
 	cancel()
 	n := uint64(len(batch))
 	if err != nil {
@@ -286,4 +329,67 @@ func (p *peer) reachable() {
 	if p.failing.CompareAndSwap(true, false) {
 		p.t.log.Info("transport: peer reachable again", "peer", p.id, "addr", p.addr)
 	}
+}
+
+// observe records one call's latency or failure in the transport's
+// Metrics. A call that failed because the peer was being removed or the
+// transport closed says nothing about the peer and is not counted.
+func (p *peer) observe(method string, d time.Duration, err error) {
+	if err != nil && p.ctx.Err() != nil {
+		return
+	}
+	p.t.cfg.Metrics.observe(p.id, method, d, err)
+}
+
+// pingLoop measures a round trip to the peer every PingInterval, for
+// ModeStream, whose writes have no answer to time. It pings only a peer
+// sent to since the last ping, over a connection that is ready: a peer
+// that is down or idle is not dialled for the sake of a measurement (the
+// sends that fail already count its failures), and neither is a node that
+// left the cluster, which nothing sends to any more. The fault lab's Interceptor acts on messages,
+// not on pings: an injected partition does not show here.
+func (p *peer) pingLoop(stop <-chan struct{}) {
+	defer p.pings.Done()
+	tick := time.NewTicker(p.t.cfg.PingInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-p.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		conn := p.live.Load()
+		if conn == nil || conn.GetState() != connectivity.Ready || !p.active.Swap(false) {
+			continue
+		}
+		start := time.Now()
+		err := p.ping(conn)
+		if err != nil && p.live.Load() != conn {
+			continue // the sender replaced the connection (Reconnect) under the ping
+		}
+		p.observe(MethodPing, time.Since(start), err)
+	}
+}
+
+// ping opens a stream addressed to the peer and waits for its accept (the
+// response headers), one round trip over an established connection, then
+// cancels it: the receiver ends its side when the cancellation arrives.
+func (p *peer) ping(conn *grpc.ClientConn) error {
+	ctx, cancel := context.WithTimeout(p.ctx, p.t.cfg.CallTimeout)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, addresseeKey, string(p.id))
+	s, err := dynagopb.NewNodeClient(conn).Stream(ctx)
+	if err != nil {
+		return err
+	}
+	md, err := s.Header()
+	if err == nil && md == nil {
+		// Refused (another node at this address, or closing).
+		if _, err = s.CloseAndRecv(); err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/proto/dynagopb"
@@ -21,21 +22,25 @@ import (
 type Mode int
 
 const (
+	// ModeStream, the default and the daemon's mode, writes batches back
+	// to back on one long-lived stream per peer, in FIFO order. A request
+	// and its answer cost about a third of the latency and CPU of
+	// ModeUnary, where every call sets up an HTTP/2 stream, and Dynamo's
+	// traffic is mostly such round trips (a coordinator asks N replicas,
+	// each answers at once); bulk throughput is lower (one writer per peer
+	// instead of MaxInFlight calls) but still hundreds of thousands of
+	// small messages per second (see transport/BENCHMARKS.md). There is no
+	// per-batch answer, so Sent counts messages handed to the connection;
+	// a stream that breaks loses what was in flight, like a failed Step
+	// call does. A write the peer does not take within CallTimeout (a
+	// stalled peer) tears the stream down; the next batch opens a new one.
+	ModeStream Mode = iota
 	// ModeUnary sends each batch in its own Step call with a CallTimeout
 	// deadline, up to MaxInFlight calls at a time per peer. Sent counts
 	// messages the peer acknowledged. Order is kept within a batch only.
-	ModeUnary Mode = iota
-	// ModeStream writes batches back to back on one long-lived stream per
-	// peer, in FIFO order. A request and its answer cost about a third of
-	// the latency and CPU of ModeUnary, where every call sets up an HTTP/2
-	// stream; bulk throughput is lower (one writer per peer instead of
-	// MaxInFlight calls) but still hundreds of thousands of small messages
-	// per second (see transport/BENCHMARKS.md). There is no per-batch
-	// answer, so Sent counts messages handed to the connection; a stream
-	// that breaks loses what was in flight, like a failed Step call does.
-	// A write the peer does not take within CallTimeout (a stalled peer)
-	// tears the stream down; the next batch opens a new one.
-	ModeStream
+	// It moves bulk data up to twice as fast as ModeStream, and is kept
+	// for that comparison (transport/BENCHMARKS.md) and its exact Sent.
+	ModeUnary
 )
 
 func (m Mode) String() string {
@@ -68,10 +73,56 @@ func (o *outStream) close() {
 	o.cancel()
 }
 
+// streamBuffers are what runStream encodes a batch from, reused from one
+// write to the next: gRPC has encoded the batch when Send returns, and
+// nothing refers to it after. (gRPC's documentation reserves the message
+// for stats handlers and tracing, which may read it lazily; the peer
+// connections have none.) Up to keptEnvelopes envelopes are kept
+// between writes; a larger batch (bulk traffic, where one allocation per
+// batch is nothing) gets arrays of its own, dropped after its write.
+type streamBuffers struct {
+	envs  []dynagopb.Envelope
+	ptrs  []*dynagopb.Envelope
+	batch dynagopb.Batch
+}
+
+// keptEnvelopes bounds the envelopes a peer keeps between writes (an
+// envelope is 520 bytes): enough for the batches of request and
+// answer traffic.
+const keptEnvelopes = 32
+
+// fill encodes msgs into the buffers and clears msgs.
+func (b *streamBuffers) fill(msgs []node.Message) *dynagopb.Batch {
+	if cap(b.envs) < len(msgs) {
+		b.envs = make([]dynagopb.Envelope, len(msgs))
+		b.ptrs = make([]*dynagopb.Envelope, len(msgs))
+	}
+	envs, ptrs := b.envs[:len(msgs)], b.ptrs[:len(msgs)]
+	for i := range msgs {
+		toEnvelope(&envs[i], &msgs[i])
+		ptrs[i] = &envs[i]
+	}
+	clear(msgs)
+	b.batch = dynagopb.Batch{Messages: ptrs}
+	return &b.batch
+}
+
+// release lets the written batch's buffers go (they belong to the
+// messages' senders) and drops arrays grown past keptEnvelopes.
+func (b *streamBuffers) release(n int) {
+	b.batch = dynagopb.Batch{}
+	if cap(b.envs) > keptEnvelopes {
+		b.envs, b.ptrs = nil, nil
+		return
+	}
+	clear(b.envs[:n])
+}
+
 // runStream sends batches on one stream, opening a new one whenever the
 // last one broke.
 func (p *peer) runStream() {
 	var scratch []node.Message
+	var bufs streamBuffers
 	var out *outStream
 	var outConn *grpc.ClientConn // the connection out runs on
 	defer func() {
@@ -80,13 +131,14 @@ func (p *peer) runStream() {
 		}
 	}()
 	for {
-		batch := p.takeBatch(&scratch)
-		if batch == nil {
+		msgs := p.takeMessages(&scratch)
+		if msgs == nil {
 			return
 		}
-		n := uint64(len(batch))
+		n := uint64(len(msgs))
 		client, err := p.client()
 		if err != nil {
+			clear(msgs)
 			p.stats.failed.Add(n)
 			continue
 		}
@@ -99,17 +151,21 @@ func (p *peer) runStream() {
 		if out == nil {
 			outConn = p.conn
 			if out, err = p.openStream(client); err != nil {
+				clear(msgs)
 				p.failed(n, err)
 				continue
 			}
 		}
-		if err := p.write(out, batch); err != nil {
+		err = p.write(out, bufs.fill(msgs))
+		bufs.release(int(n))
+		if err != nil {
 			out.close()
 			out = nil
 			p.failed(n, err)
 			continue
 		}
 		p.stats.sent.Add(n)
+		p.active.Store(true)
 		p.reachable()
 		if out.dead {
 			out.close()
@@ -124,6 +180,7 @@ func (p *peer) openStream(client dynagopb.NodeClient) (*outStream, error) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	ctx = metadata.AppendToOutgoingContext(ctx, addresseeKey, string(p.id))
 	o := &outStream{cancel: cancel, watchdog: time.AfterFunc(p.t.cfg.CallTimeout, cancel)}
+	start := time.Now()
 	s, err := client.Stream(ctx, p.callOptions()...)
 	if err == nil {
 		o.s = s
@@ -139,6 +196,7 @@ func (p *peer) openStream(client dynagopb.NodeClient) (*outStream, error) {
 	if !o.watchdog.Stop() && err == nil {
 		err = context.DeadlineExceeded
 	}
+	p.observe(MethodStreamOpen, time.Since(start), err)
 	if err != nil {
 		o.close()
 		return nil, err
@@ -147,9 +205,11 @@ func (p *peer) openStream(client dynagopb.NodeClient) (*outStream, error) {
 }
 
 // write sends one batch on o.
-func (p *peer) write(o *outStream, batch []*dynagopb.Envelope) error {
+func (p *peer) write(o *outStream, batch *dynagopb.Batch) error {
 	o.watchdog.Reset(p.t.cfg.CallTimeout)
-	err := o.s.Send(&dynagopb.Batch{Messages: batch})
+	start := time.Now()
+	err := o.s.Send(batch)
+	took := time.Since(start)
 	if !o.watchdog.Stop() && err == nil {
 		// The watchdog fired as the write completed: the batch is on its
 		// way, but the stream is canceled and must be replaced.
@@ -162,13 +222,33 @@ func (p *peer) write(o *outStream, batch []*dynagopb.Envelope) error {
 			err = io.ErrUnexpectedEOF
 		}
 	}
+	p.observe(MethodStreamSend, took, err)
 	return err
 }
 
-// Stream receives batches on one sender's stream. Receiving runs on its own
-// goroutine so that Close can end the call (a blocked Recv cannot be
-// interrupted otherwise): GracefulStop waits for calls to finish, and a
-// sender's stream never finishes by itself.
+// endOnClose is the server's tap handle: it gives every inbound Stream call
+// a context that Close cancels as well. A sender's stream never ends by
+// itself, and gRPC cancels a call's context only when the call ends, so
+// without this a Stream handler blocked in Recv could not be stopped:
+// GracefulStop would wait for it until Close's deadline forced the server
+// down. With it the handler receives on its own goroutine, with no hand-off
+// to another one per batch. It runs on the connection's reader goroutine
+// and must not block; Step calls are left alone, to finish their batch.
+func (t *Transport) endOnClose(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != dynagopb.Node_Stream_FullMethodName {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	unregister := context.AfterFunc(t.ctx, cancel)
+	// A stream that ends first (the usual case) must not stay registered
+	// on t.ctx until Close: one entry per stream a peer ever opened.
+	context.AfterFunc(ctx, func() { unregister() })
+	return ctx, nil
+}
+
+// Stream receives batches on one sender's stream and hands each to the
+// Handler, on the call's own goroutine. Close ends the call through its
+// context (see endOnClose).
 func (s *nodeServer) Stream(st dynagopb.Node_StreamServer) error {
 	t := s.t
 	if !t.accepting() {
@@ -181,41 +261,27 @@ func (s *nodeServer) Stream(st dynagopb.Node_StreamServer) error {
 	if err := st.SendHeader(nil); err != nil {
 		return err
 	}
-	batches := make(chan *dynagopb.Batch)
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			b, err := st.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case batches <- b:
-			case <-st.Context().Done():
-				return
-			}
-		}
-	}()
 	var rejected uint32
 	for {
-		select {
-		case b := <-batches:
-			// A malformed envelope ends the stream (see Step): the
-			// sender is broken or not a node, and its next batches
-			// are no more trustworthy.
-			n, err := s.deliver(b)
-			rejected += n
-			if err != nil {
-				return err
-			}
-		case err := <-errc:
-			if errors.Is(err, io.EOF) {
-				return st.SendAndClose(&dynagopb.StepAck{Rejected: rejected})
-			}
-			return err
-		case <-t.stop:
+		b, err := st.Recv()
+		if t.ctx.Err() != nil {
+			// Closing: no batch reaches the Handler any more (Close
+			// waits, through GracefulStop, for one already there).
 			return status.Error(codes.Unavailable, ErrClosed.Error())
+		}
+		if errors.Is(err, io.EOF) {
+			return st.SendAndClose(&dynagopb.StepAck{Rejected: rejected})
+		}
+		if err != nil {
+			return err
+		}
+		// A malformed envelope ends the stream (see Step): the sender is
+		// broken or not a node, and its next batches are no more
+		// trustworthy.
+		n, err := s.deliver(b)
+		rejected += n
+		if err != nil {
+			return err
 		}
 	}
 }

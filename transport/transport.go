@@ -112,6 +112,11 @@ func (t *Transport) Start() error {
 	t.srv = grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(maxMsgSize),
 		grpc.MaxSendMsgSize(maxMsgSize),
+		grpc.InTapHandle(t.endOnClose),
+		grpc.StaticStreamWindowSize(streamWindow),
+		grpc.StaticConnWindowSize(connWindow),
+		grpc.WriteBufferSize(ioBuffer),
+		grpc.ReadBufferSize(ioBuffer),
 		// Peers ping idle connections every clientKeepalive.Time; allow
 		// that, but not a misconfigured client pinging in a tight loop.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
@@ -167,22 +172,34 @@ func (t *Transport) Addr() string {
 func (t *Transport) Send(m node.Message) {
 	if m.To != t.cfg.ID {
 		if b := t.interceptor.Load(); b != nil {
-			delay, drop := b.i.Outbound(&m)
-			if drop {
-				t.stats.of(m.To).faultDropped.Add(1)
-				return
-			}
-			if delay > 0 {
-				c := t.stats.of(m.To)
-				c.faultDelayed.Add(1)
-				if !t.delays.add(m, delay) {
-					c.dropped.Add(1)
-				}
+			var held bool
+			if m, held = t.intercept(b.i, m); held {
 				return
 			}
 		}
 	}
 	t.enqueue(m)
+}
+
+// intercept lets a fault interceptor drop, delay or alter m, and reports
+// whether it took m off the normal path. It is a function of its own, on a
+// copy, because the interceptor takes the message by pointer: taken in
+// Send, that address would move every message to the heap, faults or not.
+func (t *Transport) intercept(i Interceptor, m node.Message) (node.Message, bool) {
+	delay, drop := i.Outbound(&m)
+	if drop {
+		t.stats.of(m.To).faultDropped.Add(1)
+		return m, true
+	}
+	if delay > 0 {
+		c := t.stats.of(m.To)
+		c.faultDelayed.Add(1)
+		if !t.delays.add(m, delay) {
+			c.dropped.Add(1)
+		}
+		return m, true
+	}
+	return m, false
 }
 
 // enqueue puts m on its queue without blocking, or counts it as dropped.
@@ -228,6 +245,7 @@ func (t *Transport) SetPeers(peers map[ring.NodeID]string) {
 		want[id] = addr
 	}
 	var stale []*peer
+	var gone []ring.NodeID
 	t.mu.Lock()
 	if t.state == stateClosed {
 		t.mu.Unlock()
@@ -237,6 +255,9 @@ func (t *Transport) SetPeers(peers map[ring.NodeID]string) {
 		if addr, ok := want[id]; !ok || addr != p.addr {
 			stale = append(stale, p)
 			delete(t.peers, id)
+			if !ok {
+				gone = append(gone, id)
+			}
 		}
 	}
 	for id, addr := range want {
@@ -254,6 +275,10 @@ func (t *Transport) SetPeers(peers map[ring.NodeID]string) {
 	// abort, and Send must not wait for that.
 	for _, p := range stale {
 		p.stop()
+	}
+	// After stop: a call that was still running cannot bring the series back.
+	for _, id := range gone {
+		t.cfg.Metrics.Forget(id)
 	}
 }
 
@@ -294,8 +319,9 @@ func (t *Transport) Stats() Stats {
 
 // Close stops the senders (queued and delayed messages are dropped and
 // counted), aborts Step calls in flight, closes the connections and stops
-// the server: gracefully, letting inbound calls finish, then forcibly once
-// CallTimeout has passed. It waits for a Handler call in progress up to the
+// the server: gracefully, letting inbound Step calls finish (inbound
+// streams, which never finish by themselves, are ended at once; see
+// endOnClose), then forcibly once CallTimeout has passed. It waits for a Handler call in progress up to the
 // same deadline, and once it returns the Handler is not called again (but a
 // call stuck past the deadline may still be running). Calling Close again
 // does nothing.

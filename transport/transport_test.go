@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
 )
@@ -66,18 +67,6 @@ func (s *sink) wait(t *testing.T, n int, timeout time.Duration) []node.Message {
 		case <-deadline:
 			t.Fatalf("received %d messages within %v, want %d", s.len(), timeout, n)
 		}
-	}
-}
-
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -183,15 +172,12 @@ func testMesh(t *testing.T, e env, n int) {
 			}
 			// Sent is counted when the ack is back, just after delivery.
 			want := Counters{Sent: perPair, Received: perPair}
-			var got Counters
-			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-				if got = tr.Stats().Peers[other.cfg.ID]; got == want || time.Now().After(deadline) {
-					break
+			testutil.EventuallyNil(t, 20*time.Second, func() error {
+				if got := tr.Stats().Peers[other.cfg.ID]; got != want {
+					return fmt.Errorf("%s stats for %s = %+v, want %+v", tr.cfg.ID, other.cfg.ID, got, want)
 				}
-			}
-			if got != want {
-				t.Errorf("%s stats for %s = %+v, want %+v", tr.cfg.ID, other.cfg.ID, got, want)
-			}
+				return nil
+			})
 		}
 	}
 }
@@ -221,6 +207,44 @@ func testOrder(t *testing.T, e env) {
 	}
 }
 
+// TestReusedEnvelopesCarryNothingOver: a stream's sender encodes every
+// batch into the same envelopes. A full message followed, one at a time
+// and in batches, by a sparse one must arrive as sent: nothing of the
+// full one may leak into the next.
+func TestReusedEnvelopesCarryNothingOver(t *testing.T) {
+	forEachMode(t, func(t *testing.T, e env) {
+		sb := newSink()
+		b := e.start(t, "b", sb.handle, nil)
+		a := e.start(t, "a", func([]node.Message) {}, func(c *Config) {
+			c.MaxInFlight = 1 // unary: in order, to compare message by message
+			c.Peers = map[ring.NodeID]string{"b": b.Addr()}
+		})
+		var want []node.Message
+		send := func(m node.Message) {
+			want = append(want, m)
+			a.Send(m)
+		}
+		for i := range 300 {
+			if i%3 == 0 {
+				send(fullMessage(i, "a", "b"))
+			} else {
+				send(node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", ReqID: uint64(i), Key: []byte("k")})
+			}
+			if i < 30 {
+				// Batches of one at first: each message reuses
+				// the envelope of the one before.
+				sb.wait(t, len(want), 10*time.Second)
+			}
+		}
+		got := sb.wait(t, len(want), 10*time.Second)
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("message %d arrived as\n%+v\nsent as\n%+v", i, got[i], want[i])
+			}
+		}
+	})
+}
+
 func TestSendToSelfIsAsynchronous(t *testing.T) {
 	gate := make(chan struct{})
 	s := newSink()
@@ -243,7 +267,7 @@ func TestSendToSelfIsAsynchronous(t *testing.T) {
 	if want := fullMessage(1, "a", "a"); !reflect.DeepEqual(got[0], want) {
 		t.Fatalf("self delivery changed the message\n got %+v\nwant %+v", got[0], want)
 	}
-	eventually(t, 5*time.Second, "self stats Sent 1 Received 1", func() bool {
+	testutil.Eventually(t, 5*time.Second, "self stats Sent 1 Received 1", func() bool {
 		return a.Stats().Peers["a"] == Counters{Sent: 1, Received: 1}
 	})
 }
@@ -321,7 +345,7 @@ func testPeerDownThenUp(t *testing.T, e env) {
 	if d := time.Since(began); d > time.Second {
 		t.Fatalf("%d Sends to a down peer took %v: Send blocks", down, d)
 	}
-	eventually(t, 10*time.Second, "every message to the down peer failed or dropped", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every message to the down peer failed or dropped", func() bool {
 		c := a.Stats().Peers["b"]
 		return c.Failed+c.Dropped == down
 	})
@@ -333,7 +357,7 @@ func testPeerDownThenUp(t *testing.T, e env) {
 	e.start(t, "b", sb.handle, func(c *Config) { c.ListenAddr = addr })
 	// Probe until the connection is back (gRPC reconnects on its backoff).
 	probe := 0
-	eventually(t, 10*time.Second, "a reconnects to b", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a reconnects to b", func() bool {
 		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "a", To: "b", ReqID: 1 << 50})
 		probe++
 		return sb.len() > 0
@@ -404,7 +428,7 @@ func testQueueOverflow(t *testing.T, e env) {
 		t.Fatalf("stats = %+v, want at least %d dropped", c, minDropped)
 	}
 	release()
-	eventually(t, 10*time.Second, "every message accounted for", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every message accounted for", func() bool {
 		c := a.Stats().Peers["b"]
 		return c.Sent+c.Failed+c.Dropped == n
 	})
@@ -445,7 +469,7 @@ func testSetPeers(t *testing.T, e env) {
 	// c is removed.
 	a.SetPeers(map[ring.NodeID]string{"b": b2.Addr()})
 	a.Send(fullMessage(4, "a", "c"))
-	eventually(t, 5*time.Second, "c's stats Sent 1 (before removal) Dropped 1 (after)", func() bool {
+	testutil.Eventually(t, 5*time.Second, "c's stats Sent 1 (before removal) Dropped 1 (after)", func() bool {
 		return a.Stats().Peers["c"] == Counters{Sent: 1, Dropped: 1}
 	})
 }
@@ -465,7 +489,7 @@ func testMisaddressed(t *testing.T, e env) {
 	for i := range n {
 		a.Send(fullMessage(i, "a", "c"))
 	}
-	eventually(t, 10*time.Second, "the misaddressed messages fail", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the misaddressed messages fail", func() bool {
 		return a.Stats().Peers["c"].Failed == n
 	})
 	if got := a.Stats().Peers["c"]; got.Sent != 0 {
@@ -541,7 +565,7 @@ func TestInterceptorDelay(t *testing.T) {
 		t.Errorf("an undelayed message waited behind a delayed one")
 	}
 	// Sent is counted when the ack comes back, just after delivery.
-	eventually(t, 10*time.Second, "the last ack", func() bool { return a.Stats().Peers["n2"].Sent == n+2 })
+	testutil.Eventually(t, 10*time.Second, "the last ack", func() bool { return a.Stats().Peers["n2"].Sent == n+2 })
 	if c := a.Stats().Peers["n2"]; c.FaultDelayed != n+1 {
 		t.Errorf("stats = %+v, want FaultDelayed %d", c, n+1)
 	}
@@ -558,7 +582,7 @@ func TestInterceptorDropAndModify(t *testing.T) {
 	for i := range n {
 		a.Send(node.Message{Type: node.MsgReplicaGet, Key: []byte("k"), From: "n1", To: "n2", ReqID: uint64(i)})
 	}
-	eventually(t, 10*time.Second, "every message sent or dropped", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every message sent or dropped", func() bool {
 		c := a.Stats().Peers["n2"]
 		return c.Sent+c.FaultDropped == n
 	})
@@ -621,7 +645,7 @@ func testCloseStopsGoroutines(t *testing.T, e env) {
 		trs[0].Send(fullMessage(k, "n1", "n3"))
 		trs[0].Send(fullMessage(k, "n1", "stalled"))
 	}
-	eventually(t, 10*time.Second, "a call to the stalled peer is in flight", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a call to the stalled peer is in flight", func() bool {
 		return stalled.Stats().Peers["n1"].Received > 0
 	})
 
@@ -671,6 +695,57 @@ func testCloseStopsGoroutines(t *testing.T, e env) {
 	}
 }
 
+// TestCloseEndsOpenInboundStreams: senders keep their streams open for
+// good, so Close must end them itself. With a CallTimeout of 30s, a Close
+// that waited for the streams (GracefulStop) until its deadline would take
+// 30s; it must return at once, and no batch may reach the Handler after.
+func TestCloseEndsOpenInboundStreams(t *testing.T) {
+	e := env{ModeStream}
+	var calls atomic.Int64
+	b := e.start(t, "b", func([]node.Message) { calls.Add(1) }, nil)
+	senders := make([]*Transport, 3)
+	for i := range senders {
+		senders[i] = e.start(t, ring.NodeID(fmt.Sprintf("s%d", i)), func([]node.Message) {}, func(c *Config) {
+			c.Peers = map[ring.NodeID]string{"b": b.Addr()}
+		})
+		senders[i].Send(fullMessage(i, senders[i].cfg.ID, "b"))
+	}
+	testutil.Eventually(t, 10*time.Second, "every sender's stream is open", func() bool {
+		return b.Stats().Total.Received == uint64(len(senders))
+	})
+
+	closed := make(chan time.Duration, 1)
+	began := time.Now()
+	go func() {
+		_ = b.Close()
+		closed <- time.Since(began)
+	}()
+	select {
+	case d := <-closed:
+		// Generous for -race on a loaded machine, far below CallTimeout.
+		if d > 5*time.Second {
+			t.Errorf("Close with %d open inbound streams took %v", len(senders), d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close with open inbound streams did not return within 20s")
+	}
+	after := calls.Load()
+	for i, s := range senders {
+		s.Send(fullMessage(10+i, s.cfg.ID, "b"))
+	}
+	testutil.Eventually(t, 10*time.Second, "messages to the closed node fail", func() bool {
+		for _, s := range senders {
+			if c := s.Stats().Peers["b"]; c.Failed+c.Dropped == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := calls.Load(); n != after {
+		t.Fatalf("Handler called %d times after Close returned", n-after)
+	}
+}
+
 func TestCloseRefusesLateInboundCalls(t *testing.T) {
 	forEachMode(t, testCloseRefuses)
 }
@@ -685,7 +760,7 @@ func testCloseRefuses(t *testing.T, e env) {
 	for i := range 10 {
 		a.Send(fullMessage(i, "a", "b"))
 	}
-	eventually(t, 10*time.Second, "messages to a closed node fail", func() bool {
+	testutil.Eventually(t, 10*time.Second, "messages to a closed node fail", func() bool {
 		return a.Stats().Peers["b"].Failed == 10
 	})
 	if calls.Load() != 0 {
@@ -707,6 +782,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		"peer with empty ID":  {func(c *Config) { c.Peers = map[ring.NodeID]string{"": "127.0.0.1:1"} }, h},
 		"negative queue":      {func(c *Config) { c.QueueSize = -1 }, h},
 		"negative timeout":    {func(c *Config) { c.CallTimeout = -time.Second }, h},
+		"negative ping":       {func(c *Config) { c.PingInterval = -time.Second }, h},
 		"huge batch bytes":    {func(c *Config) { c.MaxBatchBytes = maxMsgSize }, h},
 		"nil handler":         {func(*Config) {}, nil},
 	} {
@@ -724,9 +800,12 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 	want := Config{ID: "a", ListenAddr: "127.0.0.1:0", Peers: map[ring.NodeID]string{}, CallTimeout: DefaultCallTimeout,
 		QueueSize: DefaultQueueSize, MaxBatch: DefaultMaxBatch, MaxBatchBytes: DefaultMaxBatchBytes,
-		MaxInFlight: DefaultMaxInFlight, MaxReconnectDelay: DefaultMaxReconnectDelay, Logger: tr.cfg.Logger}
+		MaxInFlight: DefaultMaxInFlight, MaxReconnectDelay: DefaultMaxReconnectDelay, PingInterval: DefaultPingInterval, Logger: tr.cfg.Logger}
 	if !reflect.DeepEqual(tr.cfg, want) {
 		t.Fatalf("defaults = %+v, want %+v", tr.cfg, want)
+	}
+	if tr.cfg.Mode != ModeStream {
+		t.Fatalf("default mode = %v, want stream (the daemon's)", tr.cfg.Mode)
 	}
 }
 

@@ -2,91 +2,83 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/dynago/dynago/client"
+	"github.com/dynago/dynago/ring"
 )
 
 func init() {
-	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID, abort; backup --dir DIR", run: runAdmin})
-}
-
-const adminUsage = `admin plan|commit|leave ID|abort|backup [flags]
-
-  plan      show the staged change: alive nodes outside the ring join, staged
-            leaves leave; which partitions move where and how much data
-  commit    start the staged change; partitions are handed off while writes
-            continue, and the ring switches once every handoff is done
-  leave ID  stage node ID to leave at the next commit
-  abort     roll the running change back: the ring stays as it was, nodes
-            that were joining hand back what they received; nothing
-            written is lost (use it when 'dynago status' shows no progress)
-  backup --dir DIR
-            the node at --addr (give one) writes a consistent checkpoint of
-            its store to DIR, an absolute path on that node's filesystem
-            that must not exist or be empty; 'dynago restore' brings a node
-            back from it
+	register(command{name: "admin", summary: "membership changes: plan, commit, leave ID, abort; backup --dir DIR",
+		long: `Membership changes and backups, through one node of the cluster (--addr).
 
 plan and commit refuse a joining node whose advertised RPC or HTTP address
-does not answer as that node.
+does not answer as that node. Follow progress with 'dynago status'.`,
+		subs: []command{
+			{name: "plan", summary: "show the staged change: who joins and leaves, which partitions move where",
+				long: `Shows the staged change: alive nodes outside the ring join, staged leaves
+leave; which partitions move where and how much data.`,
+				exit: exitStatus, flags: adminCmd(func(ctx context.Context, c *client.Client, _ []string) (client.Plan, error) { return c.Plan(ctx) })},
+			{name: "commit", summary: "start the staged change",
+				long: `Starts the staged change; partitions are handed off while writes continue,
+and the ring switches once every handoff is done. Follow progress with
+'dynago status'.`,
+				exit: exitStatus, flags: adminCmd(func(ctx context.Context, c *client.Client, _ []string) (client.Plan, error) { return c.Commit(ctx) })},
+			{name: "leave", summary: "stage node ID to leave at the next commit", use: "ID", nargs: 1, args: "a node ID",
+				exit: exitStatus, flags: adminCmd(func(ctx context.Context, c *client.Client, pos []string) (client.Plan, error) {
+					return c.Leave(ctx, pos[0])
+				})},
+			{name: "abort", summary: "roll the running change back; nothing written is lost",
+				long: `Rolls the running change back: the ring stays as it was, nodes that were
+joining hand back what they received; nothing written is lost (use it when
+'dynago status' shows no progress).`,
+				exit: exitStatus, flags: runAbort},
+			{name: "backup", summary: "the node at --addr writes a consistent checkpoint to --dir",
+				long: `The node at --addr (give one) writes a consistent checkpoint of its store
+to --dir, an absolute path on that node's filesystem that must not exist or
+be empty; 'dynago restore' brings a node back from it.`,
+				exit: exitStatus, flags: runBackup},
+		}})
+}
 
-Follow progress with 'dynago status'.`
+// adminCmd is a subcommand that changes the plan and prints it.
+func adminCmd(call func(context.Context, *client.Client, []string) (client.Plan, error)) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		newClient := clientFlagSet(fs)
+		return func(ctx context.Context, pos []string) error {
+			c, err := newClient()
+			if err != nil {
+				return err
+			}
+			p, err := call(ctx, c, pos)
+			if err != nil {
+				return err
+			}
+			printPlan(stdout, p)
+			return nil
+		}
+	}
+}
 
-func runAdmin(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, adminUsage)
-	}
-	sub, rest := args[0], args[1:]
-	if isHelp(sub) {
-		fmt.Fprintln(stdout, adminUsage)
-		return nil
-	}
-	want := 0
-	if sub == "leave" {
-		want = 1
-	}
-	fs, newClient := clientFlagSet("admin "+sub, adminUsage)
-	var dir *string
-	if sub == "backup" {
-		dir = fs.String("dir", "", "backup: absolute directory on the node's filesystem (must not exist or be empty)")
-	}
-	pos, err := parseArgs(fs, rest, want, "ID")
-	if err != nil {
-		return err
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	var p client.Plan
-	switch sub {
-	case "abort":
+func runAbort(fs *flag.FlagSet) runFunc {
+	newClient := clientFlagSet(fs)
+	return func(ctx context.Context, _ []string) error {
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
 		a, err := c.Abort(ctx)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "aborted the change committed by %s (%d of %d transfers had completed); the ring is unchanged\n", a.Claimant, a.Done, a.Total)
 		return nil
-	case "backup":
-		return runBackup(ctx, c, *dir)
-	case "plan":
-		p, err = c.Plan(ctx)
-	case "commit":
-		p, err = c.Commit(ctx)
-	case "leave":
-		p, err = c.Leave(ctx, pos[0])
-	default:
-		return fmt.Errorf("%w: unknown admin command %q\n%s", errUsage, sub, adminUsage)
 	}
-	if err != nil {
-		return err
-	}
-	printPlan(stdout, p)
-	return nil
 }
 
 func printPlan(w io.Writer, p client.Plan) {
@@ -100,7 +92,7 @@ func printPlan(w io.Writer, p client.Plan) {
 		fmt.Fprintln(w, "  nothing to move")
 		return
 	}
-	ids := make([]string, 0, len(p.After))
+	ids := make([]ring.NodeID, 0, len(p.After))
 	for id := range p.After {
 		ids = append(ids, id)
 	}
@@ -109,7 +101,7 @@ func printPlan(w io.Writer, p client.Plan) {
 			ids = append(ids, id)
 		}
 	}
-	sort.Strings(ids)
+	slices.Sort(ids)
 	fmt.Fprintln(w, "  partitions owned:")
 	for _, id := range ids {
 		fmt.Fprintf(w, "    %-8s %4d -> %d\n", id, p.Before[id], p.After[id])
@@ -132,11 +124,24 @@ func printPlan(w io.Writer, p client.Plan) {
 	fmt.Fprintln(w)
 }
 
-func listOrNone(ids []string) string {
+func listOrNone(ids []ring.NodeID) string {
 	if len(ids) == 0 {
 		return "none"
 	}
-	return strings.Join(ids, ", ")
+	return joinIDs(ids, ", ")
+}
+
+// joinIDs is strings.Join for node IDs.
+func joinIDs(ids []ring.NodeID, sep string) string { return strings.Join(idStrings(ids), sep) }
+
+// idStrings converts node IDs, as the api package's answers carry them, to
+// strings.
+func idStrings(ids []ring.NodeID) []string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return s
 }
 
 // progressBar renders done/total as a fixed-width bar.
@@ -148,15 +153,23 @@ func progressBar(done, total, width int) string {
 	return "[" + strings.Repeat("#", filled) + strings.Repeat(".", width-filled) + "]"
 }
 
-func runBackup(ctx context.Context, c *client.Client, dir string) error {
-	if dir == "" || !filepath.IsAbs(dir) {
-		return fmt.Errorf("%w: admin backup: --dir must be an absolute path on the node's filesystem", errUsage)
+func runBackup(fs *flag.FlagSet) runFunc {
+	newClient := clientFlagSet(fs)
+	dir := fs.String("dir", "", "absolute directory on the node's filesystem (must not exist or be empty)")
+	return func(ctx context.Context, _ []string) error {
+		if *dir == "" || !filepath.IsAbs(*dir) {
+			return fmt.Errorf("%w: admin backup: --dir must be an absolute path on the node's filesystem", errUsage)
+		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "backing up to %s ...\n", *dir)
+		b, err := c.Backup(ctx, *dir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "node %s backed up to %s: %d bytes in %d ms (on-disk format %d)\n", b.Node, b.Dir, b.Bytes, b.DurationMS, b.Format)
+		return nil
 	}
-	fmt.Fprintf(stderr, "backing up to %s ...\n", dir)
-	b, err := c.Backup(ctx, dir)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "node %s backed up to %s: %d bytes in %d ms (on-disk format %d)\n", b.Node, b.Dir, b.Bytes, b.DurationMS, b.Format)
-	return nil
 }

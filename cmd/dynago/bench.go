@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dynago/dynago/lab"
 	"github.com/dynago/dynago/loadgen"
 )
 
@@ -19,12 +20,10 @@ import (
 // package loadgen, reported as a table or as JSON lines.
 
 func init() {
-	register(command{name: "bench", summary: "measure a running cluster: a get/put/delete workload, latency percentiles", run: runBench})
+	register(command{name: "bench", summary: "measure a running cluster: a get/put/delete workload, latency percentiles", long: benchUsage, flags: runBench})
 }
 
-const benchUsage = `bench [flags]
-
-Runs a workload of gets, puts and deletes on keys bench-0..bench-(keys-1)
+const benchUsage = `Runs a workload of gets, puts and deletes on keys bench-0..bench-(keys-1)
 against the nodes at --addr, then prints, per operation: count, errors,
 not-found reads, latency mean, std, p50, p99, p99.9 and max in
 milliseconds, and successful operations per second.
@@ -40,20 +39,18 @@ a node that fails is not skipped, its requests count as errors. Puts and
 deletes are blind writes (no context) unless --read-before-write: blind
 puts keep what is stored as siblings, so hot keys grow siblings. Errors
 are any answer but success and, for gets, not-found (counted apart);
-latencies and ops/s cover successes only.`
+latencies and ops/s cover successes only.
 
-func runBench(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: dynago %s\n\nFlags:\n", benchUsage)
-		fs.PrintDefaults()
-	}
+--protocol resp drives the nodes' RESP front ends instead (--addr lists
+their --resp-addr): gets are DGET, puts DSET, deletes DDEL, with the same
+quorums, timeout and read-before-write.`
+
+func runBench(fs *flag.FlagSet) runFunc {
 	addr := fs.String("addr", envDefault("DYNAGO_ADDR", defaultAddr),
 		"comma-separated HTTP addresses of the nodes requests enter at (host:port or URL); env DYNAGO_ADDR")
 	mix := fs.String("mix", "get=50,put=40,delete=10", "relative weights of the operations")
 	keys := fs.Int("keys", 10000, "number of distinct keys")
-	dist := fs.String("dist", "uniform", "key distribution: uniform or zipfian (s=1.1, bench-0 hottest)")
+	dist := fs.String("dist", "uniform", "key distribution: uniform or zipfian (YCSB's scrambled zipfian, theta 0.99)")
 	seed := fs.Uint64("seed", 1, "seed of the operation and key draws")
 	valueSize := fs.Int("value-size", 100, "bytes per put")
 	concurrency := fs.Int("concurrency", 16, "closed-loop workers (and preload workers)")
@@ -64,110 +61,134 @@ func runBench(ctx context.Context, args []string) error {
 	r := fs.Int("r", 0, "replicas a get waits for, 1..N (default: the cluster's R)")
 	w := fs.Int("w", 0, "replicas a put or delete waits for, 1..N (default: the cluster's W)")
 	timeout := fs.Duration("timeout", 0, "coordination timeout per request, e.g. 500ms (default: the node's)")
+	protocol := fs.String("protocol", "http", "http, or resp: --addr are the nodes' --resp-addr and requests are DGET, DSET, DDEL through go-redis")
 	route := fs.String("route", "any", "where requests enter: any (a random node of --addr) or client (the key's preference list, learned from the ring)")
 	rbw := fs.Bool("read-before-write", false, "read each key before putting or deleting it, and write with the context read")
 	preload := fs.Bool("preload", false, "write every key once before measuring")
 	asJSON := fs.Bool("json", false, "print one JSON object per operation instead of a table")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	noProgress := fs.Bool("no-progress", false, "never show progress")
-	experiment := fs.String("experiment", "", "run a built-in experiment on its own local cluster instead: seed-table, floors")
-	if _, err := parseArgs(fs, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	switch *experiment {
-	case "":
-	case "seed-table":
-		return runSeedTable(ctx, seedTableOptions{Nodes: 8, Requests: 1000, Batch: 10, Delay: 10 * time.Millisecond, JSON: *asJSON})
-	case "floors":
-		return runFloors(ctx, "")
-	default:
-		return fmt.Errorf("%w: --experiment %q: the experiments are seed-table and floors", errUsage, *experiment)
-	}
-	durationSet := false
-	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	sec := clientSecFlags(fs)
+	experiment := fs.String("experiment", "", "run a built-in experiment instead: seed-table, floors (tables, on local clusters they start), or one of the paper's (charts): "+labNames())
+	labOut := fs.String("out", "experiments", "paper experiments: directory the chart (SVG) is written to")
+	labChart := fs.String("chart", "svg", "paper experiments: chart format, svg or png")
+	labCluster := fs.String("cluster", "sim", "paper experiments: sim (the simulator), dev (local clusters the experiment starts), or HTTP addresses of a running cluster")
+	return func(ctx context.Context, _ []string) error {
+		switch *experiment {
+		case "":
+		case "seed-table":
+			return runSeedTable(ctx, lab.DefaultSeedTable(), *asJSON)
+		case "floors":
+			return runFloors(ctx)
+		default:
+			if lab.Known(*experiment) {
+				return runLab(ctx, *experiment, *labCluster, *labOut, *labChart, *seed)
+			}
+			return fmt.Errorf("%w: --experiment %q: the experiments are seed-table, floors, %s", errUsage, *experiment, labNames())
+		}
+		durationSet := false
+		fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
 
-	cfg := loadgen.Config{
-		Keys: *keys, ValueSize: *valueSize, Seed: *seed, Concurrency: *concurrency,
-		Rate: *rate, MaxOutstanding: *maxOut, Duration: *duration, Ops: *ops, Preload: *preload,
-	}
-	var err error
-	if cfg.Mix, err = loadgen.ParseMix(*mix); err != nil {
-		return fmt.Errorf("%w: --mix: %w", errUsage, err)
-	}
-	if cfg.Dist, err = loadgen.ParseDist(*dist); err != nil {
-		return fmt.Errorf("%w: --dist: %w", errUsage, err)
-	}
-	switch {
-	case *ops < 0:
-		return fmt.Errorf("%w: --ops must be positive, got %d", errUsage, *ops)
-	case *ops > 0 && durationSet:
-		return fmt.Errorf("%w: give --duration or --ops, not both", errUsage)
-	case *ops > 0:
-		cfg.Duration = 0
-	case *duration <= 0:
-		return fmt.Errorf("%w: --duration must be positive, got %v", errUsage, *duration)
-	}
-	if *r < 0 || *w < 0 || *timeout < 0 {
-		return fmt.Errorf("%w: --r, --w and --timeout must be positive", errUsage)
-	}
-	if *progress && *noProgress {
-		return fmt.Errorf("%w: --progress and --no-progress contradict each other", errUsage)
-	}
-	var addrs []string
-	for a := range strings.SplitSeq(*addr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
+		cfg := loadgen.Config{
+			Keys: *keys, ValueSize: *valueSize, Seed: *seed, Concurrency: *concurrency,
+			Rate: *rate, MaxOutstanding: *maxOut, Duration: *duration, Ops: *ops, Preload: *preload,
 		}
-	}
-	copts := loadgen.ClientOptions{R: *r, W: *w, Timeout: *timeout, ReadBeforeWrite: *rbw,
-		MaxConns: max(*concurrency, min(*maxOut, 64))}
-	if *rate > 0 {
-		copts.MaxConns = *maxOut
-	}
-	var target loadgen.Target
-	// Each route is a loadgen.Target; client-side routing to a
-	// preference-list node would be one more case here.
-	switch *route {
-	case "any", "client":
-		copts.Routing = *route == "client"
-		if target, err = loadgen.NewClientTarget(addrs, copts); err != nil {
-			return fmt.Errorf("%w: --addr: %w", errUsage, err)
+		var err error
+		if cfg.Mix, err = loadgen.ParseMix(*mix); err != nil {
+			return fmt.Errorf("%w: --mix: %w", errUsage, err)
 		}
-	default:
-		return fmt.Errorf("%w: --route %q: want any or client", errUsage, *route)
-	}
+		if cfg.Dist, err = loadgen.ParseDist(*dist); err != nil {
+			return fmt.Errorf("%w: --dist: %w", errUsage, err)
+		}
+		switch {
+		case *ops < 0:
+			return fmt.Errorf("%w: --ops must be positive, got %d", errUsage, *ops)
+		case *ops > 0 && durationSet:
+			return fmt.Errorf("%w: give --duration or --ops, not both", errUsage)
+		case *ops > 0:
+			cfg.Duration = 0
+		case *duration <= 0:
+			return fmt.Errorf("%w: --duration must be positive, got %v", errUsage, *duration)
+		}
+		if *r < 0 || *w < 0 || *timeout < 0 {
+			return fmt.Errorf("%w: --r, --w and --timeout must be positive", errUsage)
+		}
+		if *progress && *noProgress {
+			return fmt.Errorf("%w: --progress and --no-progress contradict each other", errUsage)
+		}
+		var addrs []string
+		for a := range strings.SplitSeq(*addr, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		cr, err := sec.resolve()
+		if err != nil {
+			return err
+		}
+		copts := loadgen.ClientOptions{R: *r, W: *w, Timeout: *timeout, ReadBeforeWrite: *rbw,
+			MaxConns: max(*concurrency, min(*maxOut, 64)), Extra: cr.options()}
+		if *rate > 0 {
+			copts.MaxConns = *maxOut
+		}
+		var target loadgen.Target
+		// Each route is a loadgen.Target; client-side routing to a
+		// preference-list node would be one more case here.
+		switch *route {
+		case "any", "client":
+			copts.Routing = *route == "client"
+			switch *protocol {
+			case "http":
+				target, err = loadgen.NewClientTarget(addrs, copts)
+			case "resp":
+				var rt *loadgen.RESPTarget
+				rt, err = loadgen.NewRESPTarget(addrs, copts)
+				if err == nil {
+					defer rt.Close()
+					target = rt
+				}
+			default:
+				return fmt.Errorf("%w: --protocol %q: want http or resp", errUsage, *protocol)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: --addr: %w", errUsage, err)
+			}
+		default:
+			return fmt.Errorf("%w: --route %q: want any or client", errUsage, *route)
+		}
 
-	if *progress || (!*noProgress && isTerminal(stderr)) {
-		bar := &progressLine{w: stderr, ops: cfg.Ops, duration: cfg.Duration}
-		cfg.Progress = bar.show
-	}
-	res, err := loadgen.Run(ctx, cfg, target)
-	if err != nil {
-		if errors.Is(err, loadgen.ErrConfig) {
-			return fmt.Errorf("%w: %w", errUsage, err)
+		if *progress || (!*noProgress && isTerminal(stderr)) {
+			bar := &progressLine{w: stderr, ops: cfg.Ops, duration: cfg.Duration}
+			cfg.Progress = bar.show
 		}
-		return err
-	}
-	if cfg.Progress != nil {
-		fmt.Fprintln(stderr)
-	}
-	if res.Interrupted {
-		fmt.Fprintf(stderr, "interrupted after %v: partial results\n", res.Elapsed.Round(time.Millisecond))
-	}
-	if *asJSON {
-		err = writeBenchJSON(stdout, res)
-	} else {
-		err = writeBenchTable(stdout, describeBench(&cfg, len(addrs), *rbw), res)
-	}
-	if err != nil {
-		return err
-	}
-	for _, s := range res.Ops {
-		if s.FirstError != "" {
-			fmt.Fprintf(stderr, "%s: %d errors, first: %s\n", s.Op, s.Errors, s.FirstError)
+		res, err := loadgen.Run(ctx, cfg, target)
+		if err != nil {
+			if errors.Is(err, loadgen.ErrConfig) {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			return err
 		}
+		if cfg.Progress != nil {
+			fmt.Fprintln(stderr)
+		}
+		if res.Interrupted {
+			fmt.Fprintf(stderr, "interrupted after %v: partial results\n", res.Elapsed.Round(time.Millisecond))
+		}
+		if *asJSON {
+			err = writeBenchJSON(stdout, res)
+		} else {
+			err = writeBenchTable(stdout, describeBench(&cfg, len(addrs), *rbw), res)
+		}
+		if err != nil {
+			return err
+		}
+		for _, s := range res.Ops {
+			if s.FirstError != "" {
+				fmt.Fprintf(stderr, "%s: %d errors, first: %s\n", s.Op, s.Errors, s.FirstError)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 func describeBench(c *loadgen.Config, nodes int, rbw bool) string {
@@ -193,7 +214,17 @@ func writeBenchTable(w io.Writer, desc string, res *loadgen.Result) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.1f\t\n", s.Op, s.Count, s.Errors, s.NotFound,
 			ms(s.Mean), ms(s.Std), ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max), s.OpsPerSec)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if c := res.ClientCPUPerOp(); c > 0 {
+		// What the load generator itself cost: on a machine it shares
+		// with the cluster, this much of every request's CPU is not the
+		// cluster's.
+		_, err := fmt.Fprintf(w, "\nbench's own CPU: %.1f µs per request\n", float64(c.Nanoseconds())/1e3)
+		return err
+	}
+	return nil
 }
 
 // benchLine is one operation's JSON line. The first ten keys are the
@@ -212,6 +243,9 @@ type benchLine struct {
 	NotFound   uint64  `json:"not_found"`
 	ElapsedS   float64 `json:"elapsed_s"`
 	FirstError string  `json:"first_error,omitempty"`
+	// ClientCPUUS is the load generator's own CPU per request of the
+	// whole run, in µs (loadgen.Result.ClientCPUPerOp), 0 when unknown.
+	ClientCPUUS float64 `json:"client_cpu_us_per_op,omitempty"`
 	// Hist is the latency distribution in bins four to a power of two,
 	// for charts (the dashboard draws it).
 	Hist []histBin `json:"hist,omitempty"`
@@ -240,7 +274,7 @@ func writeBenchJSON(w io.Writer, res *loadgen.Result) error {
 			Op: s.Op.String(), Count: s.Count, Errors: s.Errors,
 			MeanMS: ms(s.Mean), StdMS: ms(s.Std), P50MS: ms(s.P50), P99MS: ms(s.P99), P999MS: ms(s.P999), MaxMS: ms(s.Max),
 			OpsPerSec: s.OpsPerSec, NotFound: s.NotFound, ElapsedS: res.Elapsed.Seconds(), FirstError: s.FirstError,
-			Hist: histBins(s.Latency),
+			Hist: histBins(s.Latency), ClientCPUUS: float64(res.ClientCPUPerOp().Nanoseconds()) / 1e3,
 		}); err != nil {
 			return err
 		}
@@ -288,4 +322,109 @@ func (p *progressLine) show(pr loadgen.Progress) {
 	pad := max(p.width-len(line), 0)
 	p.width = len(line)
 	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+}
+
+// runLab runs one of the paper's experiments (package lab): JSON lines on
+// stdout, progress on stderr, the chart's path last on stderr.
+func runLab(ctx context.Context, name, cluster, out, format string, seed uint64) error {
+	target, err := lab.ParseTarget(cluster)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	chart, err := lab.Run(ctx, name, lab.Options{Target: target, Out: out, Format: format, Seed: seed, JSON: stdout, Log: stderr})
+	if errors.Is(err, lab.ErrOptions) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "chart: %s\n", chart)
+	return nil
+}
+
+func labNames() string {
+	var names []string
+	for _, e := range lab.Experiments() {
+		names = append(names, e.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// runSeedTable runs the seed table (package lab) and prints its rows: a
+// table, or with --json one line per row in the shape of bench's lines
+// plus config, route and floor_ms (the dashboard reads them).
+func runSeedTable(ctx context.Context, o lab.SeedTableOptions, asJSON bool) error {
+	o.Log = stderr
+	rows, err := lab.SeedTable(ctx, o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeSeedJSON(stdout, rows)
+	}
+	return writeSeedTable(stdout, rows, o)
+}
+
+func writeSeedTable(w io.Writer, rows []lab.SeedRow, o lab.SeedTableOptions) error {
+	fmt.Fprintf(w, "seed table: %d nodes, %v one-way delay, %d requests per row in batches of %d\n\n", o.Nodes, o.Delay, o.Requests, o.Batch)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "config\troute\top\tcount\terrors\tmean_ms\tstd_ms\tp99.9_ms\tfloor_ms\tmean/floor\tp99.9/floor\t")
+	for _, r := range rows {
+		ratio := func(d time.Duration) string {
+			if r.FloorMS == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", ms(d)/r.FloorMS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t\n", r.Config, r.Route, r.Op, r.Hist.Count(), r.Errors,
+			ms(r.Hist.Mean()), ms(r.Hist.Std()), ms(r.Hist.Quantile(0.999)), r.FloorMS, ratio(r.Hist.Mean()), ratio(r.Hist.Quantile(0.999)))
+	}
+	return tw.Flush()
+}
+
+func writeSeedJSON(w io.Writer, rows []lab.SeedRow) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rows {
+		h := r.Hist
+		line := map[string]any{
+			"op": r.Op, "count": h.Count() + r.Errors, "errors": r.Errors,
+			"mean_ms": ms(h.Mean()), "std_ms": ms(h.Std()), "p50_ms": ms(h.Quantile(0.5)), "p99_ms": ms(h.Quantile(0.99)),
+			"p999_ms": ms(h.Quantile(0.999)), "max_ms": ms(h.Max()), "ops_per_sec": float64(h.Count()) / r.Took.Seconds(),
+			"config": r.Config.String(), "route": r.Route, "floor_ms": r.FloorMS, "hist": histBins(h),
+		}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runFloors runs the floors experiment (package lab) and prints its two
+// tables: the floors, then the cluster's medians beside them.
+func runFloors(ctx context.Context) error {
+	res, err := lab.Floors(ctx, lab.FloorsOptions{Log: stderr})
+	if err != nil {
+		return err
+	}
+	return writeFloors(stdout, res)
+}
+
+func writeFloors(w io.Writer, res lab.FloorsResult) error {
+	f, put, get := res.Floors, res.Put, res.Get
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "floor\tmedian_ms\t")
+	fmt.Fprintf(tw, "loopback TCP round trip\t%.3f\t\n", ms(f.RTT))
+	fmt.Fprintf(tw, "fan-out round trip to two peers\t%.3f\t\n", ms(f.Fanout))
+	fmt.Fprintf(tw, "one fsync (Pebble, 100-byte write)\t%.3f\t\n", ms(f.Fsync))
+	fmt.Fprintf(tw, "three concurrent fsyncs, one disk\t%.3f\t\n", ms(f.Fsync3))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	putFloor, sharedFloor, getFloor := f.PutFloor(), f.SharedPutFloor(), f.GetFloor()
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op (1 client, client routing)\tp50_ms\tmean_ms\tp99_ms\tfloor_ms\tp50/floor\tshared-disk floor_ms\tp50/shared\t")
+	fmt.Fprintf(tw, "put N=3 W=2\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.3f\t%.2f\t\n", ms(put.P50), ms(put.Mean), ms(put.P99), ms(putFloor), ms(put.P50)/ms(putFloor), ms(sharedFloor), ms(put.P50)/ms(sharedFloor))
+	fmt.Fprintf(tw, "get N=3 R=2\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.3f\t%.2f\t\n", ms(get.P50), ms(get.Mean), ms(get.P99), ms(getFloor), ms(get.P50)/ms(getFloor), ms(getFloor), ms(get.P50)/ms(getFloor))
+	return tw.Flush()
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/httpapi/httpapitest"
 	"github.com/dynago/dynago/node"
 )
@@ -25,7 +23,7 @@ func runBenchCmd(t *testing.T, args ...string) (string, string, error) {
 	defer func() { stdout, stderr = oldOut, oldErr }()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	err := commands["bench"].run(ctx, args)
+	_, err := execute(ctx, append([]string{"bench"}, args...))
 	return out.String(), errOut.String(), err
 }
 
@@ -56,12 +54,7 @@ func parseBenchJSON(t *testing.T, out string) map[string]benchLine {
 func TestBenchJSONAgainstFakeCluster(t *testing.T) {
 	// Two nodes in front of one fake backend: requests enter at either.
 	b := httpapitest.New()
-	var addrs []string
-	for range 2 {
-		srv := httptest.NewServer(httpapi.New(b, httpapi.Options{}))
-		t.Cleanup(srv.Close)
-		addrs = append(addrs, srv.Listener.Addr().String())
-	}
+	addrs := httpapitest.Serve(t, b, 2)
 	out, _, err := runBenchCmd(t, "--addr", strings.Join(addrs, ","), "--ops", "500", "--json",
 		"--keys", "50", "--value-size", "16", "--concurrency", "4", "--r", "1", "--w", "3", "--preload",
 		"--read-before-write")

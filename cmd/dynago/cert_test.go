@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,14 +11,13 @@ import (
 
 func TestCertCommands(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
-	if err := runCert(ctx, []string{"create-ca", "--certs-dir", dir}); err != nil {
+	if _, err := run(t, "", "cert", "create-ca", "--certs-dir", dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := runCert(ctx, []string{"create-ca", "--certs-dir", dir}); err == nil {
+	if _, err := run(t, "", "cert", "create-ca", "--certs-dir", dir); err == nil {
 		t.Fatal("create-ca overwrote an existing CA")
 	}
-	if err := runCert(ctx, []string{"create-node", "127.0.0.1", "--certs-dir", dir, "localhost"}); err != nil {
+	if _, err := run(t, "", "cert", "create-node", "127.0.0.1", "--certs-dir", dir, "localhost"); err != nil {
 		t.Fatal(err)
 	}
 	node, err := security.LoadCertFile(filepath.Join(dir, security.NodeCert))
@@ -29,7 +27,7 @@ func TestCertCommands(t *testing.T) {
 	if len(node.IPAddresses) != 1 || len(node.DNSNames) != 1 || node.DNSNames[0] != "localhost" {
 		t.Errorf("node SANs: %v %v", node.IPAddresses, node.DNSNames)
 	}
-	if err := runCert(ctx, []string{"create-client", "ops", "--role", "admin", "--certs-dir", dir}); err != nil {
+	if _, err := run(t, "", "cert", "create-client", "ops", "--role", "admin", "--certs-dir", dir); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := security.LoadCertFile(filepath.Join(dir, "client.ops.crt"))
@@ -49,7 +47,7 @@ func TestCertCommands(t *testing.T) {
 		{"create-ca"},
 		{"bogus"},
 	} {
-		if err := runCert(ctx, bad); !errors.Is(err, errUsage) {
+		if _, err := run(t, "", append([]string{"cert"}, bad...)...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
 	}

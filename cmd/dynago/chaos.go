@@ -15,12 +15,10 @@ import (
 )
 
 func init() {
-	register(command{name: "chaos", summary: "run a Jepsen-style set test on a fresh local cluster under faults", run: runChaos})
+	register(command{name: "chaos", summary: "run a Jepsen-style set test on a fresh local cluster under faults", long: chaosUsage, exit: chaosExitStatus, flags: runChaos})
 }
 
-const chaosUsage = `Usage: dynago chaos [flags]
-
-Starts a fresh local cluster of real 'dynago server' processes (this
+const chaosUsage = `Starts a fresh local cluster of real 'dynago server' processes (this
 binary), then for --duration: --clients clients add unique elements to
 --keys sets by read-modify-write with the context (siblings merged as a
 union), each request through a random node, while a nemesis injects one
@@ -37,10 +35,7 @@ Progress goes to stderr; the last line on stdout is one JSON object:
  "nemesis",...,"valid"}
 
 --lww runs every node last-write-wins: the negative control, which must
-lose acknowledged elements.
-
-Flags:
-`
+lose acknowledged elements.`
 
 const chaosExitStatus = `
 Exit status: 0 when the run converged and lost nothing and saw nothing
@@ -52,9 +47,7 @@ last-write-wins losing writes); 2 on bad usage.
 // errChaosFailed makes the process exit 1 after the report is printed.
 var errChaosFailed = errors.New("chaos run failed")
 
-func runChaos(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runChaos(fs *flag.FlagSet) runFunc {
 	var cfg chaos.Config
 	var dc devcluster.Config
 	fs.DurationVar(&cfg.Duration, "duration", chaos.DefaultDuration, "how long the clients and the nemesis run (healing and convergence come after)")
@@ -68,80 +61,71 @@ func runChaos(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the nodes' data directory and logs (a failed run always keeps them)")
 	fs.DurationVar(&cfg.DeadTimeout, "dead-timeout", chaos.DefaultDeadTimeout, "how long the cluster takes to declare a cut-off node dead and give up on it; long partitions last this plus 2-5s")
 	fs.DurationVar(&cfg.ConvergeTimeout, "converge-timeout", chaos.DefaultConvergeTimeout, "bound on the wait for convergence after the final heal")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, chaosUsage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, chaosExitStatus)
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	var err error
-	if cfg.Nemesis, err = chaos.ParseNemesis(*nemesis); err != nil {
-		return fmt.Errorf("%w: --nemesis: %v", errUsage, err)
-	}
-	cfg.Seed = *seed
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
-	if !seedSet {
-		cfg.Seed = rand.Uint64N(1 << 31)
-	}
-	switch {
-	case cfg.Duration <= 0 || cfg.DeadTimeout <= 0 || cfg.ConvergeTimeout <= 0:
-		return fmt.Errorf("%w: --duration, --dead-timeout and --converge-timeout must be positive", errUsage)
-	case cfg.Clients < 1 || cfg.Keys < 1 || dc.Nodes < 1:
-		return fmt.Errorf("%w: --nodes, --clients and --keys must be at least 1", errUsage)
-	}
-	if dc.HTTPBasePort == 0 {
-		if dc.HTTPBasePort, err = devcluster.FreePortBase(dc.Nodes); err != nil {
+	return func(ctx context.Context, _ []string) error {
+		var err error
+		if cfg.Nemesis, err = chaos.ParseNemesis(*nemesis); err != nil {
+			return fmt.Errorf("%w: --nemesis: %v", errUsage, err)
+		}
+		cfg.Seed = *seed
+		seedSet := false
+		fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+		if !seedSet {
+			cfg.Seed = rand.Uint64N(1 << 31)
+		}
+		switch {
+		case cfg.Duration <= 0 || cfg.DeadTimeout <= 0 || cfg.ConvergeTimeout <= 0:
+			return fmt.Errorf("%w: --duration, --dead-timeout and --converge-timeout must be positive", errUsage)
+		case cfg.Clients < 1 || cfg.Keys < 1 || dc.Nodes < 1:
+			return fmt.Errorf("%w: --nodes, --clients and --keys must be at least 1", errUsage)
+		}
+		if dc.HTTPBasePort == 0 {
+			if dc.HTTPBasePort, err = devcluster.FreePortBase(dc.Nodes); err != nil {
+				return err
+			}
+		}
+		if cfg.LWW {
+			dc.ExtraArgs = append(dc.ExtraArgs, "--lww")
+		}
+		logf := func(format string, a ...any) {
+			fmt.Fprintf(stderr, "chaos: "+format+"\n", a...)
+		}
+		cfg.Log = logf
+
+		logf("seed %d; starting %d nodes (HTTP ports from %d)%s", cfg.Seed, dc.Nodes, dc.HTTPBasePort, map[bool]string{true: ", last-write-wins"}[cfg.LWW])
+		startCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		c, err := devcluster.Start(startCtx, dc)
+		cancel()
+		if err != nil {
 			return err
 		}
-	}
-	if cfg.LWW {
-		dc.ExtraArgs = append(dc.ExtraArgs, "--lww")
-	}
-	logf := func(format string, a ...any) {
-		fmt.Fprintf(stderr, "chaos: "+format+"\n", a...)
-	}
-	cfg.Log = logf
+		failed := false
+		defer func() {
+			// A failed run keeps its nodes' data and logs: they are the evidence.
+			kept := *keep || failed
+			c.Cleanup(kept)
+			if kept {
+				logf("data and logs kept in %s", c.DataDir)
+			}
+		}()
+		logf("cluster up, data in %s; running for %v with nemesis %q", c.DataDir, cfg.Duration, strings.Join(cfg.Nemesis, ","))
 
-	logf("seed %d; starting %d nodes (HTTP ports from %d)%s", cfg.Seed, dc.Nodes, dc.HTTPBasePort, map[bool]string{true: ", last-write-wins"}[cfg.LWW])
-	startCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	c, err := devcluster.Start(startCtx, dc)
-	cancel()
-	if err != nil {
-		return err
-	}
-	failed := false
-	defer func() {
-		// A failed run keeps its nodes' data and logs: they are the evidence.
-		kept := *keep || failed
-		c.Cleanup(kept)
-		if kept {
-			logf("data and logs kept in %s", c.DataDir)
+		rep, err := chaos.Run(ctx, chaos.NewProcesses(c), cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: every fault healed, nothing checked: %w", err)
+			}
+			failed = true
+			return err
 		}
-	}()
-	logf("cluster up, data in %s; running for %v with nemesis %q", c.DataDir, cfg.Duration, strings.Join(cfg.Nemesis, ","))
-
-	rep, err := chaos.Run(ctx, chaos.NewProcesses(c), cfg)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted: every fault healed, nothing checked: %w", err)
+		line, err := json.Marshal(rep)
+		if err != nil {
+			return err
 		}
-		failed = true
+		fmt.Fprintf(stdout, "%s\n", line)
+		err = chaosVerdict(rep)
+		failed = err != nil
 		return err
 	}
-	line, err := json.Marshal(rep)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", line)
-	err = chaosVerdict(rep)
-	failed = err != nil
-	return err
 }
 
 // chaosVerdict turns a report into the exit status.

@@ -46,7 +46,7 @@ func TestChaosRejectsBadFlags(t *testing.T) {
 		{"--clients", "0"},
 		{"extra"},
 	} {
-		if err := runChaos(context.Background(), args); !errors.Is(err, errUsage) {
+		if _, err := execute(context.Background(), append([]string{"chaos"}, args...)); !errors.Is(err, errUsage) {
 			t.Errorf("dynago chaos %v: %v, want a usage error before any node starts", args, err)
 		}
 	}

@@ -12,18 +12,41 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/client"
+	"github.com/dynago/dynago/ring"
 )
 
 // The client commands: put, get, del, status and where. They talk to a
 // cluster through package client, like any application would.
 
 func init() {
-	register(command{name: "put", summary: "store a value: put KEY VALUE (or - for stdin)", run: runPut})
-	register(command{name: "get", summary: "read a key's value or siblings and its context", run: runGet})
-	register(command{name: "del", summary: "delete a key", run: runDel})
-	register(command{name: "status", summary: "show the cluster's nodes, ring version and N/R/W", run: runStatus})
-	register(command{name: "where", summary: "show a key's partition, preference list and fallbacks", run: runWhere})
+	register(command{name: "put", summary: "store a value: put KEY VALUE (or - for stdin)", use: "KEY VALUE", nargs: 2, args: "KEY and VALUE",
+		long: `Stores VALUE (or, when VALUE is -, everything read from stdin) under KEY and
+prints the context of the new version. Without --context the write is
+blind: values already stored stay, as siblings of this one.`,
+		exit: exitStatus, flags: runPut})
+	register(command{name: "get", summary: "read a key's value or siblings and its context", use: "KEY", nargs: 1, args: "KEY",
+		long: `Prints KEY's value, or each of its siblings as "sibling N: VALUE" when
+concurrent writes left several, then "context: TOKEN". Pass the token to
+put --context to supersede what was read. A missing or deleted key exits 1
+(with the tombstone's context printed when there is one).`,
+		exit: exitStatus, flags: runGet})
+	register(command{name: "del", summary: "delete a key", use: "KEY", nargs: 1, args: "KEY",
+		long: `Deletes KEY. Without --context, del first reads KEY and deletes every
+sibling it read; a delete carrying no context at all would leave them
+standing. A key that is already missing or deleted exits 1.`,
+		exit: exitStatus, flags: runDel})
+	register(command{name: "status", summary: "show the cluster's nodes, ring version and N/R/W",
+		long: `Prints the cluster as the node asked sees it: ring version, N/R/W,
+partitions, and every node with its HTTP address, liveness and the number
+of partitions it owns.`,
+		exit: exitStatus, flags: runStatus})
+	register(command{name: "where", summary: "show a key's partition, preference list and fallbacks", use: "KEY", nargs: 1, args: "KEY",
+		long: `Prints KEY's partition, its preference list (the N nodes that hold it,
+coordinator candidates first) and its fallbacks (where writes go while
+primaries are unreachable).`,
+		exit: exitStatus, flags: runWhere})
 }
 
 // Where the client commands read and write; tests replace them.
@@ -44,67 +67,28 @@ Exit status: 0 on success; 1 on failure, and when the key is not found
 (get, del); 2 on bad usage.
 `
 
-// clientFlagSet returns a flag set with the flags every client command
-// takes, and the client it builds from them once parsed.
-func clientFlagSet(name, usage string) (*flag.FlagSet, func() (*client.Client, error)) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// clientFlagSet adds the flags every client command takes to fs, and
+// returns the function that builds the client from them once parsed.
+func clientFlagSet(fs *flag.FlagSet) func() (*client.Client, error) {
 	addr := fs.String("addr", envDefault("DYNAGO_ADDR", defaultAddr),
 		"comma-separated HTTP addresses of nodes to ask (host:port or URL); env DYNAGO_ADDR")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: dynago %s\n\nFlags:\n", strings.TrimSpace(usage))
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), exitStatus)
-	}
-	return fs, func() (*client.Client, error) {
+	sec := clientSecFlags(fs)
+	return func() (*client.Client, error) {
 		var addrs []string
 		for a := range strings.SplitSeq(*addr, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				addrs = append(addrs, a)
 			}
 		}
-		c, err := client.New(addrs)
+		cr, err := sec.resolve()
+		if err != nil {
+			return nil, err
+		}
+		c, err := client.New(addrs, cr.options()...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: --addr: %w", errUsage, err)
 		}
 		return c, nil
-	}
-}
-
-// parseArgs parses flags placed anywhere among the positional arguments
-// (both "get --r 1 k" and "get k --r 1"), checks that there are want
-// positional arguments, and returns them. "--" ends the flags.
-func parseArgs(fs *flag.FlagSet, args []string, want int, what string) ([]string, error) {
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if len(pos) != want {
-		return nil, fmt.Errorf("%w: %s takes %s, got %d arguments", errUsage, fs.Name(), what, len(pos))
-	}
-	return pos, nil
-}
-
-// parseInterleaved parses flags placed anywhere among the positional
-// arguments and returns the positional ones. "--" ends the flags.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", errUsage, err)
-		}
-		rest := fs.Args()
-		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
 	}
 }
 
@@ -135,169 +119,139 @@ func (f *writeFlags) options() (*client.PutOptions, error) {
 	return &client.PutOptions{Context: pctx, W: f.w, Timeout: f.timeout}, nil
 }
 
-func runPut(ctx context.Context, args []string) error {
-	fs, newClient := clientFlagSet("put", `put [flags] KEY VALUE
-
-Stores VALUE (or, when VALUE is -, everything read from stdin) under KEY and
-prints the context of the new version. Without --context the write is
-blind: values already stored stay, as siblings of this one.`)
+// writeCommand registers the flags of a write (put, del) and checks them,
+// and builds the client, before run sees either.
+func writeCommand(fs *flag.FlagSet, run func(ctx context.Context, c *client.Client, opts *client.PutOptions, pos []string) error) runFunc {
+	newClient := clientFlagSet(fs)
 	var wf writeFlags
 	wf.register(fs)
-	pos, err := parseArgs(fs, args, 2, "KEY and VALUE")
-	if err != nil {
-		return err
-	}
-	opts, err := wf.options()
-	if err != nil {
-		return err
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	value := []byte(pos[1])
-	if pos[1] == "-" {
-		if value, err = io.ReadAll(stdin); err != nil {
-			return fmt.Errorf("reading the value from stdin: %w", err)
+	return func(ctx context.Context, pos []string) error {
+		opts, err := wf.options()
+		if err != nil {
+			return err
 		}
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		return run(ctx, c, opts, pos)
 	}
-	newCtx, err := c.Put(ctx, pos[0], value, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "context: %s\n", newCtx)
-	return nil
 }
 
-func runGet(ctx context.Context, args []string) error {
-	fs, newClient := clientFlagSet("get", `get [flags] KEY
+func runPut(fs *flag.FlagSet) runFunc {
+	return writeCommand(fs, func(ctx context.Context, c *client.Client, opts *client.PutOptions, pos []string) error {
+		value := []byte(pos[1])
+		if pos[1] == "-" {
+			var err error
+			if value, err = io.ReadAll(stdin); err != nil {
+				return fmt.Errorf("reading the value from stdin: %w", err)
+			}
+		}
+		newCtx, err := c.Put(ctx, pos[0], value, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "context: %s\n", newCtx)
+		return nil
+	})
+}
 
-Prints KEY's value, or each of its siblings as "sibling N: VALUE" when
-concurrent writes left several, then "context: TOKEN". Pass the token to
-put --context to supersede what was read. A missing or deleted key exits 1
-(with the tombstone's context printed when there is one).`)
+func runGet(fs *flag.FlagSet) runFunc {
+	newClient := clientFlagSet(fs)
 	r := fs.Int("r", 0, "replicas that must answer, 1..N (default: the cluster's R)")
 	timeout := fs.Duration("timeout", 0, "how long the coordinator waits for R answers, e.g. 500ms (default: the node's)")
 	asJSON := fs.Bool("json", false, `print {"key","context","siblings":[standard base64]} instead`)
-	pos, err := parseArgs(fs, args, 1, "KEY")
-	if err != nil {
-		return err
-	}
-	if *r < 0 || *timeout < 0 {
-		return fmt.Errorf("%w: --r and --timeout must be positive", errUsage)
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	key := pos[0]
-	v, err := c.Get(ctx, key, &client.GetOptions{R: *r, Timeout: *timeout})
-	notFound := errors.Is(err, client.ErrNotFound)
-	if err != nil && !notFound {
-		return err
-	}
-	switch {
-	case *asJSON:
-		out, err := json.Marshal(struct {
-			Key      string   `json:"key"`
-			Context  string   `json:"context"`
-			Siblings [][]byte `json:"siblings"`
-		}{key, v.Context.String(), append([][]byte{}, v.Siblings...)})
+	return func(ctx context.Context, pos []string) error {
+		if *r < 0 || *timeout < 0 {
+			return fmt.Errorf("%w: --r and --timeout must be positive", errUsage)
+		}
+		c, err := newClient()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s\n", out)
-	case len(v.Siblings) == 1:
-		fmt.Fprintf(stdout, "%s\n", v.Siblings[0])
-	default:
-		for i, s := range v.Siblings {
-			fmt.Fprintf(stdout, "sibling %d: %s\n", i+1, s)
+		key := pos[0]
+		v, err := c.Get(ctx, key, &client.GetOptions{R: *r, Timeout: *timeout})
+		notFound := errors.Is(err, client.ErrNotFound)
+		if err != nil && !notFound {
+			return err
 		}
-	}
-	if !*asJSON && len(v.Context) > 0 {
-		fmt.Fprintf(stdout, "context: %s\n", v.Context)
-	}
-	if notFound {
-		return fmt.Errorf("%w: key %q", errNotFound, key)
-	}
-	return nil
-}
-
-func runDel(ctx context.Context, args []string) error {
-	fs, newClient := clientFlagSet("del", `del [flags] KEY
-
-Deletes KEY. Without --context, del first reads KEY and deletes every
-sibling it read; a delete carrying no context at all would leave them
-standing. A key that is already missing or deleted exits 1.`)
-	var wf writeFlags
-	wf.register(fs)
-	pos, err := parseArgs(fs, args, 1, "KEY")
-	if err != nil {
-		return err
-	}
-	opts, err := wf.options()
-	if err != nil {
-		return err
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	key := pos[0]
-	if opts.Context == nil {
-		v, err := c.Get(ctx, key, nil)
-		if errors.Is(err, client.ErrNotFound) {
+		switch {
+		case *asJSON:
+			out, err := json.Marshal(api.Values{Key: key, Context: v.Context.String(), Siblings: append([][]byte{}, v.Siblings...)})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\n", out)
+		case len(v.Siblings) == 1:
+			fmt.Fprintf(stdout, "%s\n", v.Siblings[0])
+		default:
+			for i, s := range v.Siblings {
+				fmt.Fprintf(stdout, "sibling %d: %s\n", i+1, s)
+			}
+		}
+		if !*asJSON && len(v.Context) > 0 {
+			fmt.Fprintf(stdout, "context: %s\n", v.Context)
+		}
+		if notFound {
 			return fmt.Errorf("%w: key %q", errNotFound, key)
 		}
+		return nil
+	}
+}
+
+func runDel(fs *flag.FlagSet) runFunc {
+	return writeCommand(fs, func(ctx context.Context, c *client.Client, opts *client.PutOptions, pos []string) error {
+		key := pos[0]
+		if opts.Context == nil {
+			v, err := c.Get(ctx, key, nil)
+			if errors.Is(err, client.ErrNotFound) {
+				return fmt.Errorf("%w: key %q", errNotFound, key)
+			}
+			if err != nil {
+				return err
+			}
+			opts.Context = v.Context
+		}
+		if err := c.Delete(ctx, key, opts); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "deleted")
+		return nil
+	})
+}
+
+func runStatus(fs *flag.FlagSet) runFunc {
+	newClient := clientFlagSet(fs)
+	return func(ctx context.Context, _ []string) error {
+		c, err := newClient()
 		if err != nil {
 			return err
 		}
-		opts.Context = v.Context
-	}
-	if err := c.Delete(ctx, key, opts); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "deleted")
-	return nil
-}
-
-func runStatus(ctx context.Context, args []string) error {
-	fs, newClient := clientFlagSet("status", `status [flags]
-
-Prints the cluster as the node asked sees it: ring version, N/R/W,
-partitions, and every node with its HTTP address, liveness and the number
-of partitions it owns.`)
-	if _, err := parseArgs(fs, args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	cl, err := c.Cluster(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "ring version %d, %d partitions, N=%d R=%d W=%d (as seen by %s)\n\n",
-		cl.RingVersion, cl.Partitions, cl.N, cl.R, cl.W, cl.Node)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tHTTP ADDR\tSTATUS\tPARTITIONS")
-	for _, n := range cl.Nodes {
-		parts := fmt.Sprint(n.Partitions)
-		if n.NextPartitions != nil && *n.NextPartitions != n.Partitions {
-			parts += fmt.Sprintf(" -> %d", *n.NextPartitions)
+		cl, err := c.Cluster(ctx)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.ID, n.HTTPAddr, n.Status, parts)
+		fmt.Fprintf(stdout, "ring version %d, %d partitions, N=%d R=%d W=%d (as seen by %s)\n\n",
+			cl.RingVersion, cl.Partitions, cl.N, cl.R, cl.W, cl.Node)
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tHTTP ADDR\tSTATUS\tPARTITIONS")
+		for _, n := range cl.Nodes {
+			parts := fmt.Sprint(n.Partitions)
+			if n.NextPartitions != nil && *n.NextPartitions != n.Partitions {
+				parts += fmt.Sprintf(" -> %d", *n.NextPartitions)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.ID, n.HTTPAddr, n.Status, parts)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if h := cl.Handoff; h != nil && h.InProgress {
+			fmt.Fprintf(stdout, "\nhandoff in progress (claimant %s): %d of %d transfers done %s\n",
+				h.Claimant, h.Done, h.Total, progressBar(h.Done, h.Total, 30))
+			printStall(stdout, h, cl.Nodes)
+		}
+		return nil
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if h := cl.Handoff; h != nil && h.InProgress {
-		fmt.Fprintf(stdout, "\nhandoff in progress (claimant %s): %d of %d transfers done %s\n",
-			h.Claimant, h.Done, h.Total, progressBar(h.Done, h.Total, 30))
-		printStall(stdout, h, cl.Nodes)
-	}
-	return nil
 }
 
 // stallAfter is how long without a completed transfer status calls a
@@ -312,7 +266,7 @@ func printStall(w io.Writer, h *client.Handoff, nodes []client.Node) {
 	if idle < stallAfter {
 		return
 	}
-	status := map[string]string{}
+	status := map[ring.NodeID]string{}
 	for _, n := range nodes {
 		status[n.ID] = n.Status
 	}
@@ -324,7 +278,7 @@ func printStall(w io.Writer, h *client.Handoff, nodes []client.Node) {
 			break
 		}
 		note := ""
-		for _, id := range []string{t.From, t.To} {
+		for _, id := range []ring.NodeID{t.From, t.To} {
 			if st := status[id]; st != "" && st != "alive" {
 				note += fmt.Sprintf(" (%s is %s)", id, st)
 			}
@@ -335,25 +289,19 @@ func printStall(w io.Writer, h *client.Handoff, nodes []client.Node) {
 	fmt.Fprintln(w, "'dynago admin abort' rolls the change back without losing anything written.")
 }
 
-func runWhere(ctx context.Context, args []string) error {
-	fs, newClient := clientFlagSet("where", `where [flags] KEY
-
-Prints KEY's partition, its preference list (the N nodes that hold it,
-coordinator candidates first) and its fallbacks (where writes go while
-primaries are unreachable).`)
-	pos, err := parseArgs(fs, args, 1, "KEY")
-	if err != nil {
-		return err
+func runWhere(fs *flag.FlagSet) runFunc {
+	newClient := clientFlagSet(fs)
+	return func(ctx context.Context, pos []string) error {
+		c, err := newClient()
+		if err != nil {
+			return err
+		}
+		p, err := c.Placement(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "partition:       %d\npreference list: %s\nfallbacks:       %s\n",
+			p.Partition, joinIDs(p.PreferenceList, " "), joinIDs(p.Fallbacks, " "))
+		return nil
 	}
-	c, err := newClient()
-	if err != nil {
-		return err
-	}
-	p, err := c.Placement(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "partition:       %d\npreference list: %s\nfallbacks:       %s\n",
-		p.Partition, strings.Join(p.PreferenceList, " "), strings.Join(p.Fallbacks, " "))
-	return nil
 }

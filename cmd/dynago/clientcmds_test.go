@@ -5,16 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/httpapi/httpapitest"
 	"github.com/dynago/dynago/ring"
 )
@@ -24,9 +21,7 @@ import (
 func cliNode(t *testing.T) (string, *httpapitest.Backend) {
 	t.Helper()
 	b := httpapitest.New()
-	srv := httptest.NewServer(httpapi.New(b, httpapi.Options{}))
-	t.Cleanup(srv.Close)
-	addr := srv.Listener.Addr().String()
+	addr := httpapitest.Serve(t, b, 1)[0]
 	t.Setenv("DYNAGO_ADDR", addr)
 	return addr, b
 }
@@ -40,7 +35,7 @@ func run(t *testing.T, in string, args ...string) (string, error) {
 	defer func() { stdin, stdout, stderr = oldIn, oldOut, oldErr }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	err := commands[args[0]].run(ctx, args[1:])
+	_, err := execute(ctx, args)
 	return out.String(), err
 }
 
@@ -248,8 +243,8 @@ func TestCLIUsageErrors(t *testing.T) {
 			t.Errorf("dynago %s: %v, want a usage error", strings.Join(args, " "), err)
 		}
 	}
-	if _, err := run(t, "", "get", "-h"); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("get -h = %v, want flag.ErrHelp", err)
+	if out, err := run(t, "", "get", "-h"); err != nil || !strings.Contains(out, "--r int") {
+		t.Errorf("get -h = %v, %q; want its help and no error", err, out)
 	}
 	// A value the node rejects is an error, but not one of usage.
 	_, err := run(t, "", "put", "--w", "9", "k", "v")
@@ -259,14 +254,11 @@ func TestCLIUsageErrors(t *testing.T) {
 }
 
 func TestCLIUsageTextDocumentsExitStatus(t *testing.T) {
-	var errOut bytes.Buffer
-	old := stderr
-	stderr = &errOut
-	defer func() { stderr = old }()
-	if err := commands["get"].run(t.Context(), []string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+	out, err := run(t, "", "get", "-h")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(errOut.String(), "1 on failure, and when the key is not found") {
-		t.Fatalf("get -h does not document the exit status:\n%s", errOut.String())
+	if !strings.Contains(out, "1 on failure, and when the key is not found") {
+		t.Fatalf("get -h does not document the exit status:\n%s", out)
 	}
 }

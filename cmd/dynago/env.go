@@ -11,15 +11,18 @@ import (
 // that does not parse refuses to start (exit 2, naming the variable and the
 // value), as etcd and Consul do: silently falling back to the default would
 // turn a typo such as DYNAGO_N=e into a cluster with a different replication
-// factor. They run while the flag set is built, before any flag is parsed,
-// so a bad variable is refused even if a flag would override it.
+// factor. They run while the command tree is built, before any flag is
+// parsed; a bad value is recorded against the command whose flags read it,
+// and execute refuses to run that command (even for --help, even if a flag
+// would override the value). Other commands, help and completion still
+// work: a stray DYNAGO_N must not break 'dynago completion bash'.
 
-// envExit is os.Exit, replaceable by tests.
-var envExit = os.Exit
+// envErrs collects the refusals of the flag set being built; newCLI holds
+// buildMu while it is in use.
+var envErrs []error
 
 func refuseEnv(name, value, want string, err error) {
-	fmt.Fprintf(os.Stderr, "dynago: invalid %s=%q: want %s (%v)\n", name, value, want, err)
-	envExit(2)
+	envErrs = append(envErrs, usageError{fmt.Sprintf("invalid %s=%q: want %s (%v)", name, value, want, err)})
 }
 
 func envInt(name string, def int) int {

@@ -6,41 +6,45 @@ import (
 	"time"
 )
 
-// refusals replaces envExit for one test and returns the exit codes asked for.
-func refusals(t *testing.T) *[]int {
-	var codes []int
-	old := envExit
-	envExit = func(code int) { codes = append(codes, code) }
-	t.Cleanup(func() { envExit = old })
-	return &codes
+// envRefusals runs f as the tree builder runs flag definitions and returns
+// the DYNAGO_* values it refused.
+func envRefusals(f func()) []error {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	envErrs = nil
+	f()
+	errs := envErrs
+	envErrs = nil
+	return errs
 }
 
 func TestEnvValuesParseStrictly(t *testing.T) {
-	codes := refusals(t)
 	t.Setenv("DYNAGO_T_INT", "7")
 	t.Setenv("DYNAGO_T_DUR", "250ms")
 	t.Setenv("DYNAGO_T_BOOL", "true")
-	if got := envInt("DYNAGO_T_INT", 3); got != 7 {
-		t.Errorf("envInt = %d, want 7", got)
-	}
-	if got := envDuration("DYNAGO_T_DUR", time.Second); got != 250*time.Millisecond {
-		t.Errorf("envDuration = %v, want 250ms", got)
-	}
-	// DYNAGO_LOG_JSON=true used to be ignored: only "1" counted.
-	for _, v := range []string{"true", "1", "T", "TRUE"} {
-		t.Setenv("DYNAGO_T_BOOL", v)
-		if !envBool("DYNAGO_T_BOOL", false) {
-			t.Errorf("envBool(%q) = false", v)
+	errs := envRefusals(func() {
+		if got := envInt("DYNAGO_T_INT", 3); got != 7 {
+			t.Errorf("envInt = %d, want 7", got)
 		}
-	}
-	for _, v := range []string{"false", "0", "F"} {
-		t.Setenv("DYNAGO_T_BOOL", v)
-		if envBool("DYNAGO_T_BOOL", true) {
-			t.Errorf("envBool(%q) = true", v)
+		if got := envDuration("DYNAGO_T_DUR", time.Second); got != 250*time.Millisecond {
+			t.Errorf("envDuration = %v, want 250ms", got)
 		}
-	}
-	if len(*codes) != 0 {
-		t.Fatalf("valid values refused: %v", *codes)
+		// DYNAGO_LOG_JSON=true used to be ignored: only "1" counted.
+		for _, v := range []string{"true", "1", "T", "TRUE"} {
+			t.Setenv("DYNAGO_T_BOOL", v)
+			if !envBool("DYNAGO_T_BOOL", false) {
+				t.Errorf("envBool(%q) = false", v)
+			}
+		}
+		for _, v := range []string{"false", "0", "F"} {
+			t.Setenv("DYNAGO_T_BOOL", v)
+			if envBool("DYNAGO_T_BOOL", true) {
+				t.Errorf("envBool(%q) = true", v)
+			}
+		}
+	})
+	if len(errs) != 0 {
+		t.Fatalf("valid values refused: %v", errs)
 	}
 }
 
@@ -53,32 +57,44 @@ func TestEnvInvalidValuesRefuseWithExit2(t *testing.T) {
 		{"DYNAGO_DRAIN_TIMEOUT", "5", func(n string) { envDuration(n, time.Second) }},
 		{"DYNAGO_LOG_JSON", "yes", func(n string) { envBool(n, false) }},
 	} {
-		codes := refusals(t)
 		t.Setenv(tc.name, tc.value)
-		out := captureOutput(t, func() error { tc.parse(tc.name); return nil })
-		if len(*codes) != 1 || (*codes)[0] != 2 {
-			t.Errorf("%s=%s: exit codes %v, want [2]", tc.name, tc.value, *codes)
+		errs := envRefusals(func() { tc.parse(tc.name) })
+		if len(errs) != 1 || exitCode(errs[0]) != 2 {
+			t.Errorf("%s=%s: refusals %v, want one with exit 2", tc.name, tc.value, errs)
+			continue
 		}
-		if want := tc.name + `="` + tc.value + `"`; !strings.Contains(out, want) {
-			t.Errorf("%s=%s: message %q does not name %s", tc.name, tc.value, out, want)
+		if want := tc.name + `="` + tc.value + `"`; !strings.Contains(errs[0].Error(), want) {
+			t.Errorf("%s=%s: message %q does not name %s", tc.name, tc.value, errs[0], want)
 		}
 	}
 }
 
 // TestServerRefusesBadEnvBeforeStarting checks the wiring: the server
-// command itself consults the strict helpers for every numeric and boolean
-// variable (no server is started: the refusal comes first and the test's
-// envExit records it; flag parsing then stops at --help).
+// command consults the strict helpers for every numeric and boolean
+// variable, and refuses before anything else, even --help (which the
+// Kubernetes and systemd tests use to validate an environment). No server
+// is started: without the refusal, --help would answer.
 func TestServerRefusesBadEnvBeforeStarting(t *testing.T) {
 	for _, name := range []string{"DYNAGO_N", "DYNAGO_R", "DYNAGO_W", "DYNAGO_PARTITIONS", "DYNAGO_MAX_KEY_SIZE",
 		"DYNAGO_MAX_VALUE_SIZE", "DYNAGO_CACHE_SIZE", "DYNAGO_DRAIN_TIMEOUT", "DYNAGO_REQUEST_TIMEOUT",
-		"DYNAGO_PPROF", "DYNAGO_DASHBOARD", "DYNAGO_LWW", "DYNAGO_LOG_JSON"} {
-		codes := refusals(t)
+		"DYNAGO_PPROF", "DYNAGO_DASHBOARD", "DYNAGO_LWW", "DYNAGO_LOG_JSON", "DYNAGO_INSECURE"} {
 		t.Setenv(name, "bogus")
-		out := captureOutput(t, func() error { return runServer(t.Context(), []string{"--help"}) })
-		if len(*codes) != 1 || (*codes)[0] != 2 || !strings.Contains(out, name+`="bogus"`) {
-			t.Errorf("%s=bogus: exit codes %v, output %q", name, *codes, out)
+		out, err := run(t, "", "server", "--help")
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), name+`="bogus"`) || strings.Contains(out, "Usage:") {
+			t.Errorf("%s=bogus: server --help gave %v (exit %d), output %q", name, err, exitCode(err), out)
 		}
 		t.Setenv(name, "")
+	}
+}
+
+// A bad value concerns the server only: other commands, help and shell
+// completion still run.
+func TestBadEnvLeavesOtherCommandsAlone(t *testing.T) {
+	t.Setenv("DYNAGO_N", "bogus")
+	for _, args := range [][]string{{"version"}, {"help", "server"}, {"completion", "bash"}, {"dev", "--help"}} {
+		out, err := run(t, "", args...)
+		if err != nil || out == "" {
+			t.Errorf("dynago %s with DYNAGO_N=bogus: %v, output %q", strings.Join(args, " "), err, out)
+		}
 	}
 }

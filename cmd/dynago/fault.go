@@ -15,25 +15,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dynago/dynago/api"
 	"github.com/dynago/dynago/fault"
 )
 
 func init() {
-	register(command{name: "fault", summary: "inject latency, loss and partitions (the lab)", run: runFault})
-}
-
-const faultUsage = `fault show|set|clear|partition|heal [flags]
-
-  show                       print the fault rules and counters of the node(s)
-  set [--delay DST=SPEC]... [--loss DST=P]... [--cut IDS]
-                             replace the node's rules; DST is a node ID or *;
-                             SPEC is 10ms, uniform:5ms-15ms or normal:10ms,2ms
-  clear                      remove every rule
-  partition IDS --from IDS   cut every link between two groups of nodes, both ways
-  heal                       clear the rules of every node
+	register(command{name: "fault", summary: "inject latency, loss and partitions (the lab)",
+		long: `Injects latency, message loss and partitions into a running cluster.
 
 Rules apply to what a node sends, over node-to-node RPC and gossip alike.
-set, show and clear act on --addr, or on every node with --all.`
+set, show and clear act on --addr, or on every node with --all.`,
+		subs: []command{
+			{name: "show", summary: "print the fault rules and counters of the node(s)", flags: faultRules("show")},
+			{name: "set", summary: "replace the node's rules: --delay DST=SPEC, --loss DST=P, --cut IDS",
+				long: `Replaces the node's rules. DST is a node ID or *; SPEC is 10ms,
+uniform:5ms-15ms or normal:10ms,2ms; --delay and --loss repeat.`,
+				flags: faultRules("set")},
+			{name: "clear", summary: "remove every rule", flags: faultRules("clear")},
+			{name: "partition", summary: "cut every link between two groups of nodes, both ways: partition IDS --from IDS",
+				use: "IDS", nargs: 1, args: "IDS, the comma-separated node IDs on one side",
+				flags: faultPartition("partition")},
+			{name: "heal", summary: "clear the rules of every node", flags: faultPartition("heal")},
+		}})
+}
 
 // multiFlag collects a repeated flag.
 type multiFlag []string
@@ -41,103 +45,109 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func runFault(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: %s", errUsage, faultUsage)
-	}
-	sub, rest := args[0], args[1:]
-	if isHelp(sub) {
-		fmt.Fprintln(stdout, faultUsage)
-		return nil
-	}
-	fs := flag.NewFlagSet("fault "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", envDefault("DYNAGO_ADDR", "127.0.0.1:9101"), "a node's HTTP address (env DYNAGO_ADDR)")
-	all := fs.Bool("all", false, "act on every node of the cluster")
-	var delays, losses multiFlag
-	fs.Var(&delays, "delay", "DST=SPEC one-way delay to DST (repeatable)")
-	fs.Var(&losses, "loss", "DST=P message loss probability to DST (repeatable)")
-	cut := fs.String("cut", "", "comma-separated node IDs this node cannot reach")
-	from := fs.String("from", "", "partition: the other group of node IDs")
-	fs.Usage = func() { fmt.Fprintln(stderr, faultUsage); fs.PrintDefaults() }
-	// partition takes its group before the flags: "partition n1,n2 --from n3".
-	var group string
-	if sub == "partition" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		group, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
-		return err
-	}
-	if group == "" {
-		group = fs.Arg(0)
-	}
-	first := strings.Split(*addr, ",")[0]
-	switch sub {
-	case "show", "clear", "set":
-		var rules *fault.Rules
+// faultAddr adds --addr, the node(s) fault asks.
+func faultAddr(fs *flag.FlagSet) (*string, *clientSec) {
+	return fs.String("addr", envDefault("DYNAGO_ADDR", "127.0.0.1:9101"), "a node's HTTP address; a comma-separated list is tried in turn where the cluster's nodes are looked up (env DYNAGO_ADDR)"),
+		clientSecFlags(fs)
+}
+
+// faultRules is show, set or clear: one node's rules, or every node's.
+func faultRules(sub string) func(fs *flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		addr, sec := faultAddr(fs)
+		all := fs.Bool("all", false, "act on every node of the cluster")
+		var delays, losses multiFlag
+		var cut *string
 		if sub == "set" {
-			r, err := buildRules(delays, losses, *cut)
-			if err != nil {
-				return fmt.Errorf("%w: %v", errUsage, err)
-			}
-			rules = &r
+			fs.Var(&delays, "delay", "`DST=SPEC`: one-way delay SPEC on what the node sends to DST (repeatable)")
+			fs.Var(&losses, "loss", "`DST=P`: probability P of losing a message the node sends to DST (repeatable)")
+			cut = fs.String("cut", "", "comma-separated node IDs this node cannot reach")
 		}
-		targets := []string{first}
-		if *all {
-			ids, err := clusterIDsFrom(ctx, *addr)
+		return func(ctx context.Context, _ []string) error {
+			cr, err := sec.resolve()
 			if err != nil {
 				return err
 			}
-			targets = targets[:0]
-			for _, a := range ids {
-				targets = append(targets, a)
+			var rules *fault.Rules
+			method := http.MethodGet
+			switch sub {
+			case "clear":
+				method = http.MethodDelete
+			case "set":
+				method = http.MethodPut
+				r, err := buildRules(delays, losses, *cut)
+				if err != nil {
+					return fmt.Errorf("%w: %w", errUsage, err)
+				}
+				rules = &r
+			}
+			targets := []string{strings.Split(*addr, ",")[0]}
+			if *all {
+				ids, err := clusterIDsFrom(ctx, cr, *addr)
+				if err != nil {
+					return err
+				}
+				targets = targets[:0]
+				for _, a := range ids {
+					targets = append(targets, a)
+				}
+				sort.Strings(targets)
+			}
+			return onEach(sub, targets, func(t string) (string, error) {
+				return faultCall(ctx, cr, method, t, rules)
+			})
+		}
+	}
+}
+
+// faultPartition is partition or heal: rules on every node of the cluster.
+func faultPartition(sub string) func(fs *flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		addr, sec := faultAddr(fs)
+		var from *string
+		if sub == "partition" {
+			from = fs.String("from", "", "the other group of node IDs, comma-separated")
+		}
+		return func(ctx context.Context, pos []string) error {
+			cr, err := sec.resolve()
+			if err != nil {
+				return err
+			}
+			var a, b []string
+			if sub == "partition" {
+				if a, b = splitIDs(pos[0]), splitIDs(*from); len(a) == 0 || len(b) == 0 {
+					return fmt.Errorf("%w: partition IDS --from IDS", errUsage)
+				}
+			}
+			ids, err := clusterIDsFrom(ctx, cr, *addr)
+			if err != nil {
+				return err
+			}
+			rules := map[string]*fault.Rules{}
+			var targets []string
+			for id := range ids {
+				var r fault.Rules
+				switch {
+				case sub == "heal":
+				case contains(a, id):
+					r.Cut = b
+				case contains(b, id):
+					r.Cut = a
+				default:
+					continue
+				}
+				rules[id] = &r
+				targets = append(targets, id)
 			}
 			sort.Strings(targets)
+			return onEach(sub, targets, func(id string) (string, error) {
+				if _, err := faultCall(ctx, cr, http.MethodPut, ids[id], rules[id]); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("cut %v", rules[id].Cut), nil
+			})
 		}
-		method := http.MethodGet
-		switch sub {
-		case "clear":
-			method = http.MethodDelete
-		case "set":
-			method = http.MethodPut
-		}
-		return onEach(sub, targets, func(t string) (string, error) {
-			return faultCall(ctx, method, t, rules)
-		})
-	case "partition", "heal":
-		a, b := splitIDs(group), splitIDs(*from)
-		if sub == "partition" && (len(a) == 0 || len(b) == 0) {
-			return fmt.Errorf("%w: partition IDS --from IDS", errUsage)
-		}
-		ids, err := clusterIDsFrom(ctx, *addr)
-		if err != nil {
-			return err
-		}
-		rules := map[string]*fault.Rules{}
-		var targets []string
-		for id := range ids {
-			var r fault.Rules
-			switch {
-			case sub == "heal":
-			case contains(a, id):
-				r.Cut = b
-			case contains(b, id):
-				r.Cut = a
-			default:
-				continue
-			}
-			rules[id] = &r
-			targets = append(targets, id)
-		}
-		sort.Strings(targets)
-		return onEach(sub, targets, func(id string) (string, error) {
-			if _, err := faultCall(ctx, http.MethodPut, ids[id], rules[id]); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("cut %v", rules[id].Cut), nil
-		})
 	}
-	return fmt.Errorf("%w: unknown fault command %q\n%s", errUsage, sub, faultUsage)
 }
 
 func buildRules(delays, losses multiFlag, cut string) (fault.Rules, error) {
@@ -194,7 +204,7 @@ func contains(s []string, v string) bool {
 }
 
 // faultCall sends one /admin/faults request and returns the compact answer.
-func faultCall(ctx context.Context, method, addr string, rules *fault.Rules) (string, error) {
+func faultCall(ctx context.Context, cr *creds, method, addr string, rules *fault.Rules) (string, error) {
 	var body io.Reader
 	if rules != nil {
 		b, err := json.Marshal(rules)
@@ -205,11 +215,7 @@ func faultCall(ctx context.Context, method, addr string, rules *fault.Rules) (st
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+"/admin/faults", body)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cr.do(ctx, method, addr, "/admin/faults", body)
 	if err != nil {
 		return "", err
 	}
@@ -225,31 +231,25 @@ func faultCall(ctx context.Context, method, addr string, rules *fault.Rules) (st
 }
 
 // clusterIDs maps every node of the cluster to its HTTP address.
-func clusterIDs(ctx context.Context, addr string) (map[string]string, error) {
+func clusterIDs(ctx context.Context, cr *creds, addr string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cr.do(ctx, http.MethodGet, addr, "/cluster", nil)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var cl struct {
-		Nodes []struct {
-			ID       string `json:"id"`
-			HTTPAddr string `json:"http_addr"`
-		} `json:"nodes"`
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /cluster answered %s", resp.Status)
 	}
+	var cl api.Cluster
 	if err := json.NewDecoder(resp.Body).Decode(&cl); err != nil {
 		return nil, fmt.Errorf("reading /cluster: %w", err)
 	}
 	out := map[string]string{}
 	for _, n := range cl.Nodes {
 		if n.HTTPAddr != "" {
-			out[n.ID] = n.HTTPAddr
+			out[string(n.ID)] = n.HTTPAddr
 		}
 	}
 	return out, nil
@@ -258,13 +258,13 @@ func clusterIDs(ctx context.Context, addr string) (map[string]string, error) {
 // clusterIDsFrom asks each address of the comma-separated list for the
 // cluster's nodes until one answers: the node named first may be the one
 // that is down or cut off, which is when faults are cleared.
-func clusterIDsFrom(ctx context.Context, addrs string) (map[string]string, error) {
+func clusterIDsFrom(ctx context.Context, cr *creds, addrs string) (map[string]string, error) {
 	var errs []error
 	for _, a := range strings.Split(addrs, ",") {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
-		ids, err := clusterIDs(ctx, a)
+		ids, err := clusterIDs(ctx, cr, a)
 		if err == nil {
 			return ids, nil
 		}

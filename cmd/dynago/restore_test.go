@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/dynago/dynago/storage"
+	"github.com/dynago/dynago/storage/pebbledb"
 )
 
 func TestRestoreCommand(t *testing.T) {
 	root := t.TempDir()
-	p, err := storage.OpenPebble(filepath.Join(root, "live"), storage.PebbleOptions{})
+	p, err := pebbledb.Open(filepath.Join(root, "live"), pebbledb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestRestoreCommand(t *testing.T) {
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("--force deleted a file that is not the store: %v", err)
 	}
-	r, err := storage.OpenPebble(filepath.Join(dataDir, "db"), storage.PebbleOptions{})
+	r, err := pebbledb.Open(filepath.Join(dataDir, "db"), pebbledb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

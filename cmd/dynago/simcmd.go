@@ -20,12 +20,11 @@ import (
 // resurrections and convergence.
 
 func init() {
-	register(command{name: "sim", summary: "run the deterministic simulator: sim run --seeds K", run: runSim})
+	register(command{name: "sim", summary: "run the deterministic simulator: sim run --seeds K",
+		subs: []command{{name: "run", use: "[--seeds K | --seed S]", summary: "run seeded simulations and check every guarantee", long: simUsage, exit: simExitStatus, flags: runSim}}})
 }
 
-const simUsage = `Usage: dynago sim run [--seeds K | --seed S] [flags]
-
-Runs seeded simulations of a whole cluster in virtual time: concurrent
+const simUsage = `Runs seeded simulations of a whole cluster in virtual time: concurrent
 clients put, get and delete a few keys while faults are injected; then the
 faults heal and the run checks that no acknowledged write was lost, that no
 superseded value came back, and that the replicas converged (equal Merkle
@@ -38,8 +37,13 @@ One line per seed, then, as the last line, one JSON object:
 --lww runs the same schedules in last-write-wins mode as a negative
 control: the checker must report lost writes.
 
-Flags:
-`
+--sessions makes every client a session carrying an X-Dynago-Session
+token and checks, on every read that succeeded and every acknowledged
+write, read-your-writes, monotonic reads, monotonic writes and
+writes-follow-reads; a violation fails the seed. --session-control runs
+the checker on clients without tokens: at --r 1 --w 1 it must find
+read-your-writes violations. Both add "sessions" (counts per guarantee)
+to the JSON line.`
 
 const simExitStatus = `
 Exit status: 0 when every seed passed; 1 when a seed lost or resurrected a
@@ -60,27 +64,15 @@ type simSummary struct {
 	Converged        bool     `json:"converged"`
 	MaxConvergenceMs float64  `json:"max_convergence_ms"`
 	FailedSeeds      []uint64 `json:"failed_seeds"`
+	// Sessions: with --sessions or --session-control (simsession.go).
+	Sessions *sessionTotals `json:"sessions,omitempty"`
 }
 
 // maxDetails bounds the violations printed per failing seed; the count is
 // always exact, and --seed S --trace shows the rest.
 const maxDetails = 10
 
-func runSim(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("sim run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), simUsage)
-		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), simExitStatus)
-	}
-	if len(args) == 0 || args[0] != "run" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fs.Usage()
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: want 'dynago sim run [flags]'", errUsage)
-	}
+func runSim(fs *flag.FlagSet) runFunc {
 	var o sim.RunOptions
 	seeds := fs.Int("seeds", 10, "run seeds 1..K")
 	seed := fs.Uint64("seed", 0, "run only this seed (replay)")
@@ -94,90 +86,95 @@ func runSim(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Partitions, "partitions", 64, "partitions Q, a power of two")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "virtual time of workload and faults per seed")
 	fs.BoolVar(&o.LWW, "lww", false, "last-write-wins mode: a negative control that must lose writes")
+	fs.BoolVar(&o.Sessions, "sessions", false, "clients carry session tokens; print session-guarantee violations per guarantee (they fail the seed)")
+	sessionControl := fs.Bool("session-control", false, "check session guarantees without tokens: a negative control that must find read-your-writes violations (use --r 1 --w 1)")
 	trace := fs.Bool("trace", false, "write the event trace to stderr (use with --seed)")
 	quiet := fs.Bool("quiet", false, "print only the JSON summary (and failing seeds' details)")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "seeds run at once (each run is single-threaded and deterministic; the output order is fixed)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	return func(ctx context.Context, _ []string) error {
+		seedSet := false
+		fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
+		var list []uint64
+		switch {
+		case seedSet:
+			list = []uint64{*seed}
+		case *seeds < 1:
+			return fmt.Errorf("%w: --seeds must be at least 1", errUsage)
+		default:
+			for s := 1; s <= *seeds; s++ {
+				list = append(list, uint64(s))
+			}
+		}
+		for f := range strings.SplitSeq(*faults, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				o.Faults = append(o.Faults, f)
+			}
+		}
+		if *parallel < 1 {
+			return fmt.Errorf("%w: --parallel must be at least 1", errUsage)
+		}
+		if *trace {
+			// Traces of concurrent runs would interleave.
+			o.Trace, *parallel = stderr, 1
+		}
+
+		results, err := runSeeds(ctx, o, list, *parallel)
+		if err != nil {
+			if errors.Is(err, sim.ErrBadRunOptions) {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
 			return err
 		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	seedSet := false
-	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
-	var list []uint64
-	switch {
-	case seedSet:
-		list = []uint64{*seed}
-	case *seeds < 1:
-		return fmt.Errorf("%w: --seeds must be at least 1", errUsage)
-	default:
-		for s := 1; s <= *seeds; s++ {
-			list = append(list, uint64(s))
-		}
-	}
-	for f := range strings.SplitSeq(*faults, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			o.Faults = append(o.Faults, f)
-		}
-	}
-	if *parallel < 1 {
-		return fmt.Errorf("%w: --parallel must be at least 1", errUsage)
-	}
-	if *trace {
-		// Traces of concurrent runs would interleave.
-		o.Trace, *parallel = stderr, 1
-	}
 
-	results, err := runSeeds(ctx, o, list, *parallel)
-	if err != nil {
-		if errors.Is(err, sim.ErrBadRunOptions) {
-			return fmt.Errorf("%w: %w", errUsage, err)
+		sum := simSummary{Seeds: len(results), Converged: true, FailedSeeds: []uint64{}}
+		if o.Sessions || *sessionControl {
+			sum.Sessions = &sessionTotals{Tokens: o.Sessions}
 		}
-		return err
-	}
+		for _, r := range results {
+			sum.Acked += r.Acked
+			sum.Lost += r.Lost
+			sum.Resurrected += r.Resurrected
+			sum.Converged = sum.Converged && r.Converged
+			if r.Converged {
+				sum.MaxConvergenceMs = math.Max(sum.MaxConvergenceMs, r.ConvergenceMs)
+			}
+			if r.Failed() {
+				sum.FailedSeeds = append(sum.FailedSeeds, r.Seed)
+			}
+			if !*quiet || (r.Failed() && !o.LWW) {
+				fmt.Fprintln(stdout, r)
+			}
+			if r.Failed() && !o.LWW {
+				printDetails("lost", r.LostDetails)
+				printDetails("resurrected", r.ResurrectedDetails)
+			}
+			if sum.Sessions != nil {
+				sum.Sessions.add(r.Session)
+				printSessionSeed(r, *quiet)
+			}
+		}
+		line, err := json.Marshal(sum)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s\n", line)
 
-	sum := simSummary{Seeds: len(results), Converged: true, FailedSeeds: []uint64{}}
-	for _, r := range results {
-		sum.Acked += r.Acked
-		sum.Lost += r.Lost
-		sum.Resurrected += r.Resurrected
-		sum.Converged = sum.Converged && r.Converged
-		if r.Converged {
-			sum.MaxConvergenceMs = math.Max(sum.MaxConvergenceMs, r.ConvergenceMs)
+		if o.LWW {
+			if sum.Lost == 0 {
+				return fmt.Errorf("%w: negative control: last-write-wins lost no acknowledged write, so the checker (or the workload) cannot see lost writes", errSimFailed)
+			}
+			fmt.Fprintf(stderr, "note: negative control passed: last-write-wins lost %d acknowledged writes in %d of %d seeds, and the checker caught them\n",
+				sum.Lost, len(sum.FailedSeeds), sum.Seeds)
+			return nil
 		}
-		if r.Failed() {
-			sum.FailedSeeds = append(sum.FailedSeeds, r.Seed)
+		if *sessionControl && !o.Sessions && len(sum.FailedSeeds) == 0 {
+			return sessionControlVerdict(sum.Sessions)
 		}
-		if !*quiet || (r.Failed() && !o.LWW) {
-			fmt.Fprintln(stdout, r)
+		if len(sum.FailedSeeds) > 0 {
+			return fmt.Errorf("%w: %d of %d seeds failed: %v (replay one with --seed S --trace)", errSimFailed, len(sum.FailedSeeds), sum.Seeds, sum.FailedSeeds)
 		}
-		if r.Failed() && !o.LWW {
-			printDetails("lost", r.LostDetails)
-			printDetails("resurrected", r.ResurrectedDetails)
-		}
-	}
-	line, err := json.Marshal(sum)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s\n", line)
-
-	if o.LWW {
-		if sum.Lost == 0 {
-			return fmt.Errorf("%w: negative control: last-write-wins lost no acknowledged write, so the checker (or the workload) cannot see lost writes", errSimFailed)
-		}
-		fmt.Fprintf(stderr, "note: negative control passed: last-write-wins lost %d acknowledged writes in %d of %d seeds, and the checker caught them\n",
-			sum.Lost, len(sum.FailedSeeds), sum.Seeds)
 		return nil
 	}
-	if len(sum.FailedSeeds) > 0 {
-		return fmt.Errorf("%w: %d of %d seeds failed: %v (replay one with --seed S --trace)", errSimFailed, len(sum.FailedSeeds), sum.Seeds, sum.FailedSeeds)
-	}
-	return nil
 }
 
 func printDetails(what string, details []string) {

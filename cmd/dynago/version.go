@@ -9,22 +9,23 @@ import (
 )
 
 func init() {
-	register(command{name: "version", summary: "print the version, commit and Go version", run: runVersion})
+	register(command{name: "version", summary: "print the version, commit and Go version",
+		long: `Prints the release version (set by 'make build'; "dev" otherwise), the
+git commit the binary was built from, and the Go version. 'dynago --version'
+prints the same, as etcd --version and consul version do.`,
+		flags: func(*flag.FlagSet) runFunc { return runVersion }})
 }
 
-func runVersion(_ context.Context, args []string) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "version\n\nPrints the release version (set by 'make build'; \"dev\" otherwise), the\ngit commit the binary was built from, and the Go version.")
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	in := buildinfo.Get()
-	fmt.Fprintf(stdout, "dynago %s\ncommit: %s\ngo: %s\n", in.Version, in.Commit, in.GoVersion)
+func runVersion(context.Context, []string) error {
+	fmt.Fprint(stdout, versionText())
 	return nil
+}
+
+func versionLine() string { return buildinfo.Get().Version }
+
+// versionText is what 'dynago version' and 'dynago --version' print. It is
+// also cobra's version template: it holds no template action.
+func versionText() string {
+	in := buildinfo.Get()
+	return fmt.Sprintf("dynago %s\ncommit: %s\ngo: %s\n", in.Version, in.Commit, in.GoVersion)
 }

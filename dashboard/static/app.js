@@ -777,13 +777,29 @@ async function pollBench() {
   const key = `${run.id}:${run.results.length}:${run.running}`;
   if (state.benchKey === key) return;
   state.benchKey = key;
-  renderBenchResults(run.results.map((x) => x));
+  renderBenchResults(run.results.map((x) => x), run.chart);
   if (!run.running && !run.error && run.results.length && state.benchRecorded !== run.id) {
     state.benchRecorded = run.id;
     recordRun(run);
   }
 }
-function renderBenchResults(lines) {
+// renderPaperResults shows a paper experiment's points (package lab) as a
+// table of their fields, and the chart the run drew.
+function renderPaperResults(lines, chart) {
+  const cols = [];
+  for (const l of lines) for (const k of Object.keys(l)) if (!cols.includes(k) && k !== "experiment") cols.push(k);
+  const cell = (v) => {
+    if (Array.isArray(v)) return v.map((x) => (typeof x === "number" ? +x.toPrecision(4) : x)).join(" / ");
+    if (typeof v === "number") return String(+v.toPrecision(4));
+    return v === undefined ? "" : String(v);
+  };
+  const head = h("thead", {}, h("tr", {}, cols.map((c) => h("th", { text: c }))));
+  const rows = lines.map((l) => h("tr", {}, cols.map((c) => h("td", { class: typeof l[c] === "number" ? "num" : "", text: cell(l[c]) }))));
+  $("#preset-results").replaceChildren(head, h("tbody", {}, rows));
+  $("#preset-charts").replaceChildren(...(chart ? [h("img", { class: "paper-chart", src: chart, alt: `chart of ${lines[0].experiment}` })] : []));
+}
+function renderBenchResults(lines, chart) {
+  if (lines.some((l) => l.experiment !== undefined)) { renderPaperResults(lines, chart); return; }
   const seed = lines.some((l) => l.floor_ms !== undefined);
   const cols = [...(seed ? ["config", "route"] : []), "op", "count", "errors", "mean", "std", "p50", "p99", "p99.9", "max", "ops/s", ...(seed ? ["floor", "mean/floor", "p99.9/floor"] : [])];
   const head = h("thead", {}, h("tr", {}, cols.map((c) => h("th", { class: /^[a-z]/.test(c) && !["config", "route", "op"].includes(c) ? "num" : "", text: ["mean", "std", "p50", "p99", "p99.9", "max", "floor"].includes(c) ? `${c} (ms)` : c }))));
@@ -836,6 +852,7 @@ function histChart(l, title) {
 // recordRun keeps one row per finished run so that runs with different
 // quorums can be compared side by side.
 function recordRun(run) {
+  if (run.results.some((l) => l.experiment !== undefined)) return; // paper experiments: their own table and chart
   state.runs = state.runs || [];
   for (const l of run.results) state.runs.push({ id: run.id, preset: run.preset, quorum: l.config || state.benchQuorum || "", route: l.route || "", l });
   const head = h("thead", {}, h("tr", {}, ["run", "preset", "quorums", "route", "op", "mean (ms)", "p99 (ms)", "p99.9 (ms)", "ops/s"].map((c) => h("th", { text: c }))));

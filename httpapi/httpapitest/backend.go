@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dynago/dynago/coord"
 	"github.com/dynago/dynago/dvv"
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/node"
@@ -118,6 +119,18 @@ func (b *Backend) Do(ctx context.Context, req node.Request) node.Reply {
 	}
 	if err := ctx.Err(); err != nil {
 		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: err.Error()}
+	}
+	// As the core's checkRequest: the front end checks only that a quorum
+	// is a positive integer, the node that it is within 1..N.
+	for _, q := range []struct {
+		name string
+		v    int
+	}{{"r", req.R}, {"w", req.W}} {
+		if q.v != 0 {
+			if err := coord.CheckQuorum(q.name, q.v, N); err != nil {
+				return node.Reply{ID: req.ID, Code: node.CodeBadQuorum, Err: err.Error()}
+			}
+		}
 	}
 	p := b.ring.PartitionOf(req.Key)
 	rep := node.Reply{

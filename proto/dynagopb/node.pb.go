@@ -54,6 +54,7 @@ type Envelope struct {
 	Value     []byte `protobuf:"bytes,7,opt,name=value,proto3,oneof" json:"value,omitempty"`
 	Context   []byte `protobuf:"bytes,8,opt,name=context,proto3,oneof" json:"context,omitempty"`
 	Delete    bool   `protobuf:"varint,9,opt,name=delete,proto3" json:"delete,omitempty"`
+	Replace   bool   `protobuf:"varint,29,opt,name=replace,proto3" json:"replace,omitempty"` // node.Request.Replace
 	W         int64  `protobuf:"varint,10,opt,name=w,proto3" json:"w,omitempty"`
 	TimeoutNs int64  `protobuf:"varint,11,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // time.Duration in nanoseconds
 	// Answers.
@@ -173,6 +174,13 @@ func (x *Envelope) GetContext() []byte {
 func (x *Envelope) GetDelete() bool {
 	if x != nil {
 		return x.Delete
+	}
+	return false
+}
+
+func (x *Envelope) GetReplace() bool {
+	if x != nil {
+		return x.Replace
 	}
 	return false
 }
@@ -523,7 +531,7 @@ var File_dynago_v1_node_proto protoreflect.FileDescriptor
 
 const file_dynago_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\xff\x05\n" +
+	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\x99\x06\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\rR\x04type\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
@@ -533,7 +541,8 @@ const file_dynago_v1_node_proto_rawDesc = "" +
 	"\x06object\x18\x06 \x01(\fH\x01R\x06object\x88\x01\x01\x12\x19\n" +
 	"\x05value\x18\a \x01(\fH\x02R\x05value\x88\x01\x01\x12\x1d\n" +
 	"\acontext\x18\b \x01(\fH\x03R\acontext\x88\x01\x01\x12\x16\n" +
-	"\x06delete\x18\t \x01(\bR\x06delete\x12\f\n" +
+	"\x06delete\x18\t \x01(\bR\x06delete\x12\x18\n" +
+	"\areplace\x18\x1d \x01(\bR\areplace\x12\f\n" +
 	"\x01w\x18\n" +
 	" \x01(\x03R\x01w\x12\x1d\n" +
 	"\n" +

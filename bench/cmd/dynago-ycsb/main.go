@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	interval := fs.Int("interval", 10, "seconds between progress summaries (property measurement.interval)")
 	table := fs.String("table", "", "table name (property table, default "+prop.TableNameDefault+")")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,44 +13,15 @@ import (
 	"time"
 
 	"github.com/dynago/dynago/bench/ycsb/dynagodb"
-	"github.com/dynago/dynago/ring"
 	"github.com/dynago/dynago/server"
+	"github.com/dynago/dynago/server/servertest"
 )
 
-// freeAddr returns a 127.0.0.1 address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startCluster runs n in-process dynago nodes (gRPC, Pebble, N=3, R=W=2)
-// and returns their HTTP addresses.
+// startCluster runs n in-process dynago nodes (gRPC, Pebble, N=3, R=W=2,
+// lab timings) and returns their HTTP addresses.
 func startCluster(t *testing.T, n int) []string {
 	t.Helper()
-	peers := make([]server.Peer, n)
-	for i := range peers {
-		peers[i] = server.Peer{ID: ring.NodeID(fmt.Sprintf("n%d", i+1)), RPCAddr: freeAddr(t), HTTPAddr: freeAddr(t)}
-	}
-	dir := t.TempDir()
-	var addrs []string
-	for _, p := range peers {
-		s, err := server.Start(server.Config{
-			ID: p.ID, DataDir: filepath.Join(dir, string(p.ID)), HTTPAddr: p.HTTPAddr, RPCAddr: p.RPCAddr,
-			GossipAddr: "127.0.0.1:0", Cluster: peers, N: 3, Preset: "lab",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		addrs = append(addrs, s.HTTPAddr())
-	}
-	return addrs
+	return servertest.HTTPAddrs(servertest.StartCluster(t, n, func(c *server.Config) { c.Preset = "lab" }))
 }
 
 // ycsbOp is one line of go-ycsb's plain measurement output:

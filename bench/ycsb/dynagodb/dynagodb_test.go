@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/magiconair/properties"
 
 	"github.com/dynago/dynago/client"
-	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/httpapi/httpapitest"
 )
 
@@ -23,13 +21,7 @@ import (
 // backend, and a plain client of the same nodes.
 func fakeDB(t *testing.T, extra ...string) (*DB, *client.Client) {
 	t.Helper()
-	b := httpapitest.New()
-	var addrs []string
-	for range 2 {
-		srv := httptest.NewServer(httpapi.New(b, httpapi.Options{}))
-		t.Cleanup(srv.Close)
-		addrs = append(addrs, srv.Listener.Addr().String())
-	}
+	addrs := httpapitest.Serve(t, httpapitest.New(), 2)
 	p := properties.NewProperties()
 	p.MustSet(PropAddrs, strings.Join(addrs, ","))
 	for _, kv := range extra {

@@ -1,0 +1,62 @@
+// Package testutil holds the helpers every package's tests share: a free
+// loopback address and bounded waits for a condition. It is imported by
+// _test.go files only (internal/layering checks that no production package
+// links it), and it depends on the standard library alone, so any package,
+// including transport and membership below server, can use it without an
+// import cycle. The bench module imports it too: internal/ is open to it
+// because its module path lies under this module's.
+package testutil
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// FreeAddr returns a 127.0.0.1 address nobody listens on right now. It
+// reserves nothing: the tiny race with other processes is acceptable for a
+// test, and the listener that takes the address fails loudly if it loses it.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Eventually polls cond until it holds, and fails the test if it still does
+// not after within. The poll interval is a hundredth of within, kept
+// between 5 ms and 100 ms: short waits notice quickly, and long ones (whole
+// clusters of processes, polled over HTTP) do not load a shared machine.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(within, cond) {
+		t.Fatalf("timed out after %v waiting until %s", within, what)
+	}
+}
+
+// EventuallyNil is Eventually for a check that can say what it saw: it
+// polls check until it returns nil, and fails the test with check's last
+// error if it still does not after within.
+func EventuallyNil(t testing.TB, within time.Duration, check func() error) {
+	t.Helper()
+	var last error
+	if !poll(within, func() bool { last = check(); return last == nil }) {
+		t.Fatalf("timed out after %v: %v", within, last)
+	}
+}
+
+// poll calls cond until it holds (true) or within has passed (false).
+func poll(within time.Duration, cond func() bool) bool {
+	interval := min(max(within/100, 5*time.Millisecond), 100*time.Millisecond)
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+	return true
+}

@@ -1,0 +1,128 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/dynago/dynago/object"
+	"github.com/dynago/dynago/storage"
+)
+
+// The replica side: what a node does with the versions coordinators (and
+// read repair) send it, and how it reads its own copy to answer them. A
+// version sent with a hint naming another primary is held as a hint
+// (hints.go); everything else is merged into the local copy, keeping every
+// sibling no write has superseded.
+
+// onReplicaPut merges a version sent by a coordinator (or by read repair)
+// into the local copy and acknowledges once it is durable.
+func (n *Node) onReplicaPut(m Message) {
+	resp := Message{Type: MsgReplicaPutResp, To: m.From, ReqID: m.ReqID}
+	var err error
+	if m.Hint != "" && m.Hint != n.cfg.ID {
+		err = n.storeHint(m.Hint, n.ring.PartitionOf(m.Key), m.Key, m.Object)
+	} else {
+		err = n.mergeLocal(m.Key, m.Object)
+	}
+	if err != nil {
+		resp.Err = err.Error()
+	}
+	if !m.Repair {
+		n.send(resp)
+	}
+}
+
+// mergeLocal merges an encoded incoming object into the local copy of key.
+func (n *Node) mergeLocal(key, encoded []byte) error {
+	in, err := object.Decode(encoded)
+	if err != nil {
+		return fmt.Errorf("node: bad object from peer: %w", err)
+	}
+	p := n.ring.PartitionOf(key)
+	local, old, have, err := n.readLocalEnc(p, key)
+	if err != nil {
+		return fmt.Errorf("node: reading local copy: %w", err)
+	}
+	merged, changed := merge(local, have, in)
+	if n.cfg.LWW && changed {
+		merged = object.LWW(merged)
+		changed = !merged.Clock.Equal(local.Clock) || !have
+	}
+	if !changed {
+		return nil
+	}
+	n.noteWrite(p)
+	if !have && !n.cfg.LWW {
+		n.writeLocal(p, key, nil, encoded) // the incoming encoding is already canonical
+		return nil
+	}
+	n.writeLocal(p, key, old, object.Encode(merged))
+	return nil
+}
+
+// merge combines a replica's local copy with an incoming version. It
+// returns the merged object and whether it differs from local, i.e. whether
+// the replica must persist it. When the replica holds nothing, the incoming
+// object is taken as is.
+func merge(local object.Object, haveLocal bool, incoming object.Object) (merged object.Object, changed bool) {
+	if !haveLocal || local.Empty() {
+		return incoming, !incoming.Empty()
+	}
+	merged = object.Merge(local, incoming)
+	return merged, !merged.Clock.Equal(local.Clock)
+}
+
+// onReplicaGet answers a coordinator's get with the local copy, or, when
+// asked as a fallback, with the hints held for the key.
+func (n *Node) onReplicaGet(m Message) {
+	resp := Message{Type: MsgReplicaGetResp, To: m.From, ReqID: m.ReqID}
+	var (
+		obj   object.Object
+		found bool
+		err   error
+	)
+	if m.Hint != "" && m.Hint != n.cfg.ID {
+		// Asked as a fallback: answer from every hint held for the key,
+		// whichever primary it names (the coordinator that stored it may
+		// have paired primaries and fallbacks differently).
+		obj, found, err = n.readHints(m.Key)
+	} else {
+		obj, found, err = n.readLocal(n.ring.PartitionOf(m.Key), m.Key)
+	}
+	switch {
+	case err != nil:
+		resp.Err = err.Error()
+	case found:
+		resp.Found = true
+		resp.Object = object.Encode(obj)
+	}
+	n.send(resp)
+}
+
+// readLocal returns this node's copy of key in partition p.
+func (n *Node) readLocal(p int, key []byte) (object.Object, bool, error) {
+	o, _, have, err := n.readLocalEnc(p, key)
+	return o, have, err
+}
+
+// readLocalEnc returns this node's copy of key and its encoding.
+func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, error) {
+	raw, have, err := n.readRaw(storage.ObjectKey(p, key))
+	if err != nil || !have {
+		return object.Object{}, nil, false, err
+	}
+	o, err := object.Decode(raw)
+	if err != nil {
+		return object.Object{}, nil, false, err
+	}
+	return o, raw, true, nil
+}
+
+// readLocalRaw returns the encoded local copy of key, validated.
+func (n *Node) readLocalRaw(key []byte) ([]byte, bool, error) {
+	p := n.ring.PartitionOf(key)
+	o, found, err := n.readLocal(p, key)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	return object.Encode(o), true, nil
+}
