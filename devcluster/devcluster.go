@@ -125,6 +125,9 @@ func (c *Config) defaults() error {
 	if c.GossipBasePort == 0 {
 		c.GossipBasePort = c.HTTPBasePort + 200
 	}
+	if err := c.checkPortRanges(); err != nil {
+		return err
+	}
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
@@ -133,6 +136,33 @@ func (c *Config) defaults() error {
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "dev-" + strconv.Itoa(c.HTTPBasePort)
+	}
+	return nil
+}
+
+// checkPortRanges refuses port ranges that leave 1..65535 or overlap: two
+// listeners on one port would otherwise surface as one node's "address
+// already in use" in its log, after the others started.
+func (c *Config) checkPortRanges() error {
+	type span struct {
+		flag string
+		base int
+	}
+	spans := []span{{"--http-base-port", c.HTTPBasePort}, {"--rpc-base-port", c.RPCBasePort}, {"--gossip-base-port", c.GossipBasePort}}
+	if c.RESPBasePort != 0 {
+		spans = append(spans, span{"--resp-base-port", c.RESPBasePort})
+	}
+	last := func(s span) int { return s.base + c.Nodes - 1 }
+	for i, a := range spans {
+		if a.base < 1 || last(a) > 65535 {
+			return fmt.Errorf("devcluster: %s %d: the ports %d..%d of %d nodes must lie within 1..65535", a.flag, a.base, a.base, last(a), c.Nodes)
+		}
+		for _, b := range spans[:i] {
+			if a.base <= last(b) && b.base <= last(a) {
+				return fmt.Errorf("devcluster: %s %d and %s %d overlap: %d nodes use ports %d..%d and %d..%d; move one of them",
+					b.flag, b.base, a.flag, a.base, c.Nodes, b.base, last(b), a.base, last(a))
+			}
+		}
 	}
 	return nil
 }

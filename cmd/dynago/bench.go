@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +67,7 @@ func runBench(fs *flag.FlagSet) runFunc {
 	rbw := fs.Bool("read-before-write", false, "read each key before putting or deleting it, and write with the context read")
 	preload := fs.Bool("preload", false, "write every key once before measuring")
 	asJSON := fs.Bool("json", false, "print one JSON object per operation instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile (go tool pprof) to this file, over the measured run")
 	progress := fs.Bool("progress", false, "show progress on stderr even when it is not a terminal")
 	noProgress := fs.Bool("no-progress", false, "never show progress")
 	sec := clientSecFlags(fs)
@@ -161,7 +163,14 @@ func runBench(fs *flag.FlagSet) runFunc {
 			bar := &progressLine{w: stderr, ops: cfg.Ops, duration: cfg.Duration}
 			cfg.Progress = bar.show
 		}
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
 		res, err := loadgen.Run(ctx, cfg, target)
+		if perr := stopProfile(); err == nil && perr != nil {
+			return perr
+		}
 		if err != nil {
 			if errors.Is(err, loadgen.ErrConfig) {
 				return fmt.Errorf("%w: %w", errUsage, err)
@@ -427,4 +436,29 @@ func writeFloors(w io.Writer, res lab.FloorsResult) error {
 	fmt.Fprintf(tw, "put N=3 W=2\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.3f\t%.2f\t\n", ms(put.P50), ms(put.Mean), ms(put.P99), ms(putFloor), ms(put.P50)/ms(putFloor), ms(sharedFloor), ms(put.P50)/ms(sharedFloor))
 	fmt.Fprintf(tw, "get N=3 R=2\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.3f\t%.2f\t\n", ms(get.P50), ms(get.Mean), ms(get.P99), ms(getFloor), ms(get.P50)/ms(getFloor), ms(getFloor), ms(get.P50)/ms(getFloor))
 	return tw.Flush()
+}
+
+// startCPUProfile starts a CPU profile of this process into path (nothing
+// when path is empty) and returns the function that ends it: the bench's
+// own share of a run's CPU is a cost of every measurement (issue #11), and
+// this shows where it goes.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }

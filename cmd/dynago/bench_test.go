@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -177,5 +181,37 @@ func TestBenchUsageErrors(t *testing.T) {
 		if !errors.Is(err, errUsage) {
 			t.Errorf("bench %v = %v, want a usage error", args, err)
 		}
+	}
+}
+
+// --cpuprofile writes a profile pprof can read, and a path that cannot be
+// created is an error before any request is sent.
+func TestBenchCPUProfile(t *testing.T) {
+	b := httpapitest.New()
+	addrs := httpapitest.Serve(t, b, 1)
+	path := filepath.Join(t.TempDir(), "bench.prof")
+	if _, _, err := runBenchCmd(t, "--addr", addrs[0], "--ops", "200", "--keys", "10", "--cpuprofile", path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A CPU profile is a gzipped protobuf (pprof's format).
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("--cpuprofile wrote no gzipped profile: %v", err)
+	}
+	if n, err := io.Copy(io.Discard, zr); err != nil || n == 0 {
+		t.Fatalf("--cpuprofile: %d bytes of profile, %v", n, err)
+	}
+	before := len(b.Requests())
+	_, _, err = runBenchCmd(t, "--addr", addrs[0], "--ops", "10", "--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir", "p"))
+	if err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
+		t.Fatalf("unwritable --cpuprofile: %v, want an error naming the flag", err)
+	}
+	if n := len(b.Requests()) - before; n != 0 {
+		t.Errorf("%d requests sent despite the unwritable profile", n)
 	}
 }
