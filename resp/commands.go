@@ -44,9 +44,34 @@ type job struct {
 	reads, writes [][]byte
 	// run does the command; every request it sends goes through x.do, so
 	// that it carries the connection's session (x.sess) when there is one.
-	run  func(ctx context.Context, x exec, out []byte) []byte
-	sess *connSession // the connection's session when the job was queued
-	out  []byte
+	// A command of exactly one request has req and render instead: a wave
+	// can then send its requests to the core together (Batcher).
+	run    func(ctx context.Context, x exec, out []byte) []byte
+	req    node.Request
+	render func(rep node.Reply, out []byte) []byte
+	sess   *connSession // the connection's session when the job was queued
+	out    []byte
+	keys   [1][]byte // backs reads or writes of a single job
+}
+
+// single returns a job of one request, whose reply render writes.
+func single(req node.Request, render func(rep node.Reply, out []byte) []byte) *job {
+	j := &job{req: req, render: render}
+	j.keys[0] = req.Key
+	if req.Op == node.OpGet {
+		j.reads = j.keys[:]
+	} else {
+		j.writes = j.keys[:]
+	}
+	return j
+}
+
+// do runs the job alone.
+func (j *job) do(ctx context.Context, x exec) []byte {
+	if j.render != nil {
+		return j.render(x.do(ctx, j.req), nil)
+	}
+	return j.run(ctx, x, nil)
 }
 
 // out is one reply of a batch, in command order: ready bytes, or a job
@@ -59,11 +84,15 @@ type out struct {
 // batch answers the commands redcon read in one go (a pipeline, or a
 // single command).
 type batch struct {
-	s     *Server
-	ss    *connState
-	c     redcon.Conn
-	outs  []out
-	wave  []*job
+	s    *Server
+	ss   *connState
+	c    redcon.Conn
+	outs []out
+	wave []*job
+	// reqs and reps carry a wave's single-request jobs through Batcher;
+	// reused from wave to wave.
+	reqs  []node.Request
+	reps  []node.Reply
 	reads map[string]struct{} // keys the wave reads; nil until needed
 	write map[string]struct{} // keys the wave writes
 	quit  bool
@@ -233,17 +262,23 @@ func (b *batch) runWave() {
 	case 1:
 		// The common case, a lone command: no goroutine hand-off.
 		j := b.wave[0]
-		j.out = j.run(b.s.ctx, b.exec(j), nil)
+		j.out = j.do(b.s.ctx, b.exec(j))
 	default:
+		bt, ok := b.s.b.(Batcher)
 		var wg sync.WaitGroup
-		for _, j := range b.wave[1:] {
+		for _, j := range b.wave {
+			if ok && j.render != nil {
+				continue // in the batch below
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				j.out = j.run(b.s.ctx, b.exec(j), nil)
+				j.out = j.do(b.s.ctx, b.exec(j))
 			}()
 		}
-		b.wave[0].out = b.wave[0].run(b.s.ctx, b.exec(b.wave[0]), nil)
+		if ok {
+			b.runBatch(bt)
+		}
 		wg.Wait()
 	}
 	for _, o := range b.outs {
@@ -258,6 +293,42 @@ func (b *batch) runWave() {
 	b.outs, b.wave = b.outs[:0], b.wave[:0]
 	clear(b.reads)
 	clear(b.write)
+}
+
+// runBatch sends the wave's single-request jobs to the core in one batch,
+// each carrying its session's floor as exec.do would, and renders their
+// replies.
+func (b *batch) runBatch(bt Batcher) {
+	b.reqs, b.reps = b.reqs[:0], b.reps[:0]
+	for _, j := range b.wave {
+		if j.render == nil {
+			continue
+		}
+		req := j.req
+		if j.sess != nil {
+			j.sess.mu.Lock()
+			node.WithSession(j.sess.tok, &req)
+			j.sess.mu.Unlock()
+		}
+		b.reqs = append(b.reqs, req)
+	}
+	b.reps = append(b.reps, make([]node.Reply, len(b.reqs))...)
+	bt.DoBatch(b.s.ctx, b.reqs, b.reps)
+	i := 0
+	for _, j := range b.wave {
+		if j.render == nil {
+			continue
+		}
+		if j.sess != nil {
+			j.sess.mu.Lock()
+			node.ObserveSession(j.sess.tok, b.reqs[i], b.reps[i])
+			j.sess.mu.Unlock()
+		}
+		j.out = j.render(b.reps[i], nil)
+		i++
+	}
+	clear(b.reqs) // drop references to keys and values
+	clear(b.reps)
 }
 
 // spec describes a command: its arity (args including the name; max 0 =
@@ -607,8 +678,7 @@ func cmdGet(s *Server, args [][]byte) (*job, []byte) {
 		return nil, e
 	}
 	req := node.Request{Op: node.OpGet, Key: key, Timeout: s.cfg.DefaultTimeout}
-	return &job{reads: [][]byte{key}, run: func(ctx context.Context, x exec, out []byte) []byte {
-		rep := x.do(ctx, req)
+	return single(req, func(rep node.Reply, out []byte) []byte {
 		if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
 			return s.replyError(out, req, rep)
 		}
@@ -622,7 +692,7 @@ func cmdGet(s *Server, args [][]byte) (*job, []byte) {
 		// GET answers one value; choosing one of concurrent values would
 		// silently drop the others (HTTP answers 300 with all of them).
 		return redcon.AppendError(out, fmt.Sprintf("SIBLINGS the key has %d concurrent values; read them with DGET and write the resolved value with DSET key value CONTEXT ctx", len(vs)))
-	}}, nil
+	}), nil
 }
 
 // cmdSet: SET key value replaces the value, as a Redis client expects: a
@@ -647,14 +717,13 @@ func cmdSet(s *Server, args [][]byte) (*job, []byte) {
 		return nil, inputError(err)
 	}
 	req := node.Request{Op: node.OpPut, Key: key, Value: args[2], Timeout: s.cfg.DefaultTimeout, Replace: true}
-	return &job{writes: [][]byte{key}, run: func(ctx context.Context, x exec, out []byte) []byte {
-		rep := x.do(ctx, req)
+	return single(req, func(rep node.Reply, out []byte) []byte {
 		if rep.Code != node.CodeOK {
 			return s.replyError(out, req, rep)
 		}
 		s.warnSiblings(req, rep)
 		return redcon.AppendOK(out)
-	}}, nil
+	}), nil
 }
 
 // warnSiblings logs a write that left its key above the soft sibling
@@ -797,8 +866,7 @@ func cmdDGet(s *Server, args [][]byte) (*job, []byte) {
 	if err != nil {
 		return nil, inputError(err)
 	}
-	return &job{reads: [][]byte{key}, run: func(ctx context.Context, x exec, out []byte) []byte {
-		rep := x.do(ctx, req)
+	return single(req, func(rep node.Reply, out []byte) []byte {
 		if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
 			return s.replyError(out, req, rep)
 		}
@@ -809,19 +877,18 @@ func cmdDGet(s *Server, args [][]byte) (*job, []byte) {
 			out = redcon.AppendBulk(out, v)
 		}
 		return out
-	}}, nil
+	}), nil
 }
 
 // writeJob is DSET's and DDEL's: the new version's context on success.
 func (s *Server) writeJob(req node.Request) *job {
-	return &job{writes: [][]byte{req.Key}, run: func(ctx context.Context, x exec, out []byte) []byte {
-		rep := x.do(ctx, req)
+	return single(req, func(rep node.Reply, out []byte) []byte {
 		if rep.Code != node.CodeOK {
 			return s.replyError(out, req, rep)
 		}
 		s.warnSiblings(req, rep)
 		return redcon.AppendBulkString(out, httpapi.EncodeContextHeader(req.Key, rep.Context))
-	}}
+	})
 }
 
 // cmdDSet: DSET key value [CONTEXT ctx] [W n] [TIMEOUT ms].

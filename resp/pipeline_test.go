@@ -58,6 +58,9 @@ func (b *slowBackend) Do(ctx context.Context, req node.Request) node.Reply {
 	case node.OpPut:
 		b.data[string(req.Key)] = req.Value
 		return node.Reply{Code: node.CodeOK}
+	case node.OpDelete:
+		delete(b.data, string(req.Key))
+		return node.Reply{Code: node.CodeOK}
 	case node.OpGet:
 		if v, ok := b.data[string(req.Key)]; ok {
 			return node.Reply{Code: node.CodeOK, Siblings: []object.Sibling{{Value: v}}}
@@ -391,5 +394,73 @@ func TestSetIsOneReplacingWrite(t *testing.T) {
 	b.mu.Unlock()
 	if want := []string{"put k v replace", "put d w"}; !slices.Equal(got, want) {
 		t.Fatalf("SET k v, DSET d w sent %q to the node, want %q", got, want)
+	}
+}
+
+// batchingBackend is a slowBackend that also takes batches (Batcher),
+// recording their sizes; each request of a batch runs as Do would.
+type batchingBackend struct {
+	*slowBackend
+	bmu     sync.Mutex
+	batches []int
+}
+
+func (b *batchingBackend) DoBatch(ctx context.Context, reqs []node.Request, reps []node.Reply) {
+	b.bmu.Lock()
+	b.batches = append(b.batches, len(reqs))
+	b.bmu.Unlock()
+	var wg sync.WaitGroup
+	for i := range reqs {
+		wg.Go(func() { reps[i] = b.Do(ctx, reqs[i]) })
+	}
+	wg.Wait()
+}
+
+// TestPipelineWaveIsOneBatch: with a Batcher, a wave's single-request
+// commands reach the backend as one batch, commands of several requests
+// (DEL, EXISTS) still run beside it, replies keep the command order, and a
+// command that must see an earlier one's write waits for the next wave.
+func TestPipelineWaveIsOneBatch(t *testing.T) {
+	b := &batchingBackend{slowBackend: &slowBackend{delay: 5 * time.Millisecond, data: map[string][]byte{"gone": []byte("x")}}}
+	addr := serve(t, b, Config{})
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+
+	pipe := c.Pipeline()
+	var sets []*redis.StatusCmd
+	for i := range 8 {
+		sets = append(sets, pipe.Set(ctx, fmt.Sprintf("k%d", i), fmt.Sprint(i), 0))
+	}
+	del := pipe.Del(ctx, "gone")
+	exists := pipe.Exists(ctx, "other")
+	var gets []*redis.StringCmd
+	for i := range 8 {
+		gets = append(gets, pipe.Get(ctx, fmt.Sprintf("k%d", i)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sets {
+		if err := s.Err(); err != nil {
+			t.Errorf("SET k%d: %v", i, err)
+		}
+	}
+	if n, err := del.Result(); n != 1 || err != nil {
+		t.Errorf("DEL of a live key in the pipeline: %d %v, want 1", n, err)
+	}
+	if n, err := exists.Result(); n != 0 || err != nil {
+		t.Errorf("EXISTS of a missing key in the pipeline: %d %v, want 0", n, err)
+	}
+	for i, g := range gets {
+		if v, err := g.Result(); v != fmt.Sprint(i) || err != nil {
+			t.Errorf("GET k%d after its SET in the pipeline: %q %v", i, v, err)
+		}
+	}
+	b.bmu.Lock()
+	defer b.bmu.Unlock()
+	// The GETs read keys the SETs write: two waves, each one batch of 8.
+	if !slices.Equal(b.batches, []int{8, 8}) {
+		t.Errorf("batches of sizes %v, want [8 8]", b.batches)
 	}
 }

@@ -27,6 +27,14 @@ type Backend interface {
 	Do(ctx context.Context, req node.Request) node.Reply
 }
 
+// Batcher is a Backend that also takes several independent requests in
+// one hand-off (server.Server.DoBatch): a pipeline's wave of single-request
+// commands then costs the node one queue entry, not one per command and a
+// goroutine each. reps[i] answers reqs[i].
+type Batcher interface {
+	DoBatch(ctx context.Context, reqs []node.Request, reps []node.Reply)
+}
+
 // Defaults of Config.
 const (
 	// DefaultIdleTimeout closes a connection that sends nothing for this

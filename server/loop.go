@@ -117,6 +117,9 @@ func (s *Server) feed(now time.Time, in input) {
 		s.core.Propose(now, *in.req)
 		return
 	}
+	for i := range in.reqs {
+		s.core.Propose(now, in.reqs[i])
+	}
 	for _, m := range in.msgs {
 		s.core.Step(now, m)
 	}

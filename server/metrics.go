@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,9 +16,14 @@ import (
 // metrics are the daemon's own Prometheus series; the HTTP layer adds its
 // per-route series to the same (per-node, never global) registry.
 type metrics struct {
-	treeBuild   prometheus.Histogram
-	requests    *prometheus.CounterVec
-	latency     *prometheus.HistogramVec
+	treeBuild prometheus.Histogram
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	// The children of requests and latency, looked up once: a label
+	// lookup hashes its values on every request. A slot is filled when its
+	// series is first used, so unused series stay unexported, as before.
+	reqChild    [opSlots][codeSlots]atomic.Pointer[prometheus.Counter]
+	latChild    [opSlots]atomic.Pointer[prometheus.Observer]
 	fsync       prometheus.Histogram
 	batchWrites prometheus.Histogram
 	inflight    prometheus.Gauge
@@ -173,9 +179,33 @@ func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(statesRejectedDesc, prometheus.CounterValue, float64(st.StatesRejected))
 }
 
+// Sizes of the child caches: node.Op and node.Code are small enums; any
+// value beyond them takes the label lookup.
+const (
+	opSlots   = 4
+	codeSlots = 16
+)
+
 func (m *metrics) observeRequest(op node.Op, code node.Code, d time.Duration) {
-	m.requests.WithLabelValues(op.String(), code.String()).Inc()
-	m.latency.WithLabelValues(op.String()).Observe(d.Seconds())
+	if int(op) >= opSlots || int(code) >= codeSlots {
+		m.requests.WithLabelValues(op.String(), code.String()).Inc()
+		m.latency.WithLabelValues(op.String()).Observe(d.Seconds())
+		return
+	}
+	c := m.reqChild[op][code].Load()
+	if c == nil {
+		cc := m.requests.WithLabelValues(op.String(), code.String())
+		c = &cc
+		m.reqChild[op][code].Store(c)
+	}
+	(*c).Inc()
+	o := m.latChild[op].Load()
+	if o == nil {
+		oo := m.latency.WithLabelValues(op.String())
+		o = &oo
+		m.latChild[op].Store(o)
+	}
+	(*o).Observe(d.Seconds())
 }
 
 // repairCollector exports the coordinator's read repairs from the core's

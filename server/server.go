@@ -42,6 +42,7 @@ var ErrStopped = errors.New("server: stopped")
 // input is one thing for the event loop to feed the core.
 type input struct {
 	req    *node.Request
+	reqs   []node.Request // DoBatch's requests, proposed in order
 	msgs   []node.Message
 	status *membership.Member
 	state  *cluster.State
@@ -458,50 +459,173 @@ func (s *Server) onMessages(msgs []node.Message) {
 // core fills in its current default and checks the quorums against N.
 func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
 	start := time.Now()
-	req.ID = s.nextID.Add(1)
+	c := callPool.Get().(*call)
+	c.req = req
+	c.req.ID = s.nextID.Add(1)
 	// The event log's sample of requests is chosen up front, so that the
 	// core traces those (and the ones a client asked to trace) only.
 	logged := s.events.admitRequest(start)
-	req.Trace = req.Trace || logged
-	ch := make(chan node.Reply, 1)
+	c.req.Trace = c.req.Trace || logged
+	id := c.req.ID
 	s.mu.Lock()
-	s.waiters[req.ID] = ch
+	s.waiters[id] = c.ch
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.waiters, req.ID)
-		s.mu.Unlock()
-	}()
-	r := &req
 	select {
-	case s.inputs <- input{req: r}:
+	case s.inputs <- input{req: &c.req}:
 	case <-s.stop:
-		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
+		s.forget(id)
+		return node.Reply{ID: id, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
 	case <-ctx.Done():
-		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ctx.Err().Error()}
+		s.forget(id)
+		return node.Reply{ID: id, Code: node.CodeUnavailable, Err: ctx.Err().Error()}
 	}
-	var rep node.Reply
+	var (
+		rep      node.Reply
+		consumed bool // the loop has taken c.req: the reply came
+	)
 	select {
-	case rep = <-ch:
+	case rep = <-c.ch:
+		consumed = true
 	case <-s.stop:
-		rep = node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
+		rep = node.Reply{ID: id, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
 	case <-ctx.Done():
-		// The core still finishes the operation; its reply is discarded.
-		// Required is the quorum the request named, else the default as
-		// last published (it may have changed since the core took it).
-		_, r, w := s.Defaults()
-		required := cmp.Or(req.W, w)
-		if req.Op == node.OpGet {
-			required = cmp.Or(req.R, r)
+		rep = s.canceled(ctx, c.req)
+	}
+	s.forget(id)
+	req = c.req
+	if consumed {
+		// Only a call whose request the loop has proposed can be reused:
+		// otherwise the loop may still read c.req from its queue. forget
+		// ran under the lock the loop delivers replies under, so nothing
+		// is sent to c.ch any more; drain it in case of a second reply.
+		select {
+		case <-c.ch:
+		default:
 		}
-		rep = node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: required}
+		c.req = node.Request{}
+		callPool.Put(c)
 	}
+	s.finish(start, req, rep, logged)
+	return rep
+}
+
+// call is one Do in flight: the request the loop reads and the channel
+// its reply comes back on, pooled because every request needs both.
+type call struct {
+	req node.Request
+	ch  chan node.Reply
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan node.Reply, 1)} }}
+
+// forget removes a request's waiter: once it returns, the loop delivers
+// no reply for id.
+func (s *Server) forget(id uint64) {
+	s.mu.Lock()
+	delete(s.waiters, id)
+	s.mu.Unlock()
+}
+
+// canceled is the reply to a request whose caller gave up: the core still
+// finishes the operation and its reply is discarded. Required is the
+// quorum the request named, else the default as last published (it may
+// have changed since the core took it).
+func (s *Server) canceled(ctx context.Context, req node.Request) node.Reply {
+	_, r, w := s.Defaults()
+	required := cmp.Or(req.W, w)
+	if req.Op == node.OpGet {
+		required = cmp.Or(req.R, r)
+	}
+	return node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: required}
+}
+
+// finish records a finished request in the metrics and, when it was
+// sampled, the event log.
+func (s *Server) finish(start time.Time, req node.Request, rep node.Reply, logged bool) {
 	took := time.Since(start)
 	s.metrics.observeRequest(req.Op, rep.Code, took)
 	if logged {
 		s.requestEvent(req, rep, took)
 	}
-	return rep
+}
+
+// DoBatch runs several independent client requests through the core in
+// one hand-off to the event loop, and waits for all their replies: reps[i]
+// answers reqs[i]. A RESP pipeline's wave is such a batch; one hand-off
+// instead of one per request (and no goroutine per request) is most of
+// what pipelining saves on this side. Each request is still its own
+// operation: its own quorum, reply, metrics and event.
+func (s *Server) DoBatch(ctx context.Context, reqs []node.Request, reps []node.Reply) {
+	n := len(reqs)
+	if n == 0 {
+		return
+	}
+	start := time.Now()
+	// The loop reads the requests after this returns if ctx ends first, so
+	// they are copied into a slice only the loop keeps.
+	own := make([]node.Request, n)
+	copy(own, reqs)
+	logged := make([]bool, n)
+	first := s.nextID.Add(uint64(n)) - uint64(n) + 1
+	ch := make(chan node.Reply, n) // buffered: the loop never blocks on it
+	for i := range own {
+		own[i].ID = first + uint64(i)
+		logged[i] = s.events.admitRequest(start)
+		own[i].Trace = own[i].Trace || logged[i]
+		reps[i] = node.Reply{}
+	}
+	s.mu.Lock()
+	for i := range own {
+		s.waiters[own[i].ID] = ch
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		for i := range own {
+			delete(s.waiters, own[i].ID)
+		}
+		s.mu.Unlock()
+	}()
+	// fill answers every request not answered yet with f's reply.
+	fill := func(f func(req node.Request) node.Reply) {
+		for i := range own {
+			if reps[i].ID == 0 {
+				reps[i] = f(own[i])
+			}
+		}
+	}
+	stopped := func(req node.Request) node.Reply {
+		return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ErrStopped.Error()}
+	}
+	sent := false
+	select {
+	case s.inputs <- input{reqs: own}:
+		sent = true
+	case <-s.stop:
+		fill(stopped)
+	case <-ctx.Done():
+		fill(func(req node.Request) node.Reply {
+			return node.Reply{ID: req.ID, Code: node.CodeUnavailable, Err: ctx.Err().Error()}
+		})
+	}
+	for got := 0; sent && got < n; {
+		select {
+		case rep := <-ch:
+			if i := rep.ID - first; i < uint64(n) && reps[i].ID == 0 {
+				reps[i] = rep
+				got++
+			}
+		case <-s.stop:
+			fill(stopped)
+			sent = false
+		case <-ctx.Done():
+			fill(func(req node.Request) node.Reply { return s.canceled(ctx, req) })
+			sent = false
+		}
+	}
+	for i := range own {
+		s.finish(start, own[i], reps[i], logged[i])
+	}
 }
 
 // NodeID implements httpapi.Backend.

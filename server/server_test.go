@@ -328,3 +328,65 @@ func TestDefaultsChangeAtRunTime(t *testing.T) {
 		t.Fatalf("n2's defaults changed to R=%d W=%d", r, w)
 	}
 }
+
+// TestDoBatch: requests sent as one batch are each their own operation,
+// and reps[i] answers reqs[i] whatever order the core finishes them in;
+// a batch whose caller gives up, or that reaches a stopped node, still
+// answers every request.
+func TestDoBatch(t *testing.T) {
+	srvs := startCluster(t, 3, nil)
+	ctx := context.Background()
+	const n = 20
+	puts := make([]node.Request, n)
+	for i := range puts {
+		puts[i] = node.Request{Op: node.OpPut, Key: fmt.Appendf(nil, "b%d", i), Value: fmt.Appendf(nil, "v%d", i)}
+	}
+	// A get of a key written in the same batch races with the write: it
+	// may or may not see it, but it is answered, as two clients would be.
+	puts = append(puts, node.Request{Op: node.OpGet, Key: []byte("never-written")})
+	reps := make([]node.Reply, len(puts))
+	srvs[0].DoBatch(ctx, puts, reps)
+	for i, r := range reps[:n] {
+		if r.Code != node.CodeOK || r.Acks < 2 {
+			t.Fatalf("put %d of the batch: %s %s acks=%d", i, r.Code, r.Err, r.Acks)
+		}
+	}
+	if r := reps[n]; r.Code != node.CodeNotFound {
+		t.Fatalf("get of a missing key in the batch: %s %s", r.Code, r.Err)
+	}
+	gets := make([]node.Request, n)
+	for i := range gets {
+		gets[n-1-i] = node.Request{Op: node.OpGet, Key: fmt.Appendf(nil, "b%d", i)}
+	}
+	reps = make([]node.Reply, n)
+	srvs[1].DoBatch(ctx, gets, reps)
+	for i, r := range reps {
+		want := fmt.Sprintf("v%d", n-1-i)
+		if r.Code != node.CodeOK || len(r.Siblings) != 1 || string(r.Siblings[0].Value) != want {
+			t.Fatalf("get %d of the batch (%s): %s %v, want %s", i, gets[i].Key, r.Code, r.Siblings, want)
+		}
+	}
+	srvs[1].DoBatch(ctx, nil, nil) // nothing to do, and no hang
+
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	reps = make([]node.Reply, 3)
+	srvs[0].DoBatch(canceled, gets[:3], reps)
+	for i, r := range reps {
+		if r.Code == node.CodeOK && r.Err == "" && len(r.Siblings) == 0 {
+			t.Fatalf("reply %d of a canceled batch is empty: %+v", i, r)
+		}
+		if r.Code != node.CodeOK && r.Err == "" {
+			t.Fatalf("reply %d of a canceled batch fails without saying why: %+v", i, r)
+		}
+	}
+
+	srvs[2].Close()
+	reps = make([]node.Reply, 2)
+	srvs[2].DoBatch(ctx, gets[:2], reps)
+	for i, r := range reps {
+		if r.Code != node.CodeUnavailable {
+			t.Fatalf("reply %d of a batch sent to a stopped node: %s %s, want unavailable", i, r.Code, r.Err)
+		}
+	}
+}
