@@ -46,17 +46,49 @@ type job struct {
 	// that it carries the connection's session (x.sess) when there is one.
 	// A command of exactly one request has req and render instead: a wave
 	// can then send its requests to the core together (Batcher).
+	// render is a plain function, not a closure, and the batch reuses its
+	// jobs and their out buffers: a GET or SET then allocates nothing of
+	// its own here.
 	run    func(ctx context.Context, x exec, out []byte) []byte
 	req    node.Request
-	render func(rep node.Reply, out []byte) []byte
+	rep    node.Reply // req's reply, when the job ran alone
+	render renderFunc
 	sess   *connSession // the connection's session when the job was queued
 	out    []byte
 	keys   [1][]byte // backs reads or writes of a single job
 }
 
+// renderFunc appends the reply of a single-request job to out.
+type renderFunc func(s *Server, req *node.Request, rep *node.Reply, out []byte) []byte
+
+// maxKeptOut bounds the reply buffer a recycled job keeps: one huge reply
+// must not pin its memory for the connection's lifetime.
+const maxKeptOut = 16 << 10
+
+// newJob returns a cleared job, reused from an earlier wave when one is free.
+func (b *batch) newJob() *job {
+	if n := len(b.free); n > 0 {
+		j := b.free[n-1]
+		b.free = b.free[:n-1]
+		return j
+	}
+	return &job{}
+}
+
+// recycle clears j and keeps it for a later command.
+func (b *batch) recycle(j *job) {
+	out := j.out[:0]
+	if cap(out) > maxKeptOut {
+		out = nil
+	}
+	*j = job{out: out}
+	b.free = append(b.free, j)
+}
+
 // single returns a job of one request, whose reply render writes.
-func single(req node.Request, render func(rep node.Reply, out []byte) []byte) *job {
-	j := &job{req: req, render: render}
+func (b *batch) single(req node.Request, render renderFunc) *job {
+	j := b.newJob()
+	j.req, j.render = req, render
 	j.keys[0] = req.Key
 	if req.Op == node.OpGet {
 		j.reads = j.keys[:]
@@ -67,11 +99,13 @@ func single(req node.Request, render func(rep node.Reply, out []byte) []byte) *j
 }
 
 // do runs the job alone.
-func (j *job) do(ctx context.Context, x exec) []byte {
+func (j *job) do(ctx context.Context, s *Server, x exec) {
 	if j.render != nil {
-		return j.render(x.do(ctx, j.req), nil)
+		j.rep = x.do(ctx, j.req) // in the job: a local would escape to the heap
+		j.out = j.render(s, &j.req, &j.rep, j.out[:0])
+		return
 	}
-	return j.run(ctx, x, nil)
+	j.out = j.run(ctx, x, nil)
 }
 
 // out is one reply of a batch, in command order: ready bytes, or a job
@@ -89,6 +123,10 @@ type batch struct {
 	c    redcon.Conn
 	outs []out
 	wave []*job
+	free []*job // jobs of earlier waves, for newJob
+	// track: reads and write hold the wave's keys (conflicts filled them
+	// for a second command; note keeps them current until the wave runs).
+	track bool
 	// reqs and reps carry a wave's single-request jobs through Batcher;
 	// reused from wave to wave.
 	reqs  []node.Request
@@ -183,7 +221,7 @@ func (b *batch) command(args [][]byte) {
 		b.reply(spec.conn(b, args))
 		return
 	}
-	j, refusal := spec.data(b.s, args)
+	j, refusal := spec.data(b, args)
 	if j == nil {
 		b.reply(refusal)
 		return
@@ -219,7 +257,7 @@ func (b *batch) queue(j *job) {
 }
 
 func (b *batch) note(j *job) {
-	if b.reads == nil {
+	if !b.track {
 		return
 	}
 	for _, k := range j.reads {
@@ -233,8 +271,11 @@ func (b *batch) note(j *job) {
 // conflicts: j writes a key the wave reads or writes, or reads a key the
 // wave writes.
 func (b *batch) conflicts(j *job) bool {
-	if b.reads == nil {
-		b.reads, b.write = map[string]struct{}{}, map[string]struct{}{}
+	if !b.track {
+		if b.reads == nil {
+			b.reads, b.write = map[string]struct{}{}, map[string]struct{}{}
+		}
+		b.track = true
 		for _, w := range b.wave {
 			b.note(w)
 		}
@@ -262,7 +303,7 @@ func (b *batch) runWave() {
 	case 1:
 		// The common case, a lone command: no goroutine hand-off.
 		j := b.wave[0]
-		j.out = j.do(b.s.ctx, b.exec(j))
+		j.do(b.s.ctx, b.s, b.exec(j))
 	default:
 		bt, ok := b.s.b.(Batcher)
 		var wg sync.WaitGroup
@@ -273,7 +314,7 @@ func (b *batch) runWave() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				j.out = j.do(b.s.ctx, b.exec(j))
+				j.do(b.s.ctx, b.s, b.exec(j))
 			}()
 		}
 		if ok {
@@ -283,7 +324,8 @@ func (b *batch) runWave() {
 	}
 	for _, o := range b.outs {
 		if o.j != nil {
-			b.c.WriteRaw(o.j.out)
+			b.c.WriteRaw(o.j.out) // copied into the connection's buffer
+			b.recycle(o.j)
 		} else {
 			b.c.WriteRaw(o.b)
 		}
@@ -291,8 +333,11 @@ func (b *batch) runWave() {
 	clear(b.outs) // drop references to replies and jobs already sent
 	clear(b.wave)
 	b.outs, b.wave = b.outs[:0], b.wave[:0]
-	clear(b.reads)
-	clear(b.write)
+	if b.track {
+		clear(b.reads)
+		clear(b.write)
+		b.track = false
+	}
 }
 
 // runBatch sends the wave's single-request jobs to the core in one batch,
@@ -324,7 +369,7 @@ func (b *batch) runBatch(bt Batcher) {
 			node.ObserveSession(j.sess.tok, b.reqs[i], b.reps[i])
 			j.sess.mu.Unlock()
 		}
-		j.out = j.render(b.reps[i], nil)
+		j.out = j.render(b.s, &j.req, &b.reps[i], j.out[:0])
 		i++
 	}
 	clear(b.reqs) // drop references to keys and values
@@ -339,7 +384,7 @@ type spec struct {
 	min, max int
 	need     string
 	conn     func(b *batch, args [][]byte) []byte
-	data     func(s *Server, args [][]byte) (*job, []byte)
+	data     func(b *batch, args [][]byte) (*job, []byte)
 }
 
 var commands = map[string]spec{
@@ -672,27 +717,42 @@ func live(rep node.Reply) [][]byte {
 	return vs
 }
 
-func cmdGet(s *Server, args [][]byte) (*job, []byte) {
+func cmdGet(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	key, e := s.key(args[1])
 	if e != nil {
 		return nil, e
 	}
-	req := node.Request{Op: node.OpGet, Key: key, Timeout: s.cfg.DefaultTimeout}
-	return single(req, func(rep node.Reply, out []byte) []byte {
-		if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
-			return s.replyError(out, req, rep)
+	return b.single(node.Request{Op: node.OpGet, Key: key, Timeout: s.cfg.DefaultTimeout}, renderGet), nil
+}
+
+func renderGet(s *Server, req *node.Request, rep *node.Reply, out []byte) []byte {
+	if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
+		return s.replyError(out, *req, *rep)
+	}
+	// live's filter, without its slice: most keys have one value.
+	var (
+		n     int
+		value []byte
+	)
+	for _, sib := range rep.Siblings {
+		if !sib.Deleted {
+			n++
+			value = sib.Value
 		}
-		vs := live(rep)
-		switch len(vs) {
-		case 0:
-			return redcon.AppendNull(out)
-		case 1:
-			return redcon.AppendBulk(out, vs[0])
+	}
+	switch n {
+	case 0:
+		return redcon.AppendNull(out)
+	case 1:
+		if value == nil {
+			value = []byte{} // an empty value, not a nil reply
 		}
-		// GET answers one value; choosing one of concurrent values would
-		// silently drop the others (HTTP answers 300 with all of them).
-		return redcon.AppendError(out, fmt.Sprintf("SIBLINGS the key has %d concurrent values; read them with DGET and write the resolved value with DSET key value CONTEXT ctx", len(vs)))
-	}), nil
+		return redcon.AppendBulk(out, value)
+	}
+	// GET answers one value; choosing one of concurrent values would
+	// silently drop the others (HTTP answers 300 with all of them).
+	return redcon.AppendError(out, fmt.Sprintf("SIBLINGS the key has %d concurrent values; read them with DGET and write the resolved value with DSET key value CONTEXT ctx", n))
 }
 
 // cmdSet: SET key value replaces the value, as a Redis client expects: a
@@ -705,7 +765,8 @@ func cmdGet(s *Server, args [][]byte) (*job, []byte) {
 // replicas only and still on its way to this one stays a sibling, as a
 // concurrent SET does, and nothing is lost. DSET without CONTEXT is the
 // blind write.
-func cmdSet(s *Server, args [][]byte) (*job, []byte) {
+func cmdSet(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	if len(args) > 3 {
 		return nil, redcon.AppendError(nil, "ERR syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL...) are not supported: dynago has no expiry and no conditional writes; DSET writes with a context and a W")
 	}
@@ -716,14 +777,15 @@ func cmdSet(s *Server, args [][]byte) (*job, []byte) {
 	if err := httpapi.CheckValueSize(int64(len(args[2])), s.cfg.MaxValueSize); err != nil {
 		return nil, inputError(err)
 	}
-	req := node.Request{Op: node.OpPut, Key: key, Value: args[2], Timeout: s.cfg.DefaultTimeout, Replace: true}
-	return single(req, func(rep node.Reply, out []byte) []byte {
-		if rep.Code != node.CodeOK {
-			return s.replyError(out, req, rep)
-		}
-		s.warnSiblings(req, rep)
-		return redcon.AppendOK(out)
-	}), nil
+	return b.single(node.Request{Op: node.OpPut, Key: key, Value: args[2], Timeout: s.cfg.DefaultTimeout, Replace: true}, renderSet), nil
+}
+
+func renderSet(s *Server, req *node.Request, rep *node.Reply, out []byte) []byte {
+	if rep.Code != node.CodeOK {
+		return s.replyError(out, *req, *rep)
+	}
+	s.warnSiblings(*req, *rep)
+	return redcon.AppendOK(out)
 }
 
 // warnSiblings logs a write that left its key above the soft sibling
@@ -784,12 +846,15 @@ func each(keys [][]byte, limit int, f func(key []byte) (bool, []byte)) (int64, [
 	return n, nil
 }
 
-func cmdExists(s *Server, args [][]byte) (*job, []byte) {
+func cmdExists(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	keys, e := s.keys(args[1:])
 	if e != nil {
 		return nil, e
 	}
-	return &job{reads: keys, run: func(ctx context.Context, x exec, out []byte) []byte {
+	j := b.newJob()
+	j.reads = keys
+	j.run = func(ctx context.Context, x exec, out []byte) []byte {
 		n, e := each(keys, s.cfg.MaxInFlight, func(key []byte) (bool, []byte) {
 			req := node.Request{Op: node.OpGet, Key: key, Timeout: s.cfg.DefaultTimeout}
 			rep := x.do(ctx, req)
@@ -802,7 +867,8 @@ func cmdExists(s *Server, args [][]byte) (*job, []byte) {
 			return append(out, e...)
 		}
 		return redcon.AppendInt(out, n)
-	}}, nil
+	}
+	return j, nil
 }
 
 // cmdDel deletes what it reads: a blind delete (no context) would leave
@@ -810,7 +876,8 @@ func cmdExists(s *Server, args [][]byte) (*job, []byte) {
 // is read and, when it has live values, a tombstone is written with the
 // context read. The answer counts the keys that had a live value. A write
 // concurrent with the DEL survives as a sibling, as in any Dynamo delete.
-func cmdDel(s *Server, args [][]byte) (*job, []byte) {
+func cmdDel(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	keys, e := s.keys(args[1:])
 	if e != nil {
 		return nil, e
@@ -826,7 +893,9 @@ func cmdDel(s *Server, args [][]byte) (*job, []byte) {
 		}
 	}
 	keys = uniq
-	return &job{writes: keys, run: func(ctx context.Context, x exec, out []byte) []byte {
+	j := b.newJob()
+	j.writes = keys
+	j.run = func(ctx context.Context, x exec, out []byte) []byte {
 		n, e := each(keys, s.cfg.MaxInFlight, func(key []byte) (bool, []byte) {
 			get := node.Request{Op: node.OpGet, Key: key, Timeout: s.cfg.DefaultTimeout}
 			rep := x.do(ctx, get)
@@ -846,14 +915,16 @@ func cmdDel(s *Server, args [][]byte) (*job, []byte) {
 			return append(out, e...)
 		}
 		return redcon.AppendInt(out, n)
-	}}, nil
+	}
+	return j, nil
 }
 
 // cmdDGet: DGET key [R n] [TIMEOUT ms] answers [context, value...]: the
 // context ("" when the key has no history) and every live sibling. A
 // missing or deleted key is [context] alone; a deleted key's context
 // supersedes the tombstone.
-func cmdDGet(s *Server, args [][]byte) (*job, []byte) {
+func cmdDGet(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	key, e := s.key(args[1])
 	if e != nil {
 		return nil, e
@@ -866,33 +937,35 @@ func cmdDGet(s *Server, args [][]byte) (*job, []byte) {
 	if err != nil {
 		return nil, inputError(err)
 	}
-	return single(req, func(rep node.Reply, out []byte) []byte {
-		if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
-			return s.replyError(out, req, rep)
-		}
-		vs := live(rep)
-		out = redcon.AppendArray(out, 1+len(vs))
-		out = redcon.AppendBulkString(out, httpapi.EncodeContextHeader(key, rep.Context))
-		for _, v := range vs {
-			out = redcon.AppendBulk(out, v)
-		}
-		return out
-	}), nil
+	return b.single(req, renderDGet), nil
 }
 
-// writeJob is DSET's and DDEL's: the new version's context on success.
-func (s *Server) writeJob(req node.Request) *job {
-	return single(req, func(rep node.Reply, out []byte) []byte {
-		if rep.Code != node.CodeOK {
-			return s.replyError(out, req, rep)
-		}
-		s.warnSiblings(req, rep)
-		return redcon.AppendBulkString(out, httpapi.EncodeContextHeader(req.Key, rep.Context))
-	})
+func renderDGet(s *Server, req *node.Request, rep *node.Reply, out []byte) []byte {
+	if rep.Code != node.CodeOK && rep.Code != node.CodeNotFound {
+		return s.replyError(out, *req, *rep)
+	}
+	vs := live(*rep)
+	out = redcon.AppendArray(out, 1+len(vs))
+	out = redcon.AppendBulkString(out, httpapi.EncodeContextHeader(req.Key, rep.Context))
+	for _, v := range vs {
+		out = redcon.AppendBulk(out, v)
+	}
+	return out
+}
+
+// renderWrite is DSET's and DDEL's reply: the new version's context on
+// success.
+func renderWrite(s *Server, req *node.Request, rep *node.Reply, out []byte) []byte {
+	if rep.Code != node.CodeOK {
+		return s.replyError(out, *req, *rep)
+	}
+	s.warnSiblings(*req, *rep)
+	return redcon.AppendBulkString(out, httpapi.EncodeContextHeader(req.Key, rep.Context))
 }
 
 // cmdDSet: DSET key value [CONTEXT ctx] [W n] [TIMEOUT ms].
-func cmdDSet(s *Server, args [][]byte) (*job, []byte) {
+func cmdDSet(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	key, e := s.key(args[1])
 	if e != nil {
 		return nil, e
@@ -909,11 +982,12 @@ func cmdDSet(s *Server, args [][]byte) (*job, []byte) {
 		return nil, inputError(err)
 	}
 	req.Value = args[2]
-	return s.writeJob(req), nil
+	return b.single(req, renderWrite), nil
 }
 
 // cmdDDel: DDEL key [CONTEXT ctx] [W n] [TIMEOUT ms].
-func cmdDDel(s *Server, args [][]byte) (*job, []byte) {
+func cmdDDel(b *batch, args [][]byte) (*job, []byte) {
+	s := b.s
 	key, e := s.key(args[1])
 	if e != nil {
 		return nil, e
@@ -926,5 +1000,5 @@ func cmdDDel(s *Server, args [][]byte) (*job, []byte) {
 	if err != nil {
 		return nil, inputError(err)
 	}
-	return s.writeJob(req), nil
+	return b.single(req, renderWrite), nil
 }

@@ -76,7 +76,7 @@ func (b *slowBackend) max() int {
 }
 
 // serve runs a Server over b on a loopback port until the test ends.
-func serve(t *testing.T, b Backend, cfg Config) string {
+func serve(t testing.TB, b Backend, cfg Config) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
