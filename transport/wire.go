@@ -391,6 +391,12 @@ func wireErr(n int) error {
 	return fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
 }
 
+// maxBatchEnvelopes bounds the envelopes of one received batch (and
+// Config.MaxBatch). An empty envelope takes 2 bytes on the wire and a
+// node.Message about 450 in memory: without a bound, one frame of
+// maxMsgSize would make the receiver allocate gigabytes.
+const maxBatchEnvelopes = 1 << 16
+
 // consumeTag is protowire.ConsumeTag, which accepts field numbers up to
 // MaxInt32 (MessageSet's), restricted to what protobuf's decoder accepts.
 func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
@@ -414,7 +420,9 @@ func (b *inBatch) decode(buf []byte) error {
 		}
 		rest = rest[n:]
 		if num == batchMessages && typ == protowire.BytesType {
-			count++
+			if count++; count > maxBatchEnvelopes {
+				return fmt.Errorf("%w: more than %d envelopes", errWire, maxBatchEnvelopes)
+			}
 		}
 		n = protowire.ConsumeFieldValue(num, typ, rest)
 		if n < 0 {

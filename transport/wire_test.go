@@ -187,6 +187,12 @@ func sameDecoding(t *testing.T, buf []byte, split int) {
 	t.Helper()
 	want, wantBad, wantErr := referenceDecode(buf)
 	got, gotBad, gotErr := codecDecode(buf, split)
+	if wantErr == nil && len(want) > maxBatchEnvelopes {
+		if !errors.Is(gotErr, errWire) {
+			t.Fatalf("a batch of %d envelopes: codec error %v, want the bound's", len(want), gotErr)
+		}
+		return
+	}
 	if (wantErr == nil) != (gotErr == nil) {
 		t.Fatalf("decoding %x: reference error %v, codec error %v", buf, wantErr, gotErr)
 	}
@@ -352,6 +358,19 @@ func oddEncodings() map[string][]byte {
 		"field number too big":  env(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3)),
 		"batch number too big":  append(protowire.AppendVarint(nil, uint64(math.MaxInt32)<<3), 0),
 		"two envelopes":         append(env(varint(fType, 2)), env(varint(fType, 3))...),
+	}
+}
+
+// TestDecodeBoundsEnvelopes: a frame of many tiny envelopes is refused
+// before anything is allocated for them; a batch at the bound is not.
+func TestDecodeBoundsEnvelopes(t *testing.T) {
+	empty := protowire.AppendBytes(protowire.AppendTag(nil, batchMessages, protowire.BytesType), nil)
+	var b inBatch
+	if err := b.decode(bytes.Repeat(empty, maxBatchEnvelopes)); err != nil || len(b.msgs) != maxBatchEnvelopes {
+		t.Fatalf("batch at the bound: %v, %d messages", err, len(b.msgs))
+	}
+	if err := b.decode(bytes.Repeat(empty, maxBatchEnvelopes+1)); !errors.Is(err, errWire) {
+		t.Fatalf("batch over the bound: %v", err)
 	}
 }
 
