@@ -99,7 +99,8 @@ type Config struct {
 	// drops and counts. Memory follows the queue's length, not this bound.
 	// Default 8192.
 	QueueSize int
-	// MaxBatch is the most messages per Step call. Default 256.
+	// MaxBatch is the most messages per Step call. Default 256, at most
+	// 65536 (receivers refuse larger batches).
 	MaxBatch int
 	// MaxBatchBytes caps the approximate payload bytes of one Step call; a
 	// single larger message still goes, alone. Default 4 MiB.
@@ -170,6 +171,10 @@ func (c *Config) validate() error {
 	}
 	if c.Mode != ModeUnary && c.Mode != ModeStream {
 		return fmt.Errorf("%w: unknown %v", ErrConfig, c.Mode)
+	}
+	if c.MaxBatch > maxBatchEnvelopes {
+		// A receiver refuses larger batches (see maxBatchEnvelopes).
+		return fmt.Errorf("%w: MaxBatch %d above %d", ErrConfig, c.MaxBatch, maxBatchEnvelopes)
 	}
 	if c.MaxBatchBytes > maxMsgSize/2 {
 		return fmt.Errorf("%w: MaxBatchBytes %d above %d", ErrConfig, c.MaxBatchBytes, maxMsgSize/2)

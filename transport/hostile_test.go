@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -260,4 +262,149 @@ func TestValidateNeverAcceptsAnOverflowingDot(t *testing.T) {
 	if err := m.Validate(); !errors.Is(err, node.ErrBadMessage) {
 		t.Fatalf("Validate = %v, want ErrBadMessage", err)
 	}
+}
+
+// rawCodec sends a []byte as the message's encoding, as a hostile peer
+// could.
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	return proto.Unmarshal(data.Materialize(), v.(proto.Message))
+}
+
+// TestStreamRejectsHostileFrames: the stream's decoder (peerCodec), through
+// a real gRPC connection from a client with the generated code. Each bad
+// envelope ends its stream with InvalidArgument after the good message of
+// its batch was delivered; a frame that is not a Batch at all ends its
+// stream with an error; the node lives on and the key it acknowledged
+// still reads back.
+func TestStreamRejectsHostileFrames(t *testing.T) {
+	c := newCore(t)
+	if r := c.do(node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("acked")}); r.Code != node.CodeOK {
+		t.Fatalf("put: %v %s", r.Code, r.Err)
+	}
+	delivered := make(chan []node.Message, 64)
+	tr, err := New(Config{ID: "a", ListenAddr: "127.0.0.1:0"}, func(msgs []node.Message) { delivered <- msgs })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	conn, err := grpc.NewClient(tr.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := dynagopb.NewNodeClient(conn)
+	open := func(opts ...grpc.CallOption) (dynagopb.Node_StreamClient, context.CancelFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx = metadata.AppendToOutgoingContext(ctx, addresseeKey, "a")
+		s, err := client.Stream(ctx, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, cancel
+	}
+	good := &dynagopb.Envelope{Type: uint32(node.MsgReplicaGet), From: []byte("b"), To: []byte("a"), Key: []byte("k"), ReqId: 7}
+	for name, e := range hostileEnvelopes() {
+		s, cancel := open()
+		if err := s.Send(&dynagopb.Batch{Messages: []*dynagopb.Envelope{e, good}}); err != nil {
+			t.Fatalf("%s: Send: %v", name, err)
+		}
+		_, err := s.CloseAndRecv()
+		cancel()
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: stream ended with %v, want InvalidArgument", name, err)
+		}
+		select {
+		case msgs := <-delivered:
+			if len(msgs) != 1 || msgs[0].ReqID != 7 {
+				t.Errorf("%s: delivered %+v, want only the good message", name, msgs)
+			}
+			c.step(msgs)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the good message of the batch was not delivered", name)
+		}
+	}
+	if got, want := tr.Stats().Malformed, uint64(len(hostileEnvelopes())); got != want {
+		t.Errorf("Stats().Malformed = %d, want %d", got, want)
+	}
+	for name, frame := range oddEncodings() {
+		if _, _, err := referenceDecode(frame); err == nil {
+			continue
+		}
+		s, cancel := open(grpc.ForceCodecV2(rawCodec{}))
+		if err := s.SendMsg(frame); err != nil {
+			t.Fatalf("%s: Send: %v", name, err)
+		}
+		_, err := s.CloseAndRecv()
+		cancel()
+		if err == nil || status.Code(err) == codes.OK {
+			t.Errorf("%s: a frame that is no Batch was accepted", name)
+		}
+	}
+	select {
+	case msgs := <-delivered:
+		t.Fatalf("undecodable frames delivered %+v", msgs)
+	default:
+	}
+	// The node still takes a good batch.
+	s, cancel := open()
+	defer cancel()
+	if err := s.Send(&dynagopb.Batch{Messages: []*dynagopb.Envelope{good}}); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := s.CloseAndRecv(); err != nil || ack.GetRejected() != 0 {
+		t.Fatalf("good batch: %v, %v", ack, err)
+	}
+	c.step(<-delivered)
+	c.mustRead("k", "acked")
+}
+
+// FuzzStreamDeliver is FuzzStep for the stream's decoder: arbitrary bytes
+// through peerCodec and deliver, in front of a real core.
+func FuzzStreamDeliver(f *testing.F) {
+	for _, e := range hostileEnvelopes() {
+		buf, err := proto.Marshal(&dynagopb.Batch{Messages: []*dynagopb.Envelope{e}})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf)
+	}
+	for i := range 6 {
+		m := fullMessage(i, "b", "a")
+		m.Key = []byte("k")
+		buf, err := codecBatch([]node.Message{m})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		var b inBatch
+		if peerCodec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(buf)}, &b) != nil {
+			return // the stream ends with gRPC's error
+		}
+		s, c := hostileStepper(t)
+		n := len(b.msgs)
+		rejected, err := s.deliver(b.msgs, b.bad)
+		switch {
+		case err == nil:
+			if int(rejected) > n {
+				t.Fatalf("rejected %d of %d", rejected, n)
+			}
+		case status.Code(err) != codes.InvalidArgument:
+			t.Fatalf("deliver = %v, want nil or InvalidArgument", err)
+		}
+		c.mustRead(ackedKey, "acked")
+	})
 }

@@ -246,6 +246,7 @@ func (p *peer) dial() (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallSendMsgSize(maxMsgSize),
 			grpc.MaxCallRecvMsgSize(maxMsgSize),
+			grpc.ForceCodecV2(peerCodec),
 		),
 		grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithStaticStreamWindowSize(streamWindow),

@@ -39,34 +39,40 @@ func (s *nodeServer) Step(_ context.Context, b *dynagopb.Batch) (*dynagopb.StepA
 	if !t.accepting() {
 		return nil, status.Error(codes.Unavailable, ErrClosed.Error())
 	}
-	rejected, err := s.deliver(b)
+	rejected, err := s.deliver(decodeBatch(b))
 	if err != nil {
 		return nil, err
 	}
 	return &dynagopb.StepAck{Rejected: rejected}, nil
 }
 
-// deliver hands b's valid messages to the Handler and returns how many
-// envelopes it rejected instead, and an InvalidArgument status when any of
-// them was malformed rather than merely misaddressed.
-func (s *nodeServer) deliver(b *dynagopb.Batch) (rejected uint32, err error) {
+// deliver hands msgs's valid messages to the Handler and returns how many
+// it rejected instead, and an InvalidArgument status when any of them was
+// malformed rather than merely misaddressed. bad[i], when bad is not nil,
+// is why msgs[i] could not be decoded into a node.Message. The Handler gets
+// msgs itself, its valid messages moved to the front.
+func (s *nodeServer) deliver(msgs []node.Message, bad []error) (rejected uint32, err error) {
 	t := s.t
-	msgs := make([]node.Message, 0, len(b.GetMessages()))
 	var (
 		from      ring.NodeID
 		c         *counters
 		malformed int
 		first     error
+		kept      int
 	)
-	for _, e := range b.GetMessages() {
-		m, merr := fromEnvelope(e)
+	for i := range msgs {
+		m := &msgs[i]
+		var merr error
+		if bad != nil {
+			merr = bad[i]
+		}
 		if merr == nil {
 			merr = m.Validate()
 		}
 		// A batch normally comes from one node: look its counters up
 		// once. A malformed envelope's sender is not trusted to name a
 		// stats entry: it is counted under UnknownPeer.
-		sender := ring.NodeID(e.GetFrom())
+		sender := m.From
 		if merr != nil {
 			sender = UnknownPeer
 		}
@@ -89,18 +95,39 @@ func (s *nodeServer) deliver(b *dynagopb.Batch) (rejected uint32, err error) {
 			c.rejected.Add(1)
 			continue
 		}
-		msgs = append(msgs, m)
+		msgs[kept] = *m
+		kept++
 		c.received.Add(1)
 	}
-	if len(msgs) > 0 {
-		t.handler(msgs)
+	clear(msgs[kept:]) // rejected messages' buffers
+	if kept > 0 {
+		t.handler(msgs[:kept])
 	}
 	if malformed > 0 {
 		t.malformed.Add(uint64(malformed))
 		t.logMalformed(malformed, first)
-		return rejected, status.Errorf(codes.InvalidArgument, "%d of %d envelopes malformed; first: %v", malformed, len(b.GetMessages()), first)
+		return rejected, status.Errorf(codes.InvalidArgument, "%d of %d envelopes malformed; first: %v", malformed, len(msgs), first)
 	}
 	return rejected, nil
+}
+
+// decodeBatch turns a Step call's envelopes into messages, for deliver.
+func decodeBatch(b *dynagopb.Batch) ([]node.Message, []error) {
+	envs := b.GetMessages()
+	msgs := make([]node.Message, len(envs))
+	var bad []error
+	for i, e := range envs {
+		m, err := fromEnvelope(e)
+		if err != nil {
+			if bad == nil {
+				bad = make([]error, len(envs))
+			}
+			bad[i] = err
+			continue
+		}
+		msgs[i] = m
+	}
+	return msgs, bad
 }
 
 // malformedLogEvery rate-limits the warning about malformed envelopes: a

@@ -73,56 +73,15 @@ func (o *outStream) close() {
 	o.cancel()
 }
 
-// streamBuffers are what runStream encodes a batch from, reused from one
-// write to the next: gRPC has encoded the batch when Send returns, and
-// nothing refers to it after. (gRPC's documentation reserves the message
-// for stats handlers and tracing, which may read it lazily; the peer
-// connections have none.) Up to keptEnvelopes envelopes are kept
-// between writes; a larger batch (bulk traffic, where one allocation per
-// batch is nothing) gets arrays of its own, dropped after its write.
-type streamBuffers struct {
-	envs  []dynagopb.Envelope
-	ptrs  []*dynagopb.Envelope
-	batch dynagopb.Batch
-}
-
-// keptEnvelopes bounds the envelopes a peer keeps between writes (an
-// envelope is 520 bytes): enough for the batches of request and
-// answer traffic.
-const keptEnvelopes = 32
-
-// fill encodes msgs into the buffers and clears msgs.
-func (b *streamBuffers) fill(msgs []node.Message) *dynagopb.Batch {
-	if cap(b.envs) < len(msgs) {
-		b.envs = make([]dynagopb.Envelope, len(msgs))
-		b.ptrs = make([]*dynagopb.Envelope, len(msgs))
-	}
-	envs, ptrs := b.envs[:len(msgs)], b.ptrs[:len(msgs)]
-	for i := range msgs {
-		toEnvelope(&envs[i], &msgs[i])
-		ptrs[i] = &envs[i]
-	}
-	clear(msgs)
-	b.batch = dynagopb.Batch{Messages: ptrs}
-	return &b.batch
-}
-
-// release lets the written batch's buffers go (they belong to the
-// messages' senders) and drops arrays grown past keptEnvelopes.
-func (b *streamBuffers) release(n int) {
-	b.batch = dynagopb.Batch{}
-	if cap(b.envs) > keptEnvelopes {
-		b.envs, b.ptrs = nil, nil
-		return
-	}
-	clear(b.envs[:n])
-}
-
 // runStream sends batches on one stream, opening a new one whenever the
 // last one broke.
 func (p *peer) runStream() {
 	var scratch []node.Message
-	var bufs streamBuffers
+	// batch is encoded by peerCodec straight from the messages; gRPC has
+	// encoded it when SendMsg returns, and nothing refers to it after.
+	// (gRPC's documentation reserves the message for stats handlers and
+	// tracing, which may read it lazily; the peer connections have none.)
+	var batch outBatch
 	var out *outStream
 	var outConn *grpc.ClientConn // the connection out runs on
 	defer func() {
@@ -156,8 +115,10 @@ func (p *peer) runStream() {
 				continue
 			}
 		}
-		err = p.write(out, bufs.fill(msgs))
-		bufs.release(int(n))
+		batch.msgs = msgs
+		err = p.write(out, &batch)
+		batch.msgs = nil
+		clear(msgs) // the messages' buffers belong to their senders again
 		if err != nil {
 			out.close()
 			out = nil
@@ -205,10 +166,10 @@ func (p *peer) openStream(client dynagopb.NodeClient) (*outStream, error) {
 }
 
 // write sends one batch on o.
-func (p *peer) write(o *outStream, batch *dynagopb.Batch) error {
+func (p *peer) write(o *outStream, batch *outBatch) error {
 	o.watchdog.Reset(p.t.cfg.CallTimeout)
 	start := time.Now()
-	err := o.s.Send(batch)
+	err := o.s.SendMsg(batch)
 	took := time.Since(start)
 	if !o.watchdog.Stop() && err == nil {
 		// The watchdog fired as the write completed: the batch is on its
@@ -262,8 +223,9 @@ func (s *nodeServer) Stream(st dynagopb.Node_StreamServer) error {
 		return err
 	}
 	var rejected uint32
+	var b inBatch // decoded into by peerCodec, its interned IDs kept
 	for {
-		b, err := st.Recv()
+		err := st.RecvMsg(&b)
 		if t.ctx.Err() != nil {
 			// Closing: no batch reaches the Handler any more (Close
 			// waits, through GracefulStop, for one already there).
@@ -278,7 +240,7 @@ func (s *nodeServer) Stream(st dynagopb.Node_StreamServer) error {
 		// A malformed envelope ends the stream (see Step): the sender is
 		// broken or not a node, and its next batches are no more
 		// trustworthy.
-		n, err := s.deliver(b)
+		n, err := s.deliver(b.msgs, b.bad)
 		rejected += n
 		if err != nil {
 			return err

@@ -113,6 +113,7 @@ func (t *Transport) Start() error {
 		grpc.MaxRecvMsgSize(maxMsgSize),
 		grpc.MaxSendMsgSize(maxMsgSize),
 		grpc.InTapHandle(t.endOnClose),
+		grpc.ForceServerCodecV2(peerCodec),
 		grpc.StaticStreamWindowSize(streamWindow),
 		grpc.StaticConnWindowSize(connWindow),
 		grpc.WriteBufferSize(ioBuffer),

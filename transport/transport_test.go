@@ -784,6 +784,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		"negative timeout":    {func(c *Config) { c.CallTimeout = -time.Second }, h},
 		"negative ping":       {func(c *Config) { c.PingInterval = -time.Second }, h},
 		"huge batch bytes":    {func(c *Config) { c.MaxBatchBytes = maxMsgSize }, h},
+		"huge batch":          {func(c *Config) { c.MaxBatch = maxBatchEnvelopes + 1 }, h},
 		"nil handler":         {func(*Config) {}, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
