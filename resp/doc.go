@@ -57,4 +57,10 @@
 // session token under a lock, each recording its own reply; a SESSION
 // command runs the wave before it first, so it applies exactly to the
 // commands after it and SESSION TOKEN includes every reply before it.
+//
+// A wave's single-request commands (GET, SET, DGET, DSET, DDEL) reach a
+// Backend that is a Batcher (a node is: server.Server.DoBatch) as one
+// batch, one hand-off to the node's event loop for the whole wave; DEL and
+// EXISTS, which send a request per key, run beside it. Each command is
+// still its own operation with its own quorum and reply.
 package resp
