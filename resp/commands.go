@@ -189,7 +189,7 @@ func (b *batch) command(args [][]byte) {
 	if len(args[0]) > len(lower) {
 		n = 0 // longer than any command: unknown
 	}
-	spec, ok := commands[string(lower[:n])]
+	spec, ok := lookup(lower[:n])
 	if name := string(lower[:n]); name == "post" || name == "host:" {
 		// An HTTP request: a web page making a browser POST to this port
 		// to smuggle commands in its body (cross-protocol scripting).
@@ -230,6 +230,22 @@ func (b *batch) command(args [][]byte) {
 	// session a job is queued under is the one it runs under.
 	j.sess = b.ss.sess
 	b.queue(j)
+}
+
+// Specs of the commands a load mostly consists of, looked up without the
+// map: a string-keyed map lookup was 2 % of a node's CPU under GETs.
+var getSpec, setSpec = commands["get"], commands["set"]
+
+// lookup returns the spec of a lower-case command name.
+func lookup(name []byte) (spec, bool) {
+	switch string(name) {
+	case "get":
+		return getSpec, true
+	case "set":
+		return setSpec, true
+	}
+	s, ok := commands[string(name)]
+	return s, ok
 }
 
 // argsPreview quotes the first arguments of an unknown command, as Redis
