@@ -167,6 +167,11 @@ func (c *Config) checkPortRanges() error {
 	return nil
 }
 
+// Check reports what Start would refuse in cfg (node count, port ranges)
+// without starting anything, so that a command line can reject bad flags
+// before it announces a start.
+func (cfg Config) Check() error { return cfg.defaults() }
+
 // Start launches every node and waits until all answer /healthz.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.defaults(); err != nil {

@@ -55,6 +55,9 @@ func runDev(fs *flag.FlagSet) runFunc {
 			}
 			cfg.ExtraArgs = append(cfg.ExtraArgs, "--fault-delay", *latency)
 		}
+		if err := cfg.Check(); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 		userDir := cfg.DataDir != ""
 		if *secure {
 			cleanup, err := secureDev(&cfg)
@@ -73,7 +76,7 @@ func runDev(fs *flag.FlagSet) runFunc {
 				return fmt.Errorf("dev: dashboard address: %w", err)
 			}
 		}
-		fmt.Printf("starting %d dynago nodes...\n", cfg.Nodes)
+		fmt.Fprintf(stdout, "starting %d dynago nodes...\n", cfg.Nodes)
 		c, err := devcluster.Start(ctx, cfg)
 		if err != nil {
 			if ln != nil {

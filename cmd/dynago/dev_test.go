@@ -55,3 +55,21 @@ func TestDevClusterAdapter(t *testing.T) {
 		t.Errorf("Kill of a node that is not running = %v, want nil", err)
 	}
 }
+
+// TestDevRefusesBadFlagsBeforeStarting: flags Start would refuse (ports
+// that overlap, too many nodes) are a usage error (exit 2), reported before
+// anything is announced or started.
+func TestDevRefusesBadFlagsBeforeStarting(t *testing.T) {
+	for _, args := range [][]string{
+		{"dev", "--nodes", "3", "--http-base-port", "27101", "--resp-base-port", "27301", "--dashboard-addr", ""},
+		{"dev", "--nodes", "65", "--dashboard-addr", ""},
+	} {
+		out, err := run(t, "", args...)
+		if exitCode(err) != 2 {
+			t.Errorf("dynago %v: %v (exit %d), want a usage error", args, err, exitCode(err))
+		}
+		if strings.Contains(out, "starting") {
+			t.Errorf("dynago %v announced a start before refusing: %q", args, out)
+		}
+	}
+}
