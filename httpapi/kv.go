@@ -17,10 +17,14 @@ import (
 	"github.com/dynago/dynago/session"
 )
 
-// key returns the request's key: the {key} path segment, percent-decoded
-// by ServeMux.
+// key returns the request's key: path value "key", set by keyRouter.
 func (a *handler) key(r *http.Request) ([]byte, *apiError) {
-	k := []byte(r.PathValue("key"))
+	return a.checkKey(r.PathValue("key"))
+}
+
+// checkKey validates a key keyRouter took from the path.
+func (a *handler) checkKey(key string) ([]byte, *apiError) {
+	k := []byte(key)
 	if err := CheckKey(k, a.opts.MaxKeySize); err != nil {
 		return nil, inputError(err)
 	}
@@ -85,8 +89,8 @@ func contextOf(key []byte, r *http.Request) ([]byte, *apiError) {
 }
 
 // writeRequest parses what puts and deletes share.
-func (a *handler) writeRequest(r *http.Request, op node.Op) (node.Request, params, *apiError) {
-	key, e := a.key(r)
+func (a *handler) writeRequest(r *http.Request, k string, op node.Op) (node.Request, params, *apiError) {
+	key, e := a.checkKey(k)
 	if e != nil {
 		return node.Request{}, params{}, e
 	}
@@ -108,8 +112,8 @@ func (a *handler) writeRequest(r *http.Request, op node.Op) (node.Request, param
 	return req, p, nil
 }
 
-func (a *handler) put(w http.ResponseWriter, r *http.Request) {
-	req, p, e := a.writeRequest(r, node.OpPut)
+func (a *handler) put(w http.ResponseWriter, r *http.Request, key string) {
+	req, p, e := a.writeRequest(r, key, node.OpPut)
 	if e == nil {
 		req.Value, e = a.readValue(w, r)
 	}
@@ -144,8 +148,8 @@ func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *ap
 	return value, nil
 }
 
-func (a *handler) delete(w http.ResponseWriter, r *http.Request) {
-	req, p, e := a.writeRequest(r, node.OpDelete)
+func (a *handler) delete(w http.ResponseWriter, r *http.Request, key string) {
+	req, p, e := a.writeRequest(r, key, node.OpDelete)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -180,8 +184,8 @@ func (a *handler) writeWriteReply(w http.ResponseWriter, req node.Request, rep n
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *handler) get(w http.ResponseWriter, r *http.Request) {
-	key, e := a.key(r)
+func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
+	key, e := a.checkKey(k)
 	if e != nil {
 		writeError(w, e)
 		return
