@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -203,7 +204,9 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
 	req := node.Request{Op: node.OpGet, Key: key, R: p.quorum, Timeout: p.timeout, Trace: p.trace}
 	withSession(tok, &req)
 	rep := a.b.Do(r.Context(), req)
-	var values [][]byte
+	// One live value (the usual answer) needs no slice of its own.
+	var one [1][]byte
+	values := one[:0]
 	if rep.Code == node.CodeOK {
 		// The core removes tombstones already; filtering again costs one
 		// pass and guarantees a deleted value is never served as live.
@@ -225,7 +228,7 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
 	answerSession(w, tok, req, rep)
 	token := EncodeContextHeader(key, rep.Context)
 	if token != "" && (rep.Code == node.CodeOK || rep.Code == node.CodeNotFound) {
-		w.Header().Set(ContextHeader, token)
+		w.Header()[ContextHeader] = []string{token}
 	}
 	if rep.Code != node.CodeOK {
 		if rep.Code == node.CodeNotFound && rep.Err == "" {
@@ -237,8 +240,9 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
 
 	wantJSON := acceptsJSON(r)
 	if len(values) == 1 && !wantJSON && !p.trace {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(values[0])))
+		h := w.Header()
+		h["Content-Type"] = octetStreamContentType
+		h["Content-Length"] = []string{strconv.Itoa(len(values[0]))}
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(values[0]) // an error means the client went away
 		return
@@ -247,18 +251,28 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
 	if len(values) > 1 && !wantJSON {
 		status = http.StatusMultipleChoices
 	}
-	body := api.Values{Key: string(key), Context: token, Siblings: values}
 	if p.trace {
-		body.Trace = newTraceJSON(rep.Trace)
+		// A copy, so that values, which the encoder's interface would
+		// otherwise make escape, can stay on the stack.
+		writeJSON(w, status, api.Values{Key: string(key), Context: token, Siblings: slices.Clone(values), Trace: newTraceJSON(rep.Trace)})
+		return
 	}
-	writeJSON(w, status, body)
+	writeValues(w, status, key, token, values)
 }
+
+// octetStreamContentType is the Content-Type of a raw value, shared (see
+// jsonContentType).
+var octetStreamContentType = []string{"application/octet-stream"}
 
 // acceptsJSON reports whether the Accept header names application/json.
 // A wildcard (curl's default */*) does not count: such clients get the
 // value's raw bytes.
 func acceptsJSON(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
+	vs := r.Header.Values("Accept")
+	if len(vs) == 1 && vs[0] == "application/json" {
+		return true // the Go client's, without mime.ParseMediaType's map
+	}
+	for _, v := range vs {
 		for part := range strings.SplitSeq(v, ",") {
 			if mt, _, err := mime.ParseMediaType(part); err == nil && mt == "application/json" {
 				return true
