@@ -125,21 +125,21 @@ func (a *handler) put(w http.ResponseWriter, r *http.Request, key string) {
 	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p)
 }
 
-// readValue reads the body, never more than MaxValueSize+1 bytes of it.
+// readValue reads the body, never more than MaxValueSize+1 bytes of it,
+// into a buffer sized by its Content-Length: io.ReadAll's would start at
+// 512 bytes and grow by copying (a 1 MiB value: some 12 allocations and
+// 2 MiB copied). The value goes to the core, which keeps it, so the
+// buffer cannot be pooled.
 func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	limit := int64(a.opts.MaxValueSize)
-	if err := CheckValueSize(r.ContentLength, a.opts.MaxValueSize); err != nil {
+	limit := a.opts.MaxValueSize
+	if err := CheckValueSize(r.ContentLength, limit); err != nil {
 		return nil, inputError(err)
 	}
-	tooLarge := inputError(CheckValueSize(limit+1, a.opts.MaxValueSize))
-	// MaxBytesReader stops after limit+1 bytes. The rest of an oversized
-	// body is never buffered: after the handler, net/http discards at most
-	// 256 KiB of it and otherwise closes the connection.
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	value, err := readBody(r.Body, r.ContentLength, limit)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge
+		return nil, inputError(CheckValueSize(int64(limit)+1, limit))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, &apiError{http.StatusRequestTimeout, CodeBodyTimeout,
 			fmt.Sprintf("the body did not arrive within %v", a.opts.BodyTimeout)}
@@ -147,6 +147,39 @@ func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *ap
 		return nil, &apiError{http.StatusBadRequest, CodeBadRequest, "reading the value: " + err.Error()}
 	}
 	return value, nil
+}
+
+// readBody reads body to its end, as io.ReadAll(http.MaxBytesReader(w,
+// body, limit)) does: a non-nil slice, or an *http.MaxBytesError once
+// more than limit bytes arrive (it reads limit+1 at most; the rest of an
+// oversized body is never buffered: after the handler, net/http discards
+// at most 256 KiB of it and otherwise closes the connection). size is the
+// declared Content-Length (-1: unknown), at most limit. The buffer has
+// room for one byte more than declared, so that the read that sees the end
+// of the body (and clears its deadline, see deadlineBody) needs no growth.
+func readBody(body io.Reader, size int64, limit int) ([]byte, error) {
+	hint := 512
+	if size >= 0 {
+		hint = int(size) + 1
+	}
+	b := make([]byte, 0, min(hint, limit+1))
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(cap(b), 512), limit+1-len(b)))
+		}
+		// Never into more than limit+1 bytes: Grow may round up.
+		n, err := body.Read(b[len(b):min(cap(b), limit+1)])
+		b = b[:len(b)+n]
+		if len(b) > limit {
+			return nil, &http.MaxBytesError{Limit: int64(limit)}
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 func (a *handler) delete(w http.ResponseWriter, r *http.Request, key string) {
