@@ -115,3 +115,19 @@ func TestReadBodySeesTheEnd(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestReadBodyPresizeIsBounded: a declared size makes room for at most
+// maxPresize bytes before they arrive.
+func TestReadBodyPresizeIsBounded(t *testing.T) {
+	var seen int
+	r := readerFunc(func(p []byte) (int, error) {
+		seen = max(seen, len(p))
+		return 0, io.ErrUnexpectedEOF // the client stalls and goes away
+	})
+	if _, err := readBody(r, 1<<20, 1<<20); err != io.ErrUnexpectedEOF {
+		t.Fatalf("err %v", err)
+	}
+	if seen > maxPresize {
+		t.Fatalf("read into %d bytes before any arrived", seen)
+	}
+}

@@ -116,7 +116,7 @@ func (a *handler) writeRequest(r *http.Request, k string, op node.Op) (node.Requ
 func (a *handler) put(w http.ResponseWriter, r *http.Request, key string) {
 	req, p, e := a.writeRequest(r, key, node.OpPut)
 	if e == nil {
-		req.Value, e = a.readValue(w, r)
+		req.Value, e = a.readValue(r)
 	}
 	if e != nil {
 		writeError(w, e)
@@ -126,11 +126,10 @@ func (a *handler) put(w http.ResponseWriter, r *http.Request, key string) {
 }
 
 // readValue reads the body, never more than MaxValueSize+1 bytes of it,
-// into a buffer sized by its Content-Length: io.ReadAll's would start at
-// 512 bytes and grow by copying (a 1 MiB value: some 12 allocations and
-// 2 MiB copied). The value goes to the core, which keeps it, so the
-// buffer cannot be pooled.
-func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+// into a buffer sized by its Content-Length (see readBody): io.ReadAll's
+// would start at 512 bytes and grow by copying. The value goes to the
+// core, which keeps it, so the buffer cannot be pooled.
+func (a *handler) readValue(r *http.Request) ([]byte, *apiError) {
 	limit := a.opts.MaxValueSize
 	if err := CheckValueSize(r.ContentLength, limit); err != nil {
 		return nil, inputError(err)
@@ -156,11 +155,14 @@ func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *ap
 // at most 256 KiB of it and otherwise closes the connection). size is the
 // declared Content-Length (-1: unknown), at most limit. The buffer has
 // room for one byte more than declared, so that the read that sees the end
-// of the body (and clears its deadline, see deadlineBody) needs no growth.
+// of the body (and clears its deadline, see deadlineBody) needs no growth;
+// but never more than maxPresize before the bytes arrive: a client that
+// declares 1 MiB and sends nothing must not get 1 MiB of memory per
+// connection for it.
 func readBody(body io.Reader, size int64, limit int) ([]byte, error) {
 	hint := 512
 	if size >= 0 {
-		hint = int(size) + 1
+		hint = int(min(size+1, maxPresize))
 	}
 	b := make([]byte, 0, min(hint, limit+1))
 	for {
@@ -181,6 +183,11 @@ func readBody(body io.Reader, size int64, limit int) ([]byte, error) {
 		}
 	}
 }
+
+// maxPresize bounds the buffer readBody makes from a declared size alone:
+// values up to it (most) take one allocation, larger ones grow as their
+// bytes arrive.
+const maxPresize = 64 << 10
 
 func (a *handler) delete(w http.ResponseWriter, r *http.Request, key string) {
 	req, p, e := a.writeRequest(r, key, node.OpDelete)
