@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,13 +49,14 @@ var (
 // Client talks to a dynago cluster through the HTTP API of its nodes. It is
 // safe for concurrent use.
 type Client struct {
-	bases   []string // base URLs without a trailing slash
-	hc      *http.Client
-	tls     *tls.Config // nil without WithTLS
-	auth    string      // the Authorization header value; "" without WithToken
-	timeout time.Duration
-	next    atomic.Uint64 // rotates the first node tried
-	router  *router       // nil without WithRouting
+	bases      []string // base URLs without a trailing slash
+	hc         *http.Client
+	tls        *tls.Config // nil without WithTLS
+	auth       string      // the Authorization header value; "" without WithToken
+	authHeader []string    // auth as a header value, shared by requests; nil without WithToken
+	timeout    time.Duration
+	next       atomic.Uint64 // rotates the first node tried
+	router     *router       // nil without WithRouting
 }
 
 // Option configures a Client.
@@ -105,6 +108,9 @@ func New(addrs []string, opts ...Option) (*Client, error) {
 		// character would be refused by net/http on every request, or
 		// worse, split the header.
 		return nil, fmt.Errorf("%w: WithToken: the token must be printable ASCII without spaces", ErrBadOption)
+	}
+	if c.auth != "" {
+		c.authHeader = []string{c.auth}
 	}
 	scheme := "http"
 	if c.tls != nil {
@@ -305,6 +311,7 @@ func put(ctx context.Context, send exchange, key string, value []byte, o *PutOpt
 	if err != nil {
 		return nil, err
 	}
+	defer r.release()
 	if r.status != http.StatusNoContent && r.status != http.StatusOK {
 		return nil, r.err("put")
 	}
@@ -316,6 +323,7 @@ func del(ctx context.Context, send exchange, key string, o *PutOptions) error {
 	if err != nil {
 		return err
 	}
+	defer r.release()
 	if r.status != http.StatusNoContent && r.status != http.StatusOK {
 		return r.err("delete")
 	}
@@ -326,14 +334,11 @@ func writeCall(method, key string, value []byte, o *PutOptions) call {
 	if o == nil {
 		o = &PutOptions{}
 	}
-	cl := call{method: method, path: keyPath(key), key: []byte(key), query: url.Values{}, body: value, timeout: o.Timeout}
+	cl := call{method: method, path: keyPath(key), key: key, keyed: true, body: value, timeout: o.Timeout,
+		rawQuery: keyQuery("w", o.W, o.Timeout)}
 	if len(o.Context) > 0 {
-		cl.header = http.Header{api.ContextHeader: {o.Context.String()}}
+		cl.context = o.Context.String()
 	}
-	if o.W > 0 {
-		cl.query.Set("w", strconv.Itoa(o.W))
-	}
-	setTimeout(cl.query, o.Timeout)
 	return cl
 }
 
@@ -348,21 +353,22 @@ func get(ctx context.Context, send exchange, key string, o *GetOptions) (Value, 
 		o = &GetOptions{}
 	}
 	cl := call{
-		method: http.MethodGet, path: keyPath(key), key: []byte(key), query: url.Values{}, read: true, timeout: o.Timeout,
+		method: http.MethodGet, path: keyPath(key), key: key, keyed: true, read: true, timeout: o.Timeout,
+		rawQuery: keyQuery("r", o.R, o.Timeout),
 		// JSON for one value too: a raw body could not be told apart from
 		// a proxy's answer.
-		header: http.Header{"Accept": {"application/json"}},
+		acceptJSON: true,
 	}
-	if o.R > 0 {
-		cl.query.Set("r", strconv.Itoa(o.R))
-	}
-	setTimeout(cl.query, o.Timeout)
 	r, err := send(ctx, cl)
 	if err != nil {
 		return Value{}, err
 	}
+	defer r.release()
 	switch r.status {
 	case http.StatusOK, http.StatusMultipleChoices:
+		if siblings, vctx, ok := decodeValues(r.body); ok {
+			return Value{Siblings: siblings, Context: vctx}, nil
+		}
 		var body api.Values
 		if err := json.Unmarshal(r.body, &body); err != nil {
 			return Value{}, fmt.Errorf("client: decoding the answer of GET %s: %w", cl.path, err)
@@ -424,26 +430,58 @@ func keyPath(key string) string {
 	return "/kv/" + url.PathEscape(key)
 }
 
-func setTimeout(q url.Values, d time.Duration) {
+// keyQuery returns the query string of a key operation: quorumName ("r"
+// or "w") when quorum > 0 and the timeout when d > 0, as url.Values.Encode
+// would write them (sorted by name), without building the map.
+func keyQuery(quorumName string, quorum int, d time.Duration) string {
+	if quorum <= 0 && d <= 0 {
+		return ""
+	}
+	var buf [64]byte
+	q := buf[:0]
+	addQuorum := func() {
+		if quorum > 0 {
+			if len(q) > 0 {
+				q = append(q, '&')
+			}
+			q = append(q, quorumName...)
+			q = append(q, '=')
+			q = strconv.AppendInt(q, int64(quorum), 10)
+		}
+	}
+	if quorumName < "timeout" {
+		addQuorum()
+	}
 	if d > 0 {
 		ms := max(d.Milliseconds(), 1)
 		if time.Duration(ms)*time.Millisecond < d {
 			ms++ // round up: a node must not give up earlier than asked
 		}
-		q.Set("timeout", strconv.FormatInt(ms, 10))
+		if len(q) > 0 {
+			q = append(q, '&')
+		}
+		q = append(q, "timeout="...)
+		q = strconv.AppendInt(q, ms, 10)
 	}
+	if quorumName > "timeout" {
+		addQuorum()
+	}
+	return string(q)
 }
 
 // call is one API request, possibly tried at several nodes.
 type call struct {
-	method  string
-	path    string // escaped, from the API root
-	key     []byte // the key a put, get or delete is about, for routing; nil for other calls
-	query   url.Values
-	header  http.Header
-	body    []byte // nil: no body
-	read    bool   // repeating it changes nothing, so it may be retried after any transport error
-	timeout time.Duration
+	method     string
+	path       string // escaped, from the API root
+	key        string // the key a put, get or delete is about, for routing
+	keyed      bool   // key is set: a put, get or delete
+	rawQuery   string // encoded, without the '?'
+	acceptJSON bool   // send Accept: application/json
+	context    string // the X-Dynago-Context token; "" for none
+	header     http.Header
+	body       []byte // nil: no body
+	read       bool   // repeating it changes nothing, so it may be retried after any transport error
+	timeout    time.Duration
 }
 
 // response is a complete answer: the body is read before the call's
@@ -452,6 +490,17 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	buf    *[]byte // body's buffer, from answerBufs; nil when not pooled
+}
+
+// release returns the body's buffer to the pool. Only a caller that is
+// done with r.body and kept nothing that aliases it (decoded values are
+// copies) may call it; a response never released is simply collected.
+func (r *response) release() {
+	if r.buf != nil && cap(*r.buf) <= maxPooledAnswer {
+		answerBufs.Put(r.buf)
+	}
+	r.buf, r.body = nil, nil
 }
 
 // maxErrorBody bounds what an error message quotes from a non-JSON answer.
@@ -518,9 +567,11 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 }
 
 func (c *Client) once(ctx context.Context, base string, cl call) (response, error) {
-	u := base + cl.path
-	if len(cl.query) > 0 {
-		u += "?" + cl.query.Encode()
+	var u string
+	if cl.rawQuery != "" {
+		u = base + cl.path + "?" + cl.rawQuery
+	} else {
+		u = base + cl.path
 	}
 	var body io.Reader
 	if cl.body != nil {
@@ -530,22 +581,70 @@ func (c *Client) once(ctx context.Context, base string, cl call) (response, erro
 	if err != nil {
 		return response{}, fmt.Errorf("client: %w", err)
 	}
+	// Constant values are shared slices, not a []string per request:
+	// net/http never modifies a request's header values.
+	if cl.acceptJSON {
+		req.Header["Accept"] = acceptJSON
+	}
+	if cl.context != "" {
+		req.Header[api.ContextHeader] = []string{cl.context}
+	}
 	for k, v := range cl.header {
 		req.Header[k] = v
 	}
-	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
+	if c.authHeader != nil {
+		req.Header["Authorization"] = c.authHeader
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return response{}, fmt.Errorf("client: %w", err) // a *url.Error, naming method and URL
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	buf := answerBufs.Get().(*[]byte)
+	b, err := readAnswer((*buf)[:0], resp.Body, resp.ContentLength)
+	*buf = b
 	if err != nil {
+		answerBufs.Put(buf)
 		return response{}, fmt.Errorf("client: %s %s: reading the answer: %w", cl.method, u, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return response{status: resp.StatusCode, header: resp.Header, body: b, buf: buf}, nil
+}
+
+// acceptJSON is the Accept header of a get.
+var acceptJSON = []string{"application/json"}
+
+// answerBufs holds the buffers answers are read into; see response.release.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledAnswer is the largest buffer put back in answerBufs, so that
+// one large answer does not stay pinned in the pool.
+const maxPooledAnswer = 256 << 10
+
+// maxPresize bounds the room made for an answer from its Content-Length
+// alone, before its bytes arrive: a node (or anything answering in its
+// place) declaring a huge body gets a buffer that grows as bytes come.
+const maxPresize = 4 << 20
+
+// readAnswer appends body, to its end, to b: as io.ReadAll, but with room
+// made for the declared size (-1: unknown) up front, plus the one byte that
+// lets the read that meets the end need no growth.
+func readAnswer(b []byte, body io.Reader, size int64) ([]byte, error) {
+	if size >= 0 && size < maxPresize {
+		b = slices.Grow(b, int(size)+1)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, max(len(b), 512))
+		}
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // notSent reports whether err means the request never left: no connection

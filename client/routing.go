@@ -113,15 +113,18 @@ func hostOf(base string) string {
 // starting at the next one in rotation.
 func (c *Client) order(ctx context.Context, cl call) []string {
 	start := c.next.Add(1) - 1
-	if c.router != nil && cl.key != nil {
+	if c.router != nil && cl.keyed {
 		if t := c.routes(ctx); t != nil {
-			return c.candidates(t, cl.key, start)
+			return c.candidates(t, []byte(cl.key), start)
 		}
 	}
 	return c.rotation(start)
 }
 
 func (c *Client) rotation(start uint64) []string {
+	if len(c.bases) == 1 {
+		return c.bases[:1:1] // the one node; callers only read the list
+	}
 	n := uint64(len(c.bases))
 	out := make([]string, n)
 	for i := range n {

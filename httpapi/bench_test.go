@@ -45,6 +45,20 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		}
 	})
+	// get_json is the Go client's read (dynago bench's): Accept:
+	// application/json, answered with the {"key","context","siblings"} body.
+	b.Run("get_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodGet, "/kv/bench-key", nil)
+			r.Header.Set("Accept", "application/json")
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				b.Fatalf("get: %d %s", w.Code, w.Body)
+			}
+		}
+	})
 	b.Run("put", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

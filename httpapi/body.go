@@ -30,14 +30,13 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		rc := http.NewResponseController(w)
-		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
+		if err := setReadDeadline(w, time.Now().Add(d)); err != nil {
 			// A ResponseWriter without deadlines (a test recorder): there
 			// is no connection to hold.
 			h.ServeHTTP(w, r)
 			return
 		}
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		r.Body = &deadlineBody{ReadCloser: r.Body, w: w}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -47,7 +46,7 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 // is not limited by it.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
+	w    http.ResponseWriter
 	done bool
 }
 
@@ -55,7 +54,23 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if errors.Is(err, io.EOF) && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		_ = setReadDeadline(b.w, time.Time{})
 	}
 	return n, err
+}
+
+// setReadDeadline is http.ResponseController's SetReadDeadline (the same
+// walk down the Unwrap chain to a writer that has the method) without
+// allocating a controller per request.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch u := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return u.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = u.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }

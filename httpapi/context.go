@@ -47,7 +47,10 @@ func EncodeContextHeader(key, ctx []byte) string {
 		return ""
 	}
 	tag := keyTag(key)
-	return api.EncodeContext(append(ctx[:len(ctx):len(ctx)], tag[:]...))
+	// Built on the stack when it fits (tokens are usually tens of bytes):
+	// the token string is then the only allocation.
+	var buf [256]byte
+	return api.EncodeContext(append(append(buf[:0], ctx...), tag[:]...))
 }
 
 // DecodeContextHeader reverses EncodeContextHeader for a write to key and

@@ -176,21 +176,25 @@ func New(b Backend, opts Options) http.Handler {
 	}
 	metrics := promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{ErrorLog: slogPrinter{opts.Logger}})
 
+	kep := func(method, route string, h keyHandler) keyEndpoint {
+		return keyEndpoint{method, m.instrumentKey(route, h)}
+	}
+
 	mux := http.NewServeMux()
-	mux.Handle("/kv/", a.withRingVersion(keyRouter("/kv/", badKey, map[string]http.Handler{
-		"": resource(other,
-			ep(http.MethodGet, "kv_get", a.get),
-			ep(http.MethodPut, "kv_put", a.put),
-			ep(http.MethodPost, "kv_put", a.put),
-			ep(http.MethodDelete, "kv_delete", a.delete)),
-		"placement": resource(other, ep(http.MethodGet, "placement", a.placement)),
-	})))
-	mux.Handle("/admin/local/", keyRouter("/admin/local/", badKey, map[string]http.Handler{
-		"": resource(other, ep(http.MethodGet, "admin_local", a.local)),
-	}))
-	mux.Handle("/admin/history/", keyRouter("/admin/history/", badKey, map[string]http.Handler{
-		"": resource(other, ep(http.MethodGet, "admin_history", a.history)),
-	}))
+	kv := a.withRingVersion(keyRouter("/kv/", badKey,
+		keyResource(other,
+			kep(http.MethodGet, "kv_get", a.get),
+			kep(http.MethodPut, "kv_put", a.put),
+			kep(http.MethodPost, "kv_put", a.put),
+			kep(http.MethodDelete, "kv_delete", a.delete)),
+		map[string]http.Handler{
+			"placement": resource(other, ep(http.MethodGet, "placement", a.placement)),
+		}))
+	mux.Handle("/kv/", kv)
+	mux.Handle("/admin/local/", keyRouter("/admin/local/", badKey,
+		pathValueKey(resource(other, ep(http.MethodGet, "admin_local", a.local))), nil))
+	mux.Handle("/admin/history/", keyRouter("/admin/history/", badKey,
+		pathValueKey(resource(other, ep(http.MethodGet, "admin_history", a.history))), nil))
 	mux.Handle("/admin/stats", resource(other, ep(http.MethodGet, "admin_stats", a.stats)))
 	mux.Handle("/events", resource(other, ep(http.MethodGet, "events", a.events)))
 	mux.Handle("/cluster", resource(other, ep(http.MethodGet, "cluster", a.cluster)))
@@ -213,7 +217,7 @@ func New(b Backend, opts Options) http.Handler {
 	mux.Handle("/", other(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, &apiError{http.StatusNotFound, CodeNotFound, "no such route"})
 	}))
-	return bodyDeadline(mux, opts.BodyTimeout)
+	return bodyDeadline(kvFirst(kv, mux), opts.BodyTimeout)
 }
 
 // slogPrinter adapts a slog.Logger to promhttp's ErrorLog.

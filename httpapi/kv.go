@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +18,14 @@ import (
 	"github.com/dynago/dynago/session"
 )
 
-// key returns the request's key: the {key} path segment, percent-decoded
-// by ServeMux.
+// key returns the request's key: path value "key", set by keyRouter.
 func (a *handler) key(r *http.Request) ([]byte, *apiError) {
-	k := []byte(r.PathValue("key"))
+	return a.checkKey(r.PathValue("key"))
+}
+
+// checkKey validates a key keyRouter took from the path.
+func (a *handler) checkKey(key string) ([]byte, *apiError) {
+	k := []byte(key)
 	if err := CheckKey(k, a.opts.MaxKeySize); err != nil {
 		return nil, inputError(err)
 	}
@@ -85,8 +90,8 @@ func contextOf(key []byte, r *http.Request) ([]byte, *apiError) {
 }
 
 // writeRequest parses what puts and deletes share.
-func (a *handler) writeRequest(r *http.Request, op node.Op) (node.Request, params, *apiError) {
-	key, e := a.key(r)
+func (a *handler) writeRequest(r *http.Request, k string, op node.Op) (node.Request, params, *apiError) {
+	key, e := a.checkKey(k)
 	if e != nil {
 		return node.Request{}, params{}, e
 	}
@@ -108,10 +113,10 @@ func (a *handler) writeRequest(r *http.Request, op node.Op) (node.Request, param
 	return req, p, nil
 }
 
-func (a *handler) put(w http.ResponseWriter, r *http.Request) {
-	req, p, e := a.writeRequest(r, node.OpPut)
+func (a *handler) put(w http.ResponseWriter, r *http.Request, key string) {
+	req, p, e := a.writeRequest(r, key, node.OpPut)
 	if e == nil {
-		req.Value, e = a.readValue(w, r)
+		req.Value, e = a.readValue(r)
 	}
 	if e != nil {
 		writeError(w, e)
@@ -120,21 +125,20 @@ func (a *handler) put(w http.ResponseWriter, r *http.Request) {
 	a.writeWriteReply(w, req, a.b.Do(r.Context(), req), p)
 }
 
-// readValue reads the body, never more than MaxValueSize+1 bytes of it.
-func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	limit := int64(a.opts.MaxValueSize)
-	if err := CheckValueSize(r.ContentLength, a.opts.MaxValueSize); err != nil {
+// readValue reads the body, never more than MaxValueSize+1 bytes of it,
+// into a buffer sized by its Content-Length (see readBody): io.ReadAll's
+// would start at 512 bytes and grow by copying. The value goes to the
+// core, which keeps it, so the buffer cannot be pooled.
+func (a *handler) readValue(r *http.Request) ([]byte, *apiError) {
+	limit := a.opts.MaxValueSize
+	if err := CheckValueSize(r.ContentLength, limit); err != nil {
 		return nil, inputError(err)
 	}
-	tooLarge := inputError(CheckValueSize(limit+1, a.opts.MaxValueSize))
-	// MaxBytesReader stops after limit+1 bytes. The rest of an oversized
-	// body is never buffered: after the handler, net/http discards at most
-	// 256 KiB of it and otherwise closes the connection.
-	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	value, err := readBody(r.Body, r.ContentLength, limit)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, tooLarge
+		return nil, inputError(CheckValueSize(int64(limit)+1, limit))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, &apiError{http.StatusRequestTimeout, CodeBodyTimeout,
 			fmt.Sprintf("the body did not arrive within %v", a.opts.BodyTimeout)}
@@ -144,8 +148,49 @@ func (a *handler) readValue(w http.ResponseWriter, r *http.Request) ([]byte, *ap
 	return value, nil
 }
 
-func (a *handler) delete(w http.ResponseWriter, r *http.Request) {
-	req, p, e := a.writeRequest(r, node.OpDelete)
+// readBody reads body to its end, as io.ReadAll(http.MaxBytesReader(w,
+// body, limit)) does: a non-nil slice, or an *http.MaxBytesError once
+// more than limit bytes arrive (it reads limit+1 at most; the rest of an
+// oversized body is never buffered: after the handler, net/http discards
+// at most 256 KiB of it and otherwise closes the connection). size is the
+// declared Content-Length (-1: unknown), at most limit. The buffer has
+// room for one byte more than declared, so that the read that sees the end
+// of the body (and clears its deadline, see deadlineBody) needs no growth;
+// but never more than maxPresize before the bytes arrive: a client that
+// declares 1 MiB and sends nothing must not get 1 MiB of memory per
+// connection for it.
+func readBody(body io.Reader, size int64, limit int) ([]byte, error) {
+	hint := 512
+	if size >= 0 {
+		hint = int(min(size+1, maxPresize))
+	}
+	b := make([]byte, 0, min(hint, limit+1))
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(cap(b), 512), limit+1-len(b)))
+		}
+		// Never into more than limit+1 bytes: Grow may round up.
+		n, err := body.Read(b[len(b):min(cap(b), limit+1)])
+		b = b[:len(b)+n]
+		if len(b) > limit {
+			return nil, &http.MaxBytesError{Limit: int64(limit)}
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// maxPresize bounds the buffer readBody makes from a declared size alone:
+// values up to it (most) take one allocation, larger ones grow as their
+// bytes arrive.
+const maxPresize = 64 << 10
+
+func (a *handler) delete(w http.ResponseWriter, r *http.Request, key string) {
+	req, p, e := a.writeRequest(r, key, node.OpDelete)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -180,8 +225,8 @@ func (a *handler) writeWriteReply(w http.ResponseWriter, req node.Request, rep n
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *handler) get(w http.ResponseWriter, r *http.Request) {
-	key, e := a.key(r)
+func (a *handler) get(w http.ResponseWriter, r *http.Request, k string) {
+	key, e := a.checkKey(k)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -199,7 +244,9 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request) {
 	req := node.Request{Op: node.OpGet, Key: key, R: p.quorum, Timeout: p.timeout, Trace: p.trace}
 	withSession(tok, &req)
 	rep := a.b.Do(r.Context(), req)
-	var values [][]byte
+	// One live value (the usual answer) needs no slice of its own.
+	var one [1][]byte
+	values := one[:0]
 	if rep.Code == node.CodeOK {
 		// The core removes tombstones already; filtering again costs one
 		// pass and guarantees a deleted value is never served as live.
@@ -221,7 +268,7 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request) {
 	answerSession(w, tok, req, rep)
 	token := EncodeContextHeader(key, rep.Context)
 	if token != "" && (rep.Code == node.CodeOK || rep.Code == node.CodeNotFound) {
-		w.Header().Set(ContextHeader, token)
+		w.Header()[ContextHeader] = []string{token}
 	}
 	if rep.Code != node.CodeOK {
 		if rep.Code == node.CodeNotFound && rep.Err == "" {
@@ -233,8 +280,9 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request) {
 
 	wantJSON := acceptsJSON(r)
 	if len(values) == 1 && !wantJSON && !p.trace {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.Itoa(len(values[0])))
+		h := w.Header()
+		h["Content-Type"] = octetStreamContentType
+		h["Content-Length"] = []string{strconv.Itoa(len(values[0]))}
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(values[0]) // an error means the client went away
 		return
@@ -243,18 +291,28 @@ func (a *handler) get(w http.ResponseWriter, r *http.Request) {
 	if len(values) > 1 && !wantJSON {
 		status = http.StatusMultipleChoices
 	}
-	body := api.Values{Key: string(key), Context: token, Siblings: values}
 	if p.trace {
-		body.Trace = newTraceJSON(rep.Trace)
+		// A copy, so that values, which the encoder's interface would
+		// otherwise make escape, can stay on the stack.
+		writeJSON(w, status, api.Values{Key: string(key), Context: token, Siblings: slices.Clone(values), Trace: newTraceJSON(rep.Trace)})
+		return
 	}
-	writeJSON(w, status, body)
+	writeValues(w, status, key, token, values)
 }
+
+// octetStreamContentType is the Content-Type of a raw value, shared (see
+// jsonContentType).
+var octetStreamContentType = []string{"application/octet-stream"}
 
 // acceptsJSON reports whether the Accept header names application/json.
 // A wildcard (curl's default */*) does not count: such clients get the
 // value's raw bytes.
 func acceptsJSON(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
+	vs := r.Header.Values("Accept")
+	if len(vs) == 1 && vs[0] == "application/json" {
+		return true // the Go client's, without mime.ParseMediaType's map
+	}
+	for _, v := range vs {
 		for part := range strings.SplitSeq(v, ",") {
 			if mt, _, err := mime.ParseMediaType(part); err == nil && mt == "application/json" {
 				return true

@@ -85,25 +85,47 @@ func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // the wrapper is reused; on the get path that was a tenth of the handler's
 // CPU (BenchmarkHandler).
 func (m *metrics) instrument(route string, h http.Handler) http.Handler {
-	ri := &routeInstruments{
+	ri := m.route(route)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, start := ri.begin(w)
+		// Deferred, as promhttp does, so that a handler that panics
+		// (net/http answers with a closed connection) is still counted.
+		defer ri.end(sw, start)
+		h.ServeHTTP(sw, r)
+	})
+}
+
+// instrumentKey is instrument for a keyHandler.
+func (m *metrics) instrumentKey(route string, h keyHandler) keyHandler {
+	ri := m.route(route)
+	return func(w http.ResponseWriter, r *http.Request, key string) {
+		sw, start := ri.begin(w)
+		defer ri.end(sw, start)
+		h(sw, r, key)
+	}
+}
+
+func (m *metrics) route(route string) *routeInstruments {
+	return &routeInstruments{
 		duration: m.duration.WithLabelValues(route),
 		requests: m.requests.MustCurryWith(prometheus.Labels{"route": route}),
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := statusWriters.Get().(*statusWriter)
-		sw.ResponseWriter, sw.code = w, 0
-		defer func() {
-			// Deferred, as promhttp does, so that a handler that panics
-			// (net/http answers with a closed connection) is still counted.
-			code := sw.code
-			sw.ResponseWriter = nil
-			statusWriters.Put(sw)
-			ri.duration.Observe(time.Since(start).Seconds())
-			ri.counter(code).Inc()
-		}()
-		h.ServeHTTP(sw, r)
-	})
+}
+
+// begin starts timing a request; the handler writes to the returned
+// statusWriter, and end counts it.
+func (ri *routeInstruments) begin(w http.ResponseWriter) (*statusWriter, time.Time) {
+	sw := statusWriters.Get().(*statusWriter)
+	sw.ResponseWriter, sw.code = w, 0
+	return sw, time.Now()
+}
+
+func (ri *routeInstruments) end(sw *statusWriter, start time.Time) {
+	code := sw.code
+	sw.ResponseWriter = nil
+	statusWriters.Put(sw)
+	ri.duration.Observe(time.Since(start).Seconds())
+	ri.counter(code).Inc()
 }
 
 // routeInstruments are one route's series.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -24,15 +23,7 @@ func errBadParameter(msg string) *apiError {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, api.Error{Error: e.msg, Code: e.code})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The status is sent; an encoding or write error can only mean the
-	// client went away.
-	_ = json.NewEncoder(w).Encode(v)
+	writeErrorBody(w, e.status, &api.Error{Error: e.msg, Code: e.code})
 }
 
 // writeReplyError answers a Reply whose Code is not a success of its
@@ -66,7 +57,7 @@ func (a *handler) writeReplyError(w http.ResponseWriter, req node.Request, rep n
 	if trace {
 		body.Trace = newTraceJSON(rep.Trace)
 	}
-	writeJSON(w, status, body)
+	writeErrorBody(w, status, &body)
 }
 
 // TraceJSON returns t in the JSON shape of a ?trace=1 answer's "trace"

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/dynago/dynago/api"
 )
@@ -41,10 +42,25 @@ func (a *handler) ring(w http.ResponseWriter, _ *http.Request) {
 // included, before h runs: an answer that is already being written can no
 // longer gain a header.
 func (a *handler) withRingVersion(h http.Handler) http.Handler {
+	var last atomic.Pointer[ringVersionValue]
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rg := a.b.Ring(); rg != nil {
-			w.Header().Set(RingVersionHeader, strconv.FormatUint(rg.Version(), 10))
+			// The header value of the current version is made once and
+			// shared (see jsonContentType for why that is safe), rather
+			// than formatted and wrapped in a new []string per request.
+			v := last.Load()
+			if v == nil || v.version != rg.Version() {
+				v = &ringVersionValue{rg.Version(), []string{strconv.FormatUint(rg.Version(), 10)}}
+				last.Store(v)
+			}
+			w.Header()[RingVersionHeader] = v.header
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// ringVersionValue is a RingVersionHeader value.
+type ringVersionValue struct {
+	version uint64
+	header  []string
 }
