@@ -101,21 +101,12 @@ func encodedLen(o Object) int {
 // identically. The result does not alias b. It never panics; errors wrap
 // ErrCorrupt.
 func Decode(b []byte) (Object, error) {
-	if len(b) < 1+1+crcLen {
-		return Object{}, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
-	}
-	if b[0] != formatVersion {
-		return Object{}, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
-	}
-	body := b[:len(b)-crcLen]
-	if want, got := binary.LittleEndian.Uint32(b[len(body):]), crc32.Checksum(body, castagnoli); got != want {
-		return Object{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
-	}
 	// First pass validates and sizes, so the second can put all siblings
 	// and all value bytes in one allocation each.
 	var d decoder
-	if err := d.parse(body); err != nil {
-		return Object{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	body, err := d.check(b)
+	if err != nil {
+		return Object{}, err
 	}
 	fill := decoder{
 		fill:    true,
@@ -128,6 +119,36 @@ func Decode(b []byte) (Object, error) {
 		return Object{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return Object{Clock: dvv.Set[Sibling]{Entries: fill.entries}}, nil
+}
+
+// Validate reports whether b is an encoding Decode accepts, without
+// building the object: it runs exactly Decode's checks (format, checksum,
+// strict parse), so bytes it accepts are canonical and can be passed on as
+// they are where Encode(Decode(b)) would rebuild the same bytes. It
+// allocates nothing unless it fails. Errors wrap ErrCorrupt.
+func Validate(b []byte) error {
+	var d decoder
+	_, err := d.check(b)
+	return err
+}
+
+// check verifies b's framing and checksum and parses its body without
+// filling, counting what a fill needs. It returns the body.
+func (d *decoder) check(b []byte) ([]byte, error) {
+	if len(b) < 1+1+crcLen {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
+	}
+	if b[0] != formatVersion {
+		return nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
+	}
+	body := b[:len(b)-crcLen]
+	if want, got := binary.LittleEndian.Uint32(b[len(body):]), crc32.Checksum(body, castagnoli); got != want {
+		return nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
+	}
+	if err := d.parse(body); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return body, nil
 }
 
 // decoder parses an encoding body (without checksum). Without fill it only

@@ -127,6 +127,9 @@ func TestChecksumCatchesEveryBitFlip(t *testing.T) {
 		if got, err := Decode(flipped); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("bit %d flipped: Decode = %+v, %v; want ErrCorrupt", i, got, err)
 		}
+		if err := Validate(flipped); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("bit %d flipped: Validate = %v; want ErrCorrupt", i, err)
+		}
 	}
 }
 
@@ -135,6 +138,9 @@ func TestTruncationRejected(t *testing.T) {
 	for n := range len(b) {
 		if _, err := Decode(b[:n]); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("truncated to %d of %d bytes: err = %v, want ErrCorrupt", n, len(b), err)
+		}
+		if err := Validate(b[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("truncated to %d of %d bytes: Validate = %v, want ErrCorrupt", n, len(b), err)
 		}
 	}
 	if _, err := Decode(append(bytes.Clone(b), 0)); !errors.Is(err, ErrCorrupt) {
@@ -173,6 +179,9 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	for _, tt := range tests {
 		if got, err := Decode(tt.in); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Decode(%x) = %+v, %v; want ErrCorrupt", tt.name, tt.in, got, err)
+		}
+		if err := Validate(tt.in); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Validate(%x) = %v; want ErrCorrupt", tt.name, tt.in, err)
 		}
 	}
 	// The limits themselves are accepted.
@@ -224,6 +233,9 @@ func FuzzDecode(f *testing.F) {
 		// with a valid one to reach the parser behind it.
 		for _, in := range [][]byte{b, seal(bytes.Clone(b)...)} {
 			o, err := Decode(in)
+			if verr := Validate(in); (verr == nil) != (err == nil) {
+				t.Fatalf("Validate(%x) = %v but Decode = %v", in, verr, err)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v does not wrap ErrCorrupt", err)
@@ -253,6 +265,22 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Validate must accept exactly what Decode accepts, and allocate nothing
+// when it accepts: replicas run it on every read they answer.
+func TestValidate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 200 {
+		b := Encode(randomObject(rng))
+		if err := Validate(b); err != nil {
+			t.Fatalf("Validate(Encode(o)) = %v", err)
+		}
+	}
+	b := Encode(benchObject())
+	if n := testing.AllocsPerRun(100, func() { _ = Validate(b) }); n != 0 {
+		t.Errorf("Validate allocates %v times per call, want 0", n)
+	}
 }
 
 func benchObject() Object {
