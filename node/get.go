@@ -39,11 +39,17 @@ type getOp struct {
 	// asked, even if a new ring is committed meanwhile. tried holds the
 	// fallbacks already considered, asked or passed over as unreachable;
 	// none is considered again (see standIn).
-	rg         *ring.Ring
-	tried      map[ring.NodeID]bool
-	counted    int // answers that count toward R
-	decided    bool
-	merged     object.Object
+	rg      *ring.Ring
+	tried   map[ring.NodeID]bool
+	counted int // answers that count toward R
+	decided bool
+	merged  object.Object
+	// mergedEnc is merged's encoding while every copy found so far was
+	// these same bytes (the usual case: the replicas agree), else nil. An
+	// answer with the same bytes is then the same object: it is neither
+	// decoded nor merged again.
+	mergedEnc  []byte
+	foundAny   bool // a copy was found: merged holds at least one answer
 	fallbackAt time.Time
 	timedOut   bool // the replica timeout passed: silent primaries got fallbacks
 	deadline   time.Time
@@ -128,15 +134,16 @@ func (n *Node) requestCopy(id uint64, op *getOp, to, standsFor ring.NodeID) (loc
 	if to == n.cfg.ID {
 		var (
 			obj  object.Object
+			enc  []byte
 			have bool
 			err  error
 		)
 		if standsFor != "" {
 			obj, have, err = n.readHints(op.key)
 		} else {
-			obj, have, err = n.readLocal(op.p, op.key)
+			obj, enc, have, err = n.readLocalEnc(op.p, op.key)
 		}
-		n.onAnswer(id, op, to, obj, have, err)
+		n.onAnswer(id, op, to, obj, enc, have, err)
 		return true
 	}
 	n.send(Message{Type: MsgReplicaGet, To: to, ReqID: id, Key: op.key, Hint: standsFor})
@@ -209,17 +216,24 @@ func (n *Node) onReplicaGetResp(m Message) {
 		obj object.Object
 		err error
 	)
-	if m.Err != "" {
+	switch {
+	case m.Err != "":
 		err = fmt.Errorf("%s", m.Err)
-	} else if m.Found {
+	case !m.Found:
+	case op.mergedEnc != nil && bytes.Equal(m.Object, op.mergedEnc):
+		// The copy the others sent: those bytes were decoded (so checked)
+		// once already, and decoding them again gives merged itself.
+		obj = op.merged
+	default:
 		obj, err = object.Decode(m.Object)
 	}
-	n.onAnswer(m.ReqID, op, m.From, obj, m.Found && err == nil, err)
+	n.onAnswer(m.ReqID, op, m.From, obj, m.Object, m.Found && err == nil, err)
 }
 
 // onAnswer folds one node's answer into the get. A primary's answer counts
 // toward R whatever it says; a fallback's only when it holds a hinted copy.
-func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, found bool, err error) {
+// enc is obj's canonical encoding when the caller has it, else nil.
+func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, enc []byte, found bool, err error) {
 	t := op.asked[from]
 	if t != nil && t.answered && op.sess.waiting(op) {
 		n.onSessionReanswer(id, op, t, from, obj, found, err)
@@ -241,7 +255,15 @@ func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Objec
 		}
 	case found:
 		t.found, t.obj, t.counts = true, obj, true
-		op.merged = object.Merge(op.merged, obj)
+		switch {
+		case !op.foundAny:
+			op.merged, op.mergedEnc = object.Merge(op.merged, obj), enc
+		case enc != nil && bytes.Equal(enc, op.mergedEnc):
+			// Equal to merged: merging would change nothing.
+		default:
+			op.merged, op.mergedEnc = object.Merge(op.merged, obj), nil
+		}
+		op.foundAny = true
 		if op.trace.on() {
 			note := fmt.Sprintf("%d sibling(s)", obj.Clock.Size())
 			if t.standsFor != "" {
@@ -312,7 +334,7 @@ func (n *Node) evaluateGet(id uint64, op *getOp) {
 func (n *Node) replyGet(op *getOp) {
 	r := Reply{Acks: op.counted, Required: op.required, Trace: op.trace.finish()}
 	if n.cfg.LWW {
-		op.merged = object.LWW(op.merged)
+		op.merged, op.mergedEnc = object.LWW(op.merged), nil
 	}
 	if !op.merged.Empty() {
 		r.Context = op.merged.Context()
@@ -361,7 +383,9 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 	}
 	op.finished = true
 	delete(n.gets, id)
-	var answers []coord.Answer
+	// Nothing keeps answers past this call, so it stays on the stack.
+	var buf [8]coord.Answer
+	answers := buf[:0]
 	for _, rep := range op.order {
 		t := op.asked[rep]
 		switch {
@@ -377,7 +401,10 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 		return
 	}
 	n.obs.noteReadRepairs(targets, answers)
-	enc := object.Encode(op.merged)
+	enc := op.mergedEnc
+	if enc == nil {
+		enc = object.Encode(op.merged)
+	}
 	n.emitReadRepairs(op.p, op.key, targets)
 	for _, t := range targets {
 		hint := op.asked[t].standsFor

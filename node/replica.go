@@ -76,7 +76,7 @@ func merge(local object.Object, haveLocal bool, incoming object.Object) (merged 
 func (n *Node) onReplicaGet(m Message) {
 	resp := Message{Type: MsgReplicaGetResp, To: m.From, ReqID: m.ReqID}
 	var (
-		obj   object.Object
+		enc   []byte
 		found bool
 		err   error
 	)
@@ -84,16 +84,19 @@ func (n *Node) onReplicaGet(m Message) {
 		// Asked as a fallback: answer from every hint held for the key,
 		// whichever primary it names (the coordinator that stored it may
 		// have paired primaries and fallbacks differently).
-		obj, found, err = n.readHints(m.Key)
+		var obj object.Object
+		if obj, found, err = n.readHints(m.Key); found && err == nil {
+			enc = object.Encode(obj)
+		}
 	} else {
-		obj, found, err = n.readLocal(n.ring.PartitionOf(m.Key), m.Key)
+		enc, found, err = n.readLocalRaw(n.ring.PartitionOf(m.Key), m.Key)
 	}
 	switch {
 	case err != nil:
 		resp.Err = err.Error()
 	case found:
 		resp.Found = true
-		resp.Object = object.Encode(obj)
+		resp.Object = enc
 	}
 	n.send(resp)
 }
@@ -106,7 +109,7 @@ func (n *Node) readLocal(p int, key []byte) (object.Object, bool, error) {
 
 // readLocalEnc returns this node's copy of key and its encoding.
 func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, error) {
-	raw, have, err := n.readRaw(storage.ObjectKey(p, key))
+	raw, have, err := n.readObject(p, key)
 	if err != nil || !have {
 		return object.Object{}, nil, false, err
 	}
@@ -117,12 +120,27 @@ func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, err
 	return o, raw, true, nil
 }
 
-// readLocalRaw returns the encoded local copy of key, validated.
-func (n *Node) readLocalRaw(key []byte) ([]byte, bool, error) {
-	p := n.ring.PartitionOf(key)
-	o, found, err := n.readLocal(p, key)
-	if err != nil || !found {
-		return nil, found, err
+// readLocalRaw returns the encoded local copy of key in partition p, as
+// stored. It is validated first (object.Validate runs Decode's checks
+// without building the object): the disk may have corrupted it, and a
+// replica must answer with an error rather than pass on bytes its peers
+// would reject. Valid encodings are canonical, so the bytes are exactly
+// what decoding and re-encoding them would give.
+func (n *Node) readLocalRaw(p int, key []byte) ([]byte, bool, error) {
+	raw, have, err := n.readObject(p, key)
+	if err != nil || !have {
+		return nil, false, err
 	}
-	return object.Encode(o), true, nil
+	if err := object.Validate(raw); err != nil {
+		return nil, false, err
+	}
+	return raw, true, nil
+}
+
+// readObject returns the stored encoding of key in partition p, unchecked.
+// The storage key is built in a buffer the node reuses: reads do not keep
+// it (Store.Get), and pending is only looked up with it.
+func (n *Node) readObject(p int, key []byte) ([]byte, bool, error) {
+	n.keyBuf = storage.AppendObjectKey(n.keyBuf[:0], p, key)
+	return n.readRaw(n.keyBuf)
 }

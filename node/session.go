@@ -144,7 +144,7 @@ func (n *Node) onSessionReanswer(id uint64, op *getOp, t *getTarget, from ring.N
 		t.counts = true
 		op.counted++
 	}
-	op.merged = object.Merge(op.merged, obj)
+	op.merged, op.mergedEnc = object.Merge(op.merged, obj), nil
 	op.trace.event(n.now, from, "answer", fmt.Sprintf("%d sibling(s), asked again for the session", obj.Clock.Size()))
 	n.evaluateGet(id, op)
 }
