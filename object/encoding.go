@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dynago/dynago/dvv"
@@ -114,6 +115,7 @@ func Decode(b []byte) (Object, error) {
 		sibs:    make([]Sibling, d.nValues),
 		vbytes:  make([]byte, d.nBytes),
 	}
+	fill.actors.Grow(d.nActorBytes)
 	if err := fill.parse(body); err != nil {
 		// Unreachable: the same bytes parsed cleanly above.
 		return Object{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -154,13 +156,18 @@ func (d *decoder) check(b []byte) ([]byte, error) {
 // decoder parses an encoding body (without checksum). Without fill it only
 // validates and counts; with fill it writes into the preallocated slices.
 type decoder struct {
-	fill     bool
-	entries  []dvv.Entry[Sibling]
-	sibs     []Sibling
-	vbytes   []byte
-	nEntries int
-	nValues  int
-	nBytes   int
+	fill    bool
+	entries []dvv.Entry[Sibling]
+	sibs    []Sibling
+	vbytes  []byte
+	// actors holds every actor's bytes, one allocation for all of them:
+	// grown to size first, it never moves, so each entry's Actor can be a
+	// substring of it taken as soon as the actor is written.
+	actors      strings.Builder
+	nEntries    int
+	nValues     int
+	nBytes      int
+	nActorBytes int
 }
 
 func (d *decoder) parse(body []byte) error {
@@ -206,9 +213,11 @@ func (d *decoder) parse(body []byte) error {
 				return fmt.Errorf("entry %d value %d: %w", i, k, err)
 			}
 		}
+		d.nActorBytes += len(actor)
 		if d.fill {
 			e := &d.entries[i]
-			e.Actor, e.Counter = string(actor), counter
+			d.actors.Write(actor)
+			e.Actor, e.Counter = d.actors.String()[d.nActorBytes-len(actor):], counter
 			if nv > 0 {
 				// Capped so appending to one entry's values cannot overwrite
 				// the next entry's.
