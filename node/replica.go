@@ -55,8 +55,28 @@ func (n *Node) mergeLocal(key, encoded []byte) error {
 		n.writeLocal(p, key, nil, encoded) // the incoming encoding is already canonical
 		return nil
 	}
-	n.writeLocal(p, key, old, object.Encode(merged))
+	if !sameVersions(merged, in) {
+		encoded = object.Encode(merged)
+	}
+	n.writeLocal(p, key, old, encoded)
 	return nil
+}
+
+// sameVersions reports whether merged is in itself: the same dots, each
+// entry's values the very slice in holds (a merge takes an entry's values
+// as a prefix of one side's). Then in's canonical encoding is merged's,
+// and a replica taking a newer version whole (the usual write) stores the
+// bytes it received instead of encoding them again.
+func sameVersions(merged, in object.Object) bool {
+	if !merged.Clock.Equal(in.Clock) {
+		return false
+	}
+	for i, e := range merged.Clock.Entries {
+		if len(e.Values) > 0 && &e.Values[0] != &in.Clock.Entries[i].Values[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // merge combines a replica's local copy with an incoming version. It
