@@ -38,9 +38,30 @@ func (n *Node) mergeLocal(key, encoded []byte) error {
 		return fmt.Errorf("node: bad object from peer: %w", err)
 	}
 	p := n.ring.PartitionOf(key)
-	local, old, have, err := n.readLocalEnc(p, key)
+	old, have, err := n.readObject(p, key)
 	if err != nil {
 		return fmt.Errorf("node: reading local copy: %w", err)
+	}
+	if have && !n.cfg.LWW {
+		// The usual write: the incoming version supersedes the local copy,
+		// and the merge is the incoming version, bytes and all.
+		covered, same, err := object.Supersedes(old, in)
+		if err != nil {
+			return fmt.Errorf("node: reading local copy: %w", err)
+		}
+		if covered {
+			if !same {
+				n.noteWrite(p)
+				n.writeLocal(p, key, old, encoded)
+			}
+			return nil
+		}
+	}
+	var local object.Object
+	if have {
+		if local, err = object.Decode(old); err != nil {
+			return fmt.Errorf("node: reading local copy: %w", err)
+		}
 	}
 	merged, changed := merge(local, have, in)
 	if n.cfg.LWW && changed {
