@@ -240,10 +240,17 @@ func FuzzDecode(f *testing.F) {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v does not wrap ErrCorrupt", err)
 				}
+				if _, _, serr := Supersedes(in, Object{}); !errors.Is(serr, ErrCorrupt) {
+					t.Fatalf("Supersedes accepted %x, which Decode rejects: %v", in, serr)
+				}
 				continue
 			}
 			if re := Encode(o); !bytes.Equal(re, in) {
 				t.Fatalf("accepted %x but it re-encodes as %x", in, re)
+			}
+			// A replica's copy always supersedes itself, unchanged.
+			if covered, same, err := Supersedes(in, o); err != nil || !covered || !same {
+				t.Fatalf("Supersedes(%x, itself) = %t, %t, %v", in, covered, same, err)
 			}
 			// Whatever a peer can make a node store must stay readable
 			// after the node writes on top of it, with its context.
