@@ -142,12 +142,6 @@ func (n *Node) onReplicaGet(m Message) {
 	n.send(resp)
 }
 
-// readLocal returns this node's copy of key in partition p.
-func (n *Node) readLocal(p int, key []byte) (object.Object, bool, error) {
-	o, _, have, err := n.readLocalEnc(p, key)
-	return o, have, err
-}
-
 // readLocalEnc returns this node's copy of key and its encoding.
 func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, error) {
 	raw, have, err := n.readObject(p, key)
