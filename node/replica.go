@@ -33,8 +33,7 @@ func (n *Node) onReplicaPut(m Message) {
 
 // mergeLocal merges an encoded incoming object into the local copy of key.
 func (n *Node) mergeLocal(key, encoded []byte) error {
-	in, err := object.Decode(encoded)
-	if err != nil {
+	if err := object.Validate(encoded); err != nil {
 		return fmt.Errorf("node: bad object from peer: %w", err)
 	}
 	p := n.ring.PartitionOf(key)
@@ -44,8 +43,9 @@ func (n *Node) mergeLocal(key, encoded []byte) error {
 	}
 	if have && !n.cfg.LWW {
 		// The usual write: the incoming version supersedes the local copy,
-		// and the merge is the incoming version, bytes and all.
-		covered, same, err := object.Supersedes(old, in)
+		// and the merge is the incoming version, bytes and all; neither is
+		// decoded.
+		covered, same, err := object.Supersedes(old, encoded)
 		if err != nil {
 			return fmt.Errorf("node: reading local copy: %w", err)
 		}
@@ -56,6 +56,10 @@ func (n *Node) mergeLocal(key, encoded []byte) error {
 			}
 			return nil
 		}
+	}
+	in, err := object.Decode(encoded)
+	if err != nil {
+		return fmt.Errorf("node: bad object from peer: %w", err)
 	}
 	var local object.Object
 	if have {

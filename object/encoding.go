@@ -270,70 +270,96 @@ func (d *decoder) value(r *wire.Reader) error {
 // equally on every replica.
 func Hash(encoded []byte) uint64 { return xxhash.Sum64(encoded) }
 
-// Supersedes reports whether merging the object encoded as local with in
-// (Merge(Decode(local), in)) gives in itself, sibling for sibling, so that
-// in's encoding is the merge's: covered. same reports that local also has
-// in's history exactly (the merge changes nothing). It validates local as
-// Validate does and builds nothing, so a replica receiving a newer version
-// of a key, the usual write, neither decodes its own copy nor encodes the
-// merge. When covered is false the caller merges the slow way. Errors wrap
-// ErrCorrupt.
-func Supersedes(local []byte, in Object) (covered, same bool, err error) {
-	var d decoder
+// Supersedes reports whether merging the object encoded as local with the
+// one encoded as in (Merge(Decode(local), Decode(in))) gives in itself,
+// sibling for sibling, so that in is the merge's encoding: covered. same
+// reports that local also has in's history exactly (the merge changes
+// nothing). It validates both as Validate does and builds nothing, so a
+// replica receiving a newer version of a key, the usual write, decodes
+// neither copy nor encodes the merge. When covered is false the caller
+// merges the slow way. Errors wrap ErrCorrupt; a caller that must tell
+// whose bytes were bad validates in first.
+func Supersedes(local, in []byte) (covered, same bool, err error) {
+	var d, e decoder
 	body, err := d.check(local)
 	if err != nil {
 		return false, false, err
 	}
-	// body parsed cleanly above, so the reads below cannot fail.
-	r := wire.NewReader(body[1:])
-	n, _ := r.Uvarint()
-	ins := in.Clock.Entries
-	same = int(n) == len(ins)
-	j := 0
+	inBody, err := e.check(in)
+	if err != nil {
+		return false, false, err
+	}
+	// Both bodies are valid, so the reads below cannot fail.
+	lr, ir := wire.NewReader(body[1:]), wire.NewReader(inBody[1:])
+	n, _ := lr.Uvarint()
+	m, _ := ir.Uvarint()
+	same = n == m
+	var (
+		inActor []byte
+		inLeft  = m // entries of in not read yet
+	)
+	next := func() bool { // reads in's next actor into inActor
+		if inLeft == 0 {
+			return false
+		}
+		inLeft--
+		inActor, _ = ir.Bytes()
+		return true
+	}
+	haveIn := next()
 	for range n {
-		actor, _ := r.Bytes()
-		c, _ := r.Uvarint()
-		k, _ := r.Uvarint()
-		for j < len(ins) && ins[j].Actor < string(actor) {
-			j++ // an actor only in has: the merge takes its entry whole
+		actor, _ := lr.Bytes()
+		c, _ := lr.Uvarint()
+		k, _ := lr.Uvarint()
+		for haveIn && bytes.Compare(inActor, actor) < 0 {
+			// An actor only in has: the merge takes its entry whole.
+			_, _ = ir.Uvarint()
+			vs, _ := ir.Uvarint()
+			skipValues(ir, vs)
+			haveIn = next()
 			same = false
 		}
-		if j == len(ins) || ins[j].Actor != string(actor) {
+		if !haveIn || !bytes.Equal(inActor, actor) {
 			return false, false, nil // an actor only local has stays in the merge
 		}
-		e := ins[j]
-		j++
-		vs := uint64(len(e.Values))
+		cIn, _ := ir.Uvarint()
+		vs, _ := ir.Uvarint()
 		switch {
-		case e.Counter < c:
+		case cIn < c:
 			return false, false, nil // the merge keeps local's newer counter
-		case e.Counter > c:
+		case cIn > c:
 			// The merge keeps in's values above both floors: all of them
 			// when local's floor is not above in's.
-			if c-k > e.Counter-vs {
+			if c-k > cIn-vs {
 				return false, false, nil
 			}
 			same = false
-			skipValues(r, k)
+			skipValues(lr, k)
+			skipValues(ir, vs)
 		default:
 			// Equal counters: the merge takes local's values, as many as
-			// the higher floor leaves; they must be in's, byte for byte.
+			// the higher floor leaves; they must be in's, byte for byte
+			// (encodings are canonical).
 			if k < vs {
 				return false, false, nil
 			}
-			for _, s := range e.Values {
-				flags, _ := r.Byte()
-				zz, _ := r.Uvarint()
-				val, _ := r.Bytes()
-				if (flags&flagDeleted != 0) != s.Deleted || unzigzag(zz) != s.Timestamp || !bytes.Equal(val, s.Value) {
+			for range vs {
+				lf, _ := lr.Byte()
+				lt, _ := lr.Uvarint()
+				lv, _ := lr.Bytes()
+				f, _ := ir.Byte()
+				t, _ := ir.Uvarint()
+				v, _ := ir.Bytes()
+				if lf != f || lt != t || !bytes.Equal(lv, v) {
 					return false, false, nil
 				}
 			}
 			if k > vs {
 				same = false
 			}
-			skipValues(r, k-vs)
+			skipValues(lr, k-vs)
 		}
+		haveIn = next()
 	}
 	return true, same, nil
 }

@@ -218,6 +218,8 @@ func TestDecodeDoesNotAliasInput(t *testing.T) {
 	}
 }
 
+var fuzzLocal = Encode(Update(Update(Object{}, nil, val("a", 1), "a"), nil, val("b", 2), "b"))
+
 func FuzzDecode(f *testing.F) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for range 16 {
@@ -232,6 +234,9 @@ func FuzzDecode(f *testing.F) {
 		// Random bytes almost never pass the checksum, so also try them
 		// with a valid one to reach the parser behind it.
 		for _, in := range [][]byte{b, seal(bytes.Clone(b)...)} {
+			if _, _, serr := Supersedes(fuzzLocal, in); (serr == nil) != (Validate(in) == nil) {
+				t.Fatalf("Supersedes(valid, %x) = %v, but Validate says %v", in, serr, Validate(in))
+			}
 			o, err := Decode(in)
 			if verr := Validate(in); (verr == nil) != (err == nil) {
 				t.Fatalf("Validate(%x) = %v but Decode = %v", in, verr, err)
@@ -240,7 +245,7 @@ func FuzzDecode(f *testing.F) {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v does not wrap ErrCorrupt", err)
 				}
-				if _, _, serr := Supersedes(in, Object{}); !errors.Is(serr, ErrCorrupt) {
+				if _, _, serr := Supersedes(in, Encode(Object{})); !errors.Is(serr, ErrCorrupt) {
 					t.Fatalf("Supersedes accepted %x, which Decode rejects: %v", in, serr)
 				}
 				continue
@@ -249,7 +254,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted %x but it re-encodes as %x", in, re)
 			}
 			// A replica's copy always supersedes itself, unchanged.
-			if covered, same, err := Supersedes(in, o); err != nil || !covered || !same {
+			if covered, same, err := Supersedes(in, in); err != nil || !covered || !same {
 				t.Fatalf("Supersedes(%x, itself) = %t, %t, %v", in, covered, same, err)
 			}
 			// Whatever a peer can make a node store must stay readable
@@ -325,7 +330,7 @@ func TestSupersedes(t *testing.T) {
 	check := func(local, in Object) (covered bool) {
 		t.Helper()
 		enc := Encode(local)
-		covered, same, err := Supersedes(enc, in)
+		covered, same, err := Supersedes(enc, Encode(in))
 		if err != nil {
 			t.Fatalf("Supersedes: %v", err)
 		}
@@ -358,14 +363,14 @@ func TestSupersedes(t *testing.T) {
 	// One dot carrying two values (a reused dot): never taken as covered,
 	// whichever value the merge keeps.
 	x, y := Update(Object{}, nil, val("x", 1), "a"), Update(Object{}, nil, val("y", 1), "a")
-	if covered, _, _ := Supersedes(Encode(x), y); covered {
+	if covered, _, _ := Supersedes(Encode(x), Encode(y)); covered {
 		t.Error("a dot with another value taken as covered")
 	}
 	if coveredSeen == 0 {
 		t.Error("no random pair was covered: the test exercises little")
 	}
 	enc := Encode(benchObject())
-	in := Update(benchObject(), benchObject().Clock.Join(), val("v", 1), "node1@1")
+	in := Encode(Update(benchObject(), benchObject().Clock.Join(), val("v", 1), "node1@1"))
 	if n := testing.AllocsPerRun(100, func() { _, _, _ = Supersedes(enc, in) }); n != 0 {
 		t.Errorf("Supersedes allocates %v times, want 0", n)
 	}
