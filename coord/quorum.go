@@ -3,6 +3,7 @@ package coord
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dynago/dynago/object"
 	"github.com/dynago/dynago/ring"
@@ -35,32 +36,51 @@ const (
 type Quorum struct {
 	Required int
 	Total    int // replicas asked
-	ok       map[ring.NodeID]bool
-	failed   map[ring.NodeID]bool
-	decided  bool
+	// The replicas that answered, each once: the first few in the struct
+	// itself (a quorum is a handful of replicas, so a scan beats a map and
+	// a write's quorum costs one allocation), the rest in more.
+	first      [inlineAnswers]ring.NodeID
+	more       []ring.NodeID
+	nOK, nFail int
+	decided    bool
 }
+
+// inlineAnswers is how many answers a Quorum holds without allocating: a
+// few more than the usual N, for fallbacks.
+const inlineAnswers = 5
 
 // NewQuorum makes a quorum of required answers among total replicas.
 func NewQuorum(required, total int) *Quorum {
-	return &Quorum{Required: required, Total: total, ok: make(map[ring.NodeID]bool, total), failed: map[ring.NodeID]bool{}}
+	return &Quorum{Required: required, Total: total}
 }
 
 // Ack records a successful answer from id.
 func (q *Quorum) Ack(id ring.NodeID) Outcome {
-	if q.ok[id] || q.failed[id] {
+	if q.Answered(id) {
 		return q.settled()
 	}
-	q.ok[id] = true
+	q.record(id)
+	q.nOK++
 	return q.evaluate()
 }
 
 // Fail records that id answered with an error.
 func (q *Quorum) Fail(id ring.NodeID) Outcome {
-	if q.ok[id] || q.failed[id] {
+	if q.Answered(id) {
 		return q.settled()
 	}
-	q.failed[id] = true
+	q.record(id)
+	q.nFail++
 	return q.evaluate()
+}
+
+// record notes that id answered, before the count of answers grows.
+func (q *Quorum) record(id ring.NodeID) {
+	if n := q.nOK + q.nFail; n < inlineAnswers {
+		q.first[n] = id
+		return
+	}
+	q.more = append(q.more, id)
 }
 
 // SetTotal changes the number of replicas asked (sloppy quorum adds
@@ -72,13 +92,21 @@ func (q *Quorum) SetTotal(total int) Outcome {
 }
 
 // Answered reports whether id has answered at all.
-func (q *Quorum) Answered(id ring.NodeID) bool { return q.ok[id] || q.failed[id] }
+func (q *Quorum) Answered(id ring.NodeID) bool {
+	n := q.nOK + q.nFail
+	for i := range min(n, inlineAnswers) {
+		if q.first[i] == id {
+			return true
+		}
+	}
+	return slices.Contains(q.more, id)
+}
 
 // Acks is the number of successful answers so far.
-func (q *Quorum) Acks() int { return len(q.ok) }
+func (q *Quorum) Acks() int { return q.nOK }
 
 // Complete reports whether every replica asked has answered.
-func (q *Quorum) Complete() bool { return len(q.ok)+len(q.failed) >= q.Total }
+func (q *Quorum) Complete() bool { return q.nOK+q.nFail >= q.Total }
 
 // Done reports whether the outcome has been reported.
 func (q *Quorum) Done() bool { return q.decided }
@@ -105,10 +133,10 @@ func (q *Quorum) evaluate() Outcome {
 		return Decided
 	}
 	switch {
-	case len(q.ok) >= q.Required:
+	case q.nOK >= q.Required:
 		q.decided = true
 		return Succeeded
-	case q.Total-len(q.failed) < q.Required:
+	case q.Total-q.nFail < q.Required:
 		// Even if every replica still silent answers, the quorum is out of
 		// reach: say so now instead of making the client wait for the timeout.
 		q.decided = true

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/dynago/dynago/dvv"
@@ -54,6 +55,33 @@ func TestQuorum(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Past the answers a Quorum holds inline, duplicates still count once and
+// Answered still finds every replica.
+func TestQuorumManyReplicas(t *testing.T) {
+	const n = 3 * inlineAnswers
+	q := NewQuorum(n-1, n)
+	for i := range n - 2 {
+		id := ring.NodeID(fmt.Sprint("r", i))
+		if got := q.Ack(id); got != Pending {
+			t.Fatalf("ack %d: %d, want Pending", i, got)
+		}
+		for j := 0; j <= i; j++ {
+			if q.Ack(ring.NodeID(fmt.Sprint("r", j))) != Pending || q.Fail(ring.NodeID(fmt.Sprint("r", j))) != Pending {
+				t.Fatalf("a duplicate answer of r%d after %d acks changed the outcome", j, i+1)
+			}
+		}
+	}
+	if q.Acks() != n-2 || q.Complete() || q.Answered("r-last") || !q.Answered(ring.NodeID(fmt.Sprint("r", n-3))) {
+		t.Fatalf("after %d acks: Acks %d, Complete %t", n-2, q.Acks(), q.Complete())
+	}
+	if got := q.Fail("x"); got != Pending {
+		t.Fatalf("one failure with one replica left: %d, want Pending", got)
+	}
+	if got := q.Ack("y"); got != Succeeded || !q.Complete() {
+		t.Fatalf("last ack: %d, Complete %t; want Succeeded, complete", got, q.Complete())
 	}
 }
 

@@ -46,6 +46,61 @@ func EncodeContext(v VV) []byte {
 	return b
 }
 
+// Context returns EncodeContext(s.Join()) without building the join: it
+// sizes the encoding in one pass and writes it in a second, one allocation
+// in all. It is the context handed to clients with every read and write.
+func (s Set[V]) Context() []byte {
+	n, dots, ok := s.contextLen()
+	if !ok {
+		return EncodeContext(s.Join())
+	}
+	if dots == 0 {
+		return nil
+	}
+	b := make([]byte, 0, n)
+	b = append(b, contextFormat)
+	b = binary.AppendUvarint(b, uint64(dots))
+	for _, e := range s.Entries {
+		if e.Counter > 0 {
+			b = binary.AppendUvarint(b, uint64(len(e.Actor)))
+			b = append(b, e.Actor...)
+			b = binary.AppendUvarint(b, e.Counter)
+		}
+	}
+	return b
+}
+
+// ContextLen returns len(s.Context()) without encoding it.
+func (s Set[V]) ContextLen() int {
+	if n, _, ok := s.contextLen(); ok {
+		return n
+	}
+	return len(EncodeContext(s.Join()))
+}
+
+// contextLen sizes the encoding of s's join and counts its dots. ok is
+// false when the join would not be canonical (entries out of order or
+// repeated, possible only in a hand-built set): EncodeContext must
+// normalize it first.
+func (s Set[V]) contextLen() (n, dots int, ok bool) {
+	prev := -1
+	for i, e := range s.Entries {
+		if e.Counter == 0 {
+			continue
+		}
+		if prev >= 0 && s.Entries[prev].Actor >= e.Actor {
+			return 0, 0, false
+		}
+		prev = i
+		dots++
+		n += wire.UvarintLen(uint64(len(e.Actor))) + len(e.Actor) + wire.UvarintLen(e.Counter)
+	}
+	if dots == 0 {
+		return 0, 0, true
+	}
+	return n + 1 + wire.UvarintLen(uint64(dots)), dots, true
+}
+
 // DecodeContext decodes a context produced by EncodeContext. Contexts come
 // from clients, so it is strict: it accepts only the exact bytes
 // EncodeContext would produce for a valid VV (known format, minimal

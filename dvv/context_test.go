@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -149,4 +150,43 @@ func FuzzDecodeContext(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Set.Context and ContextLen must give exactly EncodeContext(s.Join()),
+// for well-formed sets and for hand-built ones (unsorted, repeated actors,
+// zero counters) that EncodeContext normalizes.
+func TestSetContextMatchesEncodeContext(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 2000 {
+		var s Set[int]
+		for range rng.IntN(6) {
+			actor := string(rune('a' + rng.IntN(5)))
+			var c uint64
+			switch rng.IntN(4) {
+			case 0:
+				c = 0
+			case 1:
+				c = 1 + rng.Uint64N(MaxCounter)
+			default:
+				c = 1 + rng.Uint64N(300)
+			}
+			s.Entries = append(s.Entries, Entry[int]{Actor: actor, Counter: c})
+		}
+		if i%2 == 0 {
+			// Mostly well-formed: sorted, distinct actors.
+			slices.SortFunc(s.Entries, func(a, b Entry[int]) int { return strings.Compare(a.Actor, b.Actor) })
+			s.Entries = slices.CompactFunc(s.Entries, func(a, b Entry[int]) bool { return a.Actor == b.Actor })
+		}
+		want := EncodeContext(s.Join())
+		if got := s.Context(); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+			t.Fatalf("%+v: Context() = %x, want %x", s.Entries, got, want)
+		}
+		if got := s.ContextLen(); got != len(want) {
+			t.Fatalf("%+v: ContextLen() = %d, want %d", s.Entries, got, len(want))
+		}
+	}
+	s := Set[int]{Entries: []Entry[int]{{Actor: "a", Counter: 3}, {Actor: "b", Counter: 200}}}
+	if n := testing.AllocsPerRun(100, func() { _ = s.Context() }); n != 1 {
+		t.Errorf("Context allocates %v times, want 1", n)
+	}
 }

@@ -352,7 +352,7 @@ func (n *Node) onAEWant(m Message) {
 		if n.ring.PartitionOf(k) != m.Partition {
 			continue
 		}
-		raw, have, err := n.readRaw(storage.ObjectKey(m.Partition, k))
+		raw, have, err := n.readObject(m.Partition, k)
 		if err != nil {
 			return // the core stopped (readRaw latched the error)
 		}

@@ -33,17 +33,31 @@ type getOp struct {
 	p        int
 	pl       []ring.NodeID
 	required int
-	asked    map[ring.NodeID]*getTarget
-	order    []ring.NodeID // asked nodes, in asking order (never map order)
+	// order holds the nodes asked, in asking order, and asked their
+	// targets, index for index (target looks one up). A preference list is
+	// a handful of nodes, so a scan beats a map, and the first few of each
+	// live in the op itself (orderBuf, askedBuf, targetBuf): a get
+	// allocates them with its op, not one by one.
+	order     []ring.NodeID
+	asked     []*getTarget
+	orderBuf  [inlineTargets]ring.NodeID
+	askedBuf  [inlineTargets]*getTarget
+	targetBuf [inlineTargets]getTarget
 	// rg is the ring the get started on: its fallbacks are the ones
 	// asked, even if a new ring is committed meanwhile. tried holds the
 	// fallbacks already considered, asked or passed over as unreachable;
 	// none is considered again (see standIn).
-	rg         *ring.Ring
-	tried      map[ring.NodeID]bool
-	counted    int // answers that count toward R
-	decided    bool
-	merged     object.Object
+	rg      *ring.Ring
+	tried   []ring.NodeID
+	counted int // answers that count toward R
+	decided bool
+	merged  object.Object
+	// mergedEnc is merged's encoding while every copy found so far was
+	// these same bytes (the usual case: the replicas agree), else nil. An
+	// answer with the same bytes is then the same object: it is neither
+	// decoded nor merged again.
+	mergedEnc  []byte
+	foundAny   bool // a copy was found: merged holds at least one answer
 	fallbackAt time.Time
 	timedOut   bool // the replica timeout passed: silent primaries got fallbacks
 	deadline   time.Time
@@ -53,6 +67,20 @@ type getOp struct {
 	busy, finished bool
 	// sess is the session's floor for a session read (see session.go).
 	sess getSession
+}
+
+// inlineTargets is how many targets a getOp holds without allocating:
+// the default N, which most gets ask and no more.
+const inlineTargets = 3
+
+// target returns the target of the node to, nil when to was not asked.
+func (op *getOp) target(to ring.NodeID) *getTarget {
+	for i, id := range op.order {
+		if id == to {
+			return op.asked[i]
+		}
+	}
+	return nil
 }
 
 // getTarget is one node a get asked.
@@ -79,12 +107,12 @@ func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forw
 	tr.setForwardedBy(forwardedBy)
 	id := n.newOpID()
 	op := &getOp{
-		origin: o, key: key, p: p, pl: pl, required: r,
-		asked: map[ring.NodeID]*getTarget{}, rg: n.ring, tried: map[ring.NodeID]bool{},
+		origin: o, key: key, p: p, pl: pl, required: r, rg: n.ring,
 		fallbackAt: n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
 		deadline:   n.now.Add(timeout), trace: tr, busy: true, sess: sess,
 	}
 	op.sess.retryAt = op.deadline.Add(time.Nanosecond) // none until the floor is found unmet
+	op.order, op.asked = op.orderBuf[:0], op.askedBuf[:0]
 	n.gets[id] = op
 	var down []ring.NodeID
 	for _, rep := range pl {
@@ -103,11 +131,18 @@ func (n *Node) startGet(o origin, key []byte, r int, timeout time.Duration, forw
 // askGet sends one node a replica get (or reads locally); standsFor names
 // the primary a fallback is asked in place of.
 func (n *Node) askGet(id uint64, op *getOp, to, standsFor ring.NodeID) {
-	if _, ok := op.asked[to]; ok {
+	if op.target(to) != nil {
 		return
 	}
-	op.asked[to] = &getTarget{standsFor: standsFor}
+	var t *getTarget
+	if i := len(op.order); i < len(op.targetBuf) {
+		t = &op.targetBuf[i]
+	} else {
+		t = new(getTarget)
+	}
+	t.standsFor = standsFor
 	op.order = append(op.order, to)
+	op.asked = append(op.asked, t)
 	if n.requestCopy(id, op, to, standsFor) {
 		return
 	}
@@ -128,15 +163,16 @@ func (n *Node) requestCopy(id uint64, op *getOp, to, standsFor ring.NodeID) (loc
 	if to == n.cfg.ID {
 		var (
 			obj  object.Object
+			enc  []byte
 			have bool
 			err  error
 		)
 		if standsFor != "" {
 			obj, have, err = n.readHints(op.key)
 		} else {
-			obj, have, err = n.readLocal(op.p, op.key)
+			obj, enc, have, err = n.readLocalEnc(op.p, op.key)
 		}
-		n.onAnswer(id, op, to, obj, have, err)
+		n.onAnswer(id, op, to, obj, enc, have, err)
 		return true
 	}
 	n.send(Message{Type: MsgReplicaGet, To: to, ReqID: id, Key: op.key, Hint: standsFor})
@@ -146,7 +182,7 @@ func (n *Node) requestCopy(id uint64, op *getOp, to, standsFor ring.NodeID) (loc
 // askFallbackFor asks the next reachable fallback not asked yet in place of
 // primary. With none left, the primary has no stand-in.
 func (n *Node) askFallbackFor(id uint64, op *getOp, primary ring.NodeID) {
-	t := op.asked[primary]
+	t := op.target(primary)
 	if t == nil || t.fallback != "" {
 		return
 	}
@@ -163,12 +199,11 @@ func (n *Node) askFallbackFor(id uint64, op *getOp, primary ring.NodeID) {
 // no later round asks any.
 func (n *Node) standIn(op *getOp, primary ring.NodeID) ring.NodeID {
 	tg := op.rg.StandIns(op.p, []ring.NodeID{primary}, func(fb ring.NodeID) bool {
-		if op.tried[fb] {
+		if slices.Contains(op.tried, fb) {
 			return false
 		}
-		op.tried[fb] = true
-		_, asked := op.asked[fb]
-		return !asked && n.reachable(fb)
+		op.tried = append(op.tried, fb)
+		return op.target(fb) == nil && n.reachable(fb)
 	})
 	if len(tg) == 0 {
 		return ""
@@ -187,7 +222,7 @@ func (n *Node) getFallbacks(id uint64, op *getOp) {
 	}
 	op.busy = true
 	for _, rep := range op.pl {
-		t := op.asked[rep]
+		t := op.target(rep)
 		if t == nil || t.counts {
 			continue
 		}
@@ -209,18 +244,25 @@ func (n *Node) onReplicaGetResp(m Message) {
 		obj object.Object
 		err error
 	)
-	if m.Err != "" {
+	switch {
+	case m.Err != "":
 		err = fmt.Errorf("%s", m.Err)
-	} else if m.Found {
+	case !m.Found:
+	case op.mergedEnc != nil && bytes.Equal(m.Object, op.mergedEnc):
+		// The copy the others sent: those bytes were decoded (so checked)
+		// once already, and decoding them again gives merged itself.
+		obj = op.merged
+	default:
 		obj, err = object.Decode(m.Object)
 	}
-	n.onAnswer(m.ReqID, op, m.From, obj, m.Found && err == nil, err)
+	n.onAnswer(m.ReqID, op, m.From, obj, m.Object, m.Found && err == nil, err)
 }
 
 // onAnswer folds one node's answer into the get. A primary's answer counts
 // toward R whatever it says; a fallback's only when it holds a hinted copy.
-func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, found bool, err error) {
-	t := op.asked[from]
+// enc is obj's canonical encoding when the caller has it, else nil.
+func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Object, enc []byte, found bool, err error) {
+	t := op.target(from)
 	if t != nil && t.answered && op.sess.waiting(op) {
 		n.onSessionReanswer(id, op, t, from, obj, found, err)
 		return
@@ -241,7 +283,15 @@ func (n *Node) onAnswer(id uint64, op *getOp, from ring.NodeID, obj object.Objec
 		}
 	case found:
 		t.found, t.obj, t.counts = true, obj, true
-		op.merged = object.Merge(op.merged, obj)
+		switch {
+		case !op.foundAny:
+			op.merged, op.mergedEnc = object.Merge(op.merged, obj), enc
+		case enc != nil && bytes.Equal(enc, op.mergedEnc):
+			// Equal to merged: merging would change nothing.
+		default:
+			op.merged, op.mergedEnc = object.Merge(op.merged, obj), nil
+		}
+		op.foundAny = true
 		if op.trace.on() {
 			note := fmt.Sprintf("%d sibling(s)", obj.Clock.Size())
 			if t.standsFor != "" {
@@ -270,12 +320,12 @@ func (n *Node) evaluateGet(id uint64, op *getOp) {
 	}
 	if !op.decided {
 		pending := 0
-		for _, rep := range op.order {
-			t := op.asked[rep]
+		for i, rep := range op.order {
+			t := op.asked[i]
 			if t.answered {
 				continue
 			}
-			if t.standsFor == "" && op.timedOut && (t.fallback == "" || op.asked[t.fallback].answered) {
+			if t.standsFor == "" && op.timedOut && (t.fallback == "" || op.target(t.fallback).answered) {
 				// Silent past the replica timeout, and its stand-in has
 				// said what it knows: give it up. A later answer still
 				// counts while the get is undecided.
@@ -301,8 +351,8 @@ func (n *Node) evaluateGet(id uint64, op *getOp) {
 			n.failGet(op, "")
 		}
 	}
-	for _, rep := range op.order {
-		if !op.asked[rep].answered {
+	for _, t := range op.asked {
+		if !t.answered {
 			return
 		}
 	}
@@ -312,7 +362,7 @@ func (n *Node) evaluateGet(id uint64, op *getOp) {
 func (n *Node) replyGet(op *getOp) {
 	r := Reply{Acks: op.counted, Required: op.required, Trace: op.trace.finish()}
 	if n.cfg.LWW {
-		op.merged = object.LWW(op.merged)
+		op.merged, op.mergedEnc = object.LWW(op.merged), nil
 	}
 	if !op.merged.Empty() {
 		r.Context = op.merged.Context()
@@ -361,14 +411,16 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 	}
 	op.finished = true
 	delete(n.gets, id)
-	var answers []coord.Answer
-	for _, rep := range op.order {
-		t := op.asked[rep]
+	// Nothing keeps answers past this call, so it stays on the stack.
+	var buf [8]coord.Answer
+	answers := buf[:0]
+	for i, rep := range op.order {
+		t := op.asked[i]
 		switch {
 		case !t.answered || t.failed:
 		case t.standsFor == "" || t.found:
 			answers = append(answers, coord.Answer{From: rep, Found: t.found, Object: t.obj})
-		case !op.asked[t.standsFor].answered:
+		case !op.target(t.standsFor).answered:
 			answers = append(answers, coord.Answer{From: rep})
 		}
 	}
@@ -377,10 +429,13 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 		return
 	}
 	n.obs.noteReadRepairs(targets, answers)
-	enc := object.Encode(op.merged)
+	enc := op.mergedEnc
+	if enc == nil {
+		enc = object.Encode(op.merged)
+	}
 	n.emitReadRepairs(op.p, op.key, targets)
 	for _, t := range targets {
-		hint := op.asked[t].standsFor
+		hint := op.target(t).standsFor
 		switch {
 		case t == n.cfg.ID && hint != "":
 			if err := n.storeHint(hint, op.p, op.key, enc); err != nil {
@@ -402,9 +457,10 @@ func (n *Node) finishGet(id uint64, op *getOp) {
 // distinct drops siblings whose value repeats an earlier one. Two
 // coordinators can apply one forwarded write (a retry after a slow
 // answer); the copies are concurrent versions of the same bytes, and the
-// reply's context covers both, so showing one loses nothing.
+// reply's context covers both, so showing one loses nothing. It filters
+// sibs in place: callers pass a slice of their own (object.Live's).
 func distinct(sibs []object.Sibling) []object.Sibling {
-	out := sibs[:0:0]
+	out := sibs[:0]
 	for _, s := range sibs {
 		if !slices.ContainsFunc(out, func(o object.Sibling) bool { return bytes.Equal(o.Value, s.Value) }) {
 			out = append(out, s)

@@ -20,7 +20,9 @@ import (
 // Any error but storage.ErrNotFound stops the core (see Ready.Err): the
 // core never works on from a read it could not make.
 type Store interface {
-	Get(key []byte) ([]byte, error) // storage.ErrNotFound when absent
+	// Get returns a copy of key's value, or storage.ErrNotFound when
+	// absent. It must not retain key: the core reuses its buffer.
+	Get(key []byte) ([]byte, error)
 	// Scan visits keys in [lower, upper) in order; slices are valid only
 	// during fn. Used for hint delivery and anti-entropy.
 	Scan(lower, upper []byte, fn func(key, value []byte) error) error
@@ -79,6 +81,15 @@ func (rd Ready) Empty() bool {
 // the meaning of a Write is decided here, beside its type, and not twice.
 func (rd Ready) Batch() *storage.Batch {
 	var b storage.Batch
+	rd.BatchInto(&b)
+	return &b
+}
+
+// BatchInto is Batch into b, which it resets first: a driver applying a
+// Ready per loop pass reuses one batch's memory instead of growing a new
+// one each time (engines do not retain a batch they applied).
+func (rd Ready) BatchInto(b *storage.Batch) {
+	b.Reset()
 	for _, w := range rd.Writes {
 		if w.Value == nil {
 			b.Delete(w.Key)
@@ -86,7 +97,6 @@ func (rd Ready) Batch() *storage.Batch {
 			b.Set(w.Key, w.Value)
 		}
 	}
-	return &b
 }
 
 // Status is a node's liveness as the failure detector reports it.
@@ -152,6 +162,8 @@ type Node struct {
 	// that reads later in the same batch see them (like raft's unstable log).
 	pending map[string][]byte
 	rd      Ready
+	// keyBuf holds the storage key of a local read (readObject).
+	keyBuf []byte
 	// err is the first Store read error (see fail); once set, the core
 	// takes no more input. errTold records that a Ready carried it, so
 	// that a driver looping on HasReady does not spin.

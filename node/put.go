@@ -18,7 +18,7 @@ type putOp struct {
 	key      []byte
 	p        int
 	enc      []byte // the new version, encoded
-	q        *coord.Quorum
+	q        coord.Quorum
 	context  []byte // context of the new version, returned to the client
 	dot      dvv.Dot
 	deadline time.Time
@@ -27,11 +27,25 @@ type putOp struct {
 	// Config.SiblingWarn, else 0 (Reply.ManySiblings).
 	manySiblings int
 
-	// Sloppy quorum: sent maps every node written to the primary it stands
-	// in for ("" for a primary itself); fallbackAt is when primaries that
-	// have not acknowledged get a fallback.
-	sent       map[ring.NodeID]ring.NodeID
+	// Sloppy quorum: sent pairs every node written with the primary it
+	// stands in for (For "" for a primary itself), the first few in
+	// sentBuf (a handful of nodes: a scan beats a map, and the op holds
+	// them); fallbackAt is when primaries that have not acknowledged get
+	// a fallback.
+	sent       []ring.Target
+	sentBuf    [4]ring.Target
 	fallbackAt time.Time
+}
+
+// sentTo reports whether op's write was sent to node, and for which
+// primary ("" for node itself).
+func (op *putOp) sentTo(node ring.NodeID) (primary ring.NodeID, ok bool) {
+	for _, t := range op.sent {
+		if t.Node == node {
+			return t.For, true
+		}
+	}
+	return "", false
 }
 
 // startPut coordinates a write: stamp a new version, persist it locally,
@@ -100,7 +114,7 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del, replace bool, w i
 		actor = n.freshActor()
 	}
 	updated := object.UpdateAt(local, cctx, sib, actor, n.dotFloor())
-	dot := dvv.Dot{Actor: actor, Counter: updated.Clock.Join().Get(actor)}
+	dot := dvv.Dot{Actor: actor, Counter: counterOf(updated.Clock, actor)}
 	if n.cfg.LWW {
 		updated = object.LWW(updated)
 	}
@@ -119,32 +133,34 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del, replace bool, w i
 		key:          key,
 		p:            p,
 		enc:          enc,
-		q:            coord.NewQuorum(w, len(pl)),
+		q:            coord.Quorum{Required: w, Total: len(pl)},
 		context:      updated.Context(),
 		dot:          dot,
 		deadline:     n.now.Add(timeout),
 		trace:        tr,
-		sent:         map[ring.NodeID]ring.NodeID{},
 		manySiblings: n.siblingWarning(updated),
 		fallbackAt:   n.now.Add(min(n.cfg.ReplicaTimeout, timeout)),
 	}
+	op.sent = op.sentBuf[:0]
 	outcome := coord.Pending
 	if stored {
 		// The local write counts at once: Ready's rule holds the reply
 		// until it is durable.
-		op.sent[n.cfg.ID] = ""
+		op.sent = append(op.sent, ring.Target{Node: n.cfg.ID})
 		tr.event(n.now, n.cfg.ID, "ack", "stored locally")
 		outcome = op.q.Ack(n.cfg.ID)
 	} else {
 		// No second round: every primary gets its fallback at once.
 		op.fallbackAt = op.deadline.Add(time.Nanosecond)
 	}
-	var up, down []ring.NodeID
+	// Stack room for a preference list of the usual size.
+	var upBuf, downBuf [4]ring.NodeID
+	up, down := upBuf[:0], downBuf[:0]
 	for _, r := range pl {
 		switch {
 		case r == n.cfg.ID:
 		case n.reachable(r):
-			op.sent[r] = ""
+			op.sent = append(op.sent, ring.Target{Node: r})
 			up = append(up, r)
 		default:
 			down = append(down, r)
@@ -197,7 +213,7 @@ func (n *Node) dualWrite(op *putOp, pl []ring.NodeID) {
 		return
 	}
 	for _, r := range n.next.PreferenceList(op.p) {
-		if _, sent := op.sent[r]; !sent && r != n.cfg.ID && !slices.Contains(pl, r) {
+		if _, sent := op.sentTo(r); !sent && r != n.cfg.ID && !slices.Contains(pl, r) {
 			n.send(Message{Type: MsgReplicaPut, To: r, Key: op.key, Object: op.enc, Repair: true})
 			op.trace.event(n.now, r, "sent", "dual write to incoming replica")
 		}
@@ -209,11 +225,11 @@ func (n *Node) dualWrite(op *putOp, pl []ring.NodeID) {
 // caller updates the quorum's total, then sends them the write (hint).
 func (n *Node) standIns(op *putOp, down []ring.NodeID) []ring.Target {
 	tgs := n.ring.StandIns(op.p, down, func(fb ring.NodeID) bool {
-		_, used := op.sent[fb]
+		_, used := op.sentTo(fb)
 		return !used && n.reachable(fb)
 	})
 	for _, tg := range tgs {
-		op.sent[tg.Node] = tg.For
+		op.sent = append(op.sent, tg)
 	}
 	return tgs
 }
@@ -262,7 +278,7 @@ func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 	}
 	var silent []ring.NodeID
 	for _, r := range n.ring.PreferenceList(op.p) {
-		if hint, ok := op.sent[r]; ok && hint == "" && !op.q.Answered(r) {
+		if hint, ok := op.sentTo(r); ok && hint == "" && !op.q.Answered(r) {
 			silent = append(silent, r)
 			op.trace.event(n.now, r, "timeout", "no ack within the replica timeout")
 			if r != n.cfg.ID && n.reachable(r) {
@@ -279,6 +295,17 @@ func (n *Node) sendToFallbacks(id uint64, op *putOp) {
 	if n.hint(id, op, tgs) == coord.Succeeded {
 		n.replyPut(op)
 	}
+}
+
+// counterOf returns actor's counter in c, as c.Join().Get(actor) would,
+// without building the join.
+func counterOf(c dvv.Set[object.Sibling], actor string) uint64 {
+	for _, e := range c.Entries {
+		if e.Actor == actor {
+			return e.Counter
+		}
+	}
+	return 0
 }
 
 func (n *Node) replyPut(op *putOp) {
@@ -307,7 +334,7 @@ const SiblingsEvent = "siblings"
 // (a write resolving siblings must always be possible). Above SiblingWarn
 // it records a SiblingsEvent in the trace.
 func (n *Node) checkVersion(local, updated object.Object, tr *tracer) (Code, error) {
-	if size := len(updated.Context()); size > n.cfg.MaxContextSize && size > len(local.Context()) {
+	if size := updated.ContextLen(); size > n.cfg.MaxContextSize && size > local.ContextLen() {
 		return CodeBadRequest, fmt.Errorf("node: the write would give the key a context of %d bytes, more than the limit of %d; nothing was written", size, n.cfg.MaxContextSize)
 	}
 	sibs := updated.Clock.Size()

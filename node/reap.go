@@ -121,7 +121,7 @@ func (n *Node) reapVotes(p int, keys [][]byte, versions []uint64) [][]byte {
 		if n.ring.PartitionOf(k) != p || i >= len(versions) {
 			continue
 		}
-		raw, have, err := n.readRaw(storage.ObjectKey(p, k))
+		raw, have, err := n.readObject(p, k)
 		if err != nil {
 			continue
 		}
@@ -213,7 +213,7 @@ func (n *Node) reapLocal(p int, keys [][]byte, versions []uint64) {
 		if i >= len(versions) || n.ring.PartitionOf(k) != p {
 			continue
 		}
-		raw, have, err := n.readRaw(storage.ObjectKey(p, k))
+		raw, have, err := n.readObject(p, k)
 		if err != nil || !have || object.Hash(raw) != versions[i] {
 			continue
 		}

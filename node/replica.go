@@ -33,14 +33,39 @@ func (n *Node) onReplicaPut(m Message) {
 
 // mergeLocal merges an encoded incoming object into the local copy of key.
 func (n *Node) mergeLocal(key, encoded []byte) error {
+	if err := object.Validate(encoded); err != nil {
+		return fmt.Errorf("node: bad object from peer: %w", err)
+	}
+	p := n.ring.PartitionOf(key)
+	old, have, err := n.readObject(p, key)
+	if err != nil {
+		return fmt.Errorf("node: reading local copy: %w", err)
+	}
+	if have && !n.cfg.LWW {
+		// The usual write: the incoming version supersedes the local copy,
+		// and the merge is the incoming version, bytes and all; neither is
+		// decoded.
+		covered, same, err := object.Supersedes(old, encoded)
+		if err != nil {
+			return fmt.Errorf("node: reading local copy: %w", err)
+		}
+		if covered {
+			if !same {
+				n.noteWrite(p)
+				n.writeLocal(p, key, old, encoded)
+			}
+			return nil
+		}
+	}
 	in, err := object.Decode(encoded)
 	if err != nil {
 		return fmt.Errorf("node: bad object from peer: %w", err)
 	}
-	p := n.ring.PartitionOf(key)
-	local, old, have, err := n.readLocalEnc(p, key)
-	if err != nil {
-		return fmt.Errorf("node: reading local copy: %w", err)
+	var local object.Object
+	if have {
+		if local, err = object.Decode(old); err != nil {
+			return fmt.Errorf("node: reading local copy: %w", err)
+		}
 	}
 	merged, changed := merge(local, have, in)
 	if n.cfg.LWW && changed {
@@ -55,8 +80,28 @@ func (n *Node) mergeLocal(key, encoded []byte) error {
 		n.writeLocal(p, key, nil, encoded) // the incoming encoding is already canonical
 		return nil
 	}
-	n.writeLocal(p, key, old, object.Encode(merged))
+	if !sameVersions(merged, in) {
+		encoded = object.Encode(merged)
+	}
+	n.writeLocal(p, key, old, encoded)
 	return nil
+}
+
+// sameVersions reports whether merged is in itself: the same dots, each
+// entry's values the very slice in holds (a merge takes an entry's values
+// as a prefix of one side's). Then in's canonical encoding is merged's,
+// and a replica taking a newer version whole (the usual write) stores the
+// bytes it received instead of encoding them again.
+func sameVersions(merged, in object.Object) bool {
+	if !merged.Clock.Equal(in.Clock) {
+		return false
+	}
+	for i, e := range merged.Clock.Entries {
+		if len(e.Values) > 0 && &e.Values[0] != &in.Clock.Entries[i].Values[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // merge combines a replica's local copy with an incoming version. It
@@ -76,7 +121,7 @@ func merge(local object.Object, haveLocal bool, incoming object.Object) (merged 
 func (n *Node) onReplicaGet(m Message) {
 	resp := Message{Type: MsgReplicaGetResp, To: m.From, ReqID: m.ReqID}
 	var (
-		obj   object.Object
+		enc   []byte
 		found bool
 		err   error
 	)
@@ -84,29 +129,26 @@ func (n *Node) onReplicaGet(m Message) {
 		// Asked as a fallback: answer from every hint held for the key,
 		// whichever primary it names (the coordinator that stored it may
 		// have paired primaries and fallbacks differently).
-		obj, found, err = n.readHints(m.Key)
+		var obj object.Object
+		if obj, found, err = n.readHints(m.Key); found && err == nil {
+			enc = object.Encode(obj)
+		}
 	} else {
-		obj, found, err = n.readLocal(n.ring.PartitionOf(m.Key), m.Key)
+		enc, found, err = n.readLocalRaw(n.ring.PartitionOf(m.Key), m.Key)
 	}
 	switch {
 	case err != nil:
 		resp.Err = err.Error()
 	case found:
 		resp.Found = true
-		resp.Object = object.Encode(obj)
+		resp.Object = enc
 	}
 	n.send(resp)
 }
 
-// readLocal returns this node's copy of key in partition p.
-func (n *Node) readLocal(p int, key []byte) (object.Object, bool, error) {
-	o, _, have, err := n.readLocalEnc(p, key)
-	return o, have, err
-}
-
 // readLocalEnc returns this node's copy of key and its encoding.
 func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, error) {
-	raw, have, err := n.readRaw(storage.ObjectKey(p, key))
+	raw, have, err := n.readObject(p, key)
 	if err != nil || !have {
 		return object.Object{}, nil, false, err
 	}
@@ -117,12 +159,27 @@ func (n *Node) readLocalEnc(p int, key []byte) (object.Object, []byte, bool, err
 	return o, raw, true, nil
 }
 
-// readLocalRaw returns the encoded local copy of key, validated.
-func (n *Node) readLocalRaw(key []byte) ([]byte, bool, error) {
-	p := n.ring.PartitionOf(key)
-	o, found, err := n.readLocal(p, key)
-	if err != nil || !found {
-		return nil, found, err
+// readLocalRaw returns the encoded local copy of key in partition p, as
+// stored. It is validated first (object.Validate runs Decode's checks
+// without building the object): the disk may have corrupted it, and a
+// replica must answer with an error rather than pass on bytes its peers
+// would reject. Valid encodings are canonical, so the bytes are exactly
+// what decoding and re-encoding them would give.
+func (n *Node) readLocalRaw(p int, key []byte) ([]byte, bool, error) {
+	raw, have, err := n.readObject(p, key)
+	if err != nil || !have {
+		return nil, false, err
 	}
-	return object.Encode(o), true, nil
+	if err := object.Validate(raw); err != nil {
+		return nil, false, err
+	}
+	return raw, true, nil
+}
+
+// readObject returns the stored encoding of key in partition p, unchecked.
+// The storage key is built in a buffer the node reuses: reads do not keep
+// it (Store.Get), and pending is only looked up with it.
+func (n *Node) readObject(p int, key []byte) ([]byte, bool, error) {
+	n.keyBuf = storage.AppendObjectKey(n.keyBuf[:0], p, key)
+	return n.readRaw(n.keyBuf)
 }

@@ -121,7 +121,7 @@ func (n *Node) sessionRetry(id uint64, op *getOp) {
 	// Silent nodes too: a request or its answer may have been lost, or
 	// the node restarted since it was first asked.
 	for _, to := range append([]ring.NodeID(nil), op.order...) {
-		n.requestCopy(id, op, to, op.asked[to].standsFor)
+		n.requestCopy(id, op, to, op.target(to).standsFor)
 	}
 	if fb := n.standIn(op, op.pl[0]); fb != "" {
 		n.askGet(id, op, fb, op.pl[0])
@@ -144,7 +144,7 @@ func (n *Node) onSessionReanswer(id uint64, op *getOp, t *getTarget, from ring.N
 		t.counts = true
 		op.counted++
 	}
-	op.merged = object.Merge(op.merged, obj)
+	op.merged, op.mergedEnc = object.Merge(op.merged, obj), nil
 	op.trace.event(n.now, from, "answer", fmt.Sprintf("%d sibling(s), asked again for the session", obj.Clock.Size()))
 	n.evaluateGet(id, op)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dynago/dynago/dvv"
@@ -101,21 +102,12 @@ func encodedLen(o Object) int {
 // identically. The result does not alias b. It never panics; errors wrap
 // ErrCorrupt.
 func Decode(b []byte) (Object, error) {
-	if len(b) < 1+1+crcLen {
-		return Object{}, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
-	}
-	if b[0] != formatVersion {
-		return Object{}, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
-	}
-	body := b[:len(b)-crcLen]
-	if want, got := binary.LittleEndian.Uint32(b[len(body):]), crc32.Checksum(body, castagnoli); got != want {
-		return Object{}, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
-	}
 	// First pass validates and sizes, so the second can put all siblings
 	// and all value bytes in one allocation each.
 	var d decoder
-	if err := d.parse(body); err != nil {
-		return Object{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	body, err := d.check(b)
+	if err != nil {
+		return Object{}, err
 	}
 	fill := decoder{
 		fill:    true,
@@ -123,6 +115,7 @@ func Decode(b []byte) (Object, error) {
 		sibs:    make([]Sibling, d.nValues),
 		vbytes:  make([]byte, d.nBytes),
 	}
+	fill.actors.Grow(d.nActorBytes)
 	if err := fill.parse(body); err != nil {
 		// Unreachable: the same bytes parsed cleanly above.
 		return Object{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -130,16 +123,51 @@ func Decode(b []byte) (Object, error) {
 	return Object{Clock: dvv.Set[Sibling]{Entries: fill.entries}}, nil
 }
 
+// Validate reports whether b is an encoding Decode accepts, without
+// building the object: it runs exactly Decode's checks (format, checksum,
+// strict parse), so bytes it accepts are canonical and can be passed on as
+// they are where Encode(Decode(b)) would rebuild the same bytes. It
+// allocates nothing unless it fails. Errors wrap ErrCorrupt.
+func Validate(b []byte) error {
+	var d decoder
+	_, err := d.check(b)
+	return err
+}
+
+// check verifies b's framing and checksum and parses its body without
+// filling, counting what a fill needs. It returns the body.
+func (d *decoder) check(b []byte) ([]byte, error) {
+	if len(b) < 1+1+crcLen {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrCorrupt, len(b))
+	}
+	if b[0] != formatVersion {
+		return nil, fmt.Errorf("%w: unknown format %d", ErrCorrupt, b[0])
+	}
+	body := b[:len(b)-crcLen]
+	if want, got := binary.LittleEndian.Uint32(b[len(body):]), crc32.Checksum(body, castagnoli); got != want {
+		return nil, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
+	}
+	if err := d.parse(body); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return body, nil
+}
+
 // decoder parses an encoding body (without checksum). Without fill it only
 // validates and counts; with fill it writes into the preallocated slices.
 type decoder struct {
-	fill     bool
-	entries  []dvv.Entry[Sibling]
-	sibs     []Sibling
-	vbytes   []byte
-	nEntries int
-	nValues  int
-	nBytes   int
+	fill    bool
+	entries []dvv.Entry[Sibling]
+	sibs    []Sibling
+	vbytes  []byte
+	// actors holds every actor's bytes, one allocation for all of them:
+	// grown to size first, it never moves, so each entry's Actor can be a
+	// substring of it taken as soon as the actor is written.
+	actors      strings.Builder
+	nEntries    int
+	nValues     int
+	nBytes      int
+	nActorBytes int
 }
 
 func (d *decoder) parse(body []byte) error {
@@ -185,9 +213,11 @@ func (d *decoder) parse(body []byte) error {
 				return fmt.Errorf("entry %d value %d: %w", i, k, err)
 			}
 		}
+		d.nActorBytes += len(actor)
 		if d.fill {
 			e := &d.entries[i]
-			e.Actor, e.Counter = string(actor), counter
+			d.actors.Write(actor)
+			e.Actor, e.Counter = d.actors.String()[d.nActorBytes-len(actor):], counter
 			if nv > 0 {
 				// Capped so appending to one entry's values cannot overwrite
 				// the next entry's.
@@ -239,3 +269,106 @@ func (d *decoder) value(r *wire.Reader) error {
 // hash Merkle trees compare. Encodings are canonical, so equal objects hash
 // equally on every replica.
 func Hash(encoded []byte) uint64 { return xxhash.Sum64(encoded) }
+
+// Supersedes reports whether merging the object encoded as local with the
+// one encoded as in (Merge(Decode(local), Decode(in))) gives in itself,
+// sibling for sibling, so that in is the merge's encoding: covered. same
+// reports that local also has in's history exactly (the merge changes
+// nothing). It validates both as Validate does and builds nothing, so a
+// replica receiving a newer version of a key, the usual write, decodes
+// neither copy nor encodes the merge. When covered is false the caller
+// merges the slow way. Errors wrap ErrCorrupt; a caller that must tell
+// whose bytes were bad validates in first.
+func Supersedes(local, in []byte) (covered, same bool, err error) {
+	var d, e decoder
+	body, err := d.check(local)
+	if err != nil {
+		return false, false, err
+	}
+	inBody, err := e.check(in)
+	if err != nil {
+		return false, false, err
+	}
+	// Both bodies are valid, so the reads below cannot fail.
+	lr, ir := wire.NewReader(body[1:]), wire.NewReader(inBody[1:])
+	n, _ := lr.Uvarint()
+	m, _ := ir.Uvarint()
+	same = n == m
+	var (
+		inActor []byte
+		inLeft  = m // entries of in not read yet
+	)
+	next := func() bool { // reads in's next actor into inActor
+		if inLeft == 0 {
+			return false
+		}
+		inLeft--
+		inActor, _ = ir.Bytes()
+		return true
+	}
+	haveIn := next()
+	for range n {
+		actor, _ := lr.Bytes()
+		c, _ := lr.Uvarint()
+		k, _ := lr.Uvarint()
+		for haveIn && bytes.Compare(inActor, actor) < 0 {
+			// An actor only in has: the merge takes its entry whole.
+			_, _ = ir.Uvarint()
+			vs, _ := ir.Uvarint()
+			skipValues(ir, vs)
+			haveIn = next()
+			same = false
+		}
+		if !haveIn || !bytes.Equal(inActor, actor) {
+			return false, false, nil // an actor only local has stays in the merge
+		}
+		cIn, _ := ir.Uvarint()
+		vs, _ := ir.Uvarint()
+		switch {
+		case cIn < c:
+			return false, false, nil // the merge keeps local's newer counter
+		case cIn > c:
+			// The merge keeps in's values above both floors: all of them
+			// when local's floor is not above in's.
+			if c-k > cIn-vs {
+				return false, false, nil
+			}
+			same = false
+			skipValues(lr, k)
+			skipValues(ir, vs)
+		default:
+			// Equal counters: the merge takes local's values, as many as
+			// the higher floor leaves; they must be in's, byte for byte
+			// (encodings are canonical).
+			if k < vs {
+				return false, false, nil
+			}
+			for range vs {
+				lf, _ := lr.Byte()
+				lt, _ := lr.Uvarint()
+				lv, _ := lr.Bytes()
+				f, _ := ir.Byte()
+				t, _ := ir.Uvarint()
+				v, _ := ir.Bytes()
+				if lf != f || lt != t || !bytes.Equal(lv, v) {
+					return false, false, nil
+				}
+			}
+			if k > vs {
+				same = false
+			}
+			skipValues(lr, k-vs)
+		}
+		haveIn = next()
+	}
+	return true, same, nil
+}
+
+// skipValues reads past n values of a validated body.
+func skipValues(r *wire.Reader, n uint64) {
+	for range n {
+		_, _ = r.Byte()
+		_, _ = r.Uvarint()
+		_, _ = r.Bytes()
+	}
+}

@@ -127,6 +127,9 @@ func TestChecksumCatchesEveryBitFlip(t *testing.T) {
 		if got, err := Decode(flipped); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("bit %d flipped: Decode = %+v, %v; want ErrCorrupt", i, got, err)
 		}
+		if err := Validate(flipped); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("bit %d flipped: Validate = %v; want ErrCorrupt", i, err)
+		}
 	}
 }
 
@@ -135,6 +138,9 @@ func TestTruncationRejected(t *testing.T) {
 	for n := range len(b) {
 		if _, err := Decode(b[:n]); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("truncated to %d of %d bytes: err = %v, want ErrCorrupt", n, len(b), err)
+		}
+		if err := Validate(b[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("truncated to %d of %d bytes: Validate = %v, want ErrCorrupt", n, len(b), err)
 		}
 	}
 	if _, err := Decode(append(bytes.Clone(b), 0)); !errors.Is(err, ErrCorrupt) {
@@ -174,6 +180,9 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		if got, err := Decode(tt.in); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Decode(%x) = %+v, %v; want ErrCorrupt", tt.name, tt.in, got, err)
 		}
+		if err := Validate(tt.in); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Validate(%x) = %v; want ErrCorrupt", tt.name, tt.in, err)
+		}
 	}
 	// The limits themselves are accepted.
 	big := Update(Object{Clock: dvv.Set[Sibling]{Entries: []dvv.Entry[Sibling]{{Actor: "a", Counter: dvv.MaxCounter - 1}}}},
@@ -209,6 +218,8 @@ func TestDecodeDoesNotAliasInput(t *testing.T) {
 	}
 }
 
+var fuzzLocal = Encode(Update(Update(Object{}, nil, val("a", 1), "a"), nil, val("b", 2), "b"))
+
 func FuzzDecode(f *testing.F) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for range 16 {
@@ -223,15 +234,28 @@ func FuzzDecode(f *testing.F) {
 		// Random bytes almost never pass the checksum, so also try them
 		// with a valid one to reach the parser behind it.
 		for _, in := range [][]byte{b, seal(bytes.Clone(b)...)} {
+			if _, _, serr := Supersedes(fuzzLocal, in); (serr == nil) != (Validate(in) == nil) {
+				t.Fatalf("Supersedes(valid, %x) = %v, but Validate says %v", in, serr, Validate(in))
+			}
 			o, err := Decode(in)
+			if verr := Validate(in); (verr == nil) != (err == nil) {
+				t.Fatalf("Validate(%x) = %v but Decode = %v", in, verr, err)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				if _, _, serr := Supersedes(in, Encode(Object{})); !errors.Is(serr, ErrCorrupt) {
+					t.Fatalf("Supersedes accepted %x, which Decode rejects: %v", in, serr)
 				}
 				continue
 			}
 			if re := Encode(o); !bytes.Equal(re, in) {
 				t.Fatalf("accepted %x but it re-encodes as %x", in, re)
+			}
+			// A replica's copy always supersedes itself, unchanged.
+			if covered, same, err := Supersedes(in, in); err != nil || !covered || !same {
+				t.Fatalf("Supersedes(%x, itself) = %t, %t, %v", in, covered, same, err)
 			}
 			// Whatever a peer can make a node store must stay readable
 			// after the node writes on top of it, with its context.
@@ -253,6 +277,22 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Validate must accept exactly what Decode accepts, and allocate nothing
+// when it accepts: replicas run it on every read they answer.
+func TestValidate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 200 {
+		b := Encode(randomObject(rng))
+		if err := Validate(b); err != nil {
+			t.Fatalf("Validate(Encode(o)) = %v", err)
+		}
+	}
+	b := Encode(benchObject())
+	if n := testing.AllocsPerRun(100, func() { _ = Validate(b) }); n != 0 {
+		t.Errorf("Validate allocates %v times per call, want 0", n)
+	}
 }
 
 func benchObject() Object {
@@ -278,5 +318,64 @@ func BenchmarkDecode(b *testing.B) {
 		if _, err := Decode(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Supersedes must agree with merging the slow way: when it says covered,
+// the merge encodes as in does, and same says whether the merge has
+// local's history exactly. A newer version written on top of local must
+// be covered (the fast path replicas take on every write).
+func TestSupersedes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	check := func(local, in Object) (covered bool) {
+		t.Helper()
+		enc := Encode(local)
+		covered, same, err := Supersedes(enc, Encode(in))
+		if err != nil {
+			t.Fatalf("Supersedes: %v", err)
+		}
+		merged := Merge(local, in)
+		if covered && !bytes.Equal(Encode(merged), Encode(in)) {
+			t.Fatalf("covered, but the merge of\n%+v\nand\n%+v\nis %+v", local, in, merged)
+		}
+		if covered && same != merged.Clock.Equal(local.Clock) {
+			t.Fatalf("same = %t, but the merge equals local: %t", same, merged.Clock.Equal(local.Clock))
+		}
+		return covered
+	}
+	coveredSeen := 0
+	for range 3000 {
+		a, b := randomObject(rng), randomObject(rng)
+		if check(a, b) {
+			coveredSeen++
+		}
+		check(a, Merge(a, b))
+		check(Merge(a, b), a)
+		check(a, a)
+		newer := Update(a, a.Clock.Join(), val("new", 5), "zz")
+		if !check(a, newer) {
+			t.Fatalf("a version written on top of local is not covered:\n%+v\n%+v", a, newer)
+		}
+		if !check(a, Update(a, a.Clock.Join(), tomb(6), "node0@0")) {
+			t.Fatal("a delete written on top of local is not covered")
+		}
+	}
+	// One dot carrying two values (a reused dot): never taken as covered,
+	// whichever value the merge keeps.
+	x, y := Update(Object{}, nil, val("x", 1), "a"), Update(Object{}, nil, val("y", 1), "a")
+	if covered, _, _ := Supersedes(Encode(x), Encode(y)); covered {
+		t.Error("a dot with another value taken as covered")
+	}
+	if coveredSeen == 0 {
+		t.Error("no random pair was covered: the test exercises little")
+	}
+	enc := Encode(benchObject())
+	in := Encode(Update(benchObject(), benchObject().Clock.Join(), val("v", 1), "node1@1"))
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = Supersedes(enc, in) }); n != 0 {
+		t.Errorf("Supersedes allocates %v times, want 0", n)
+	}
+	enc[len(enc)/2] ^= 1
+	if _, _, err := Supersedes(enc, in); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("corrupt local: err = %v, want ErrCorrupt", err)
 	}
 }

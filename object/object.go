@@ -54,7 +54,10 @@ func (o Object) IsTombstone() bool {
 // Context returns the encoded causal history to hand to clients
 // (dvv.EncodeContext of the clock's join); nil for an object without
 // history.
-func (o Object) Context() []byte { return dvv.EncodeContext(o.Clock.Join()) }
+func (o Object) Context() []byte { return o.Clock.Context() }
+
+// ContextLen returns len(o.Context()) without encoding it.
+func (o Object) ContextLen() int { return o.Clock.ContextLen() }
 
 // Empty reports whether the object has no history at all, as for a key
 // never written. An object whose history superseded all its siblings is not

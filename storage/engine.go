@@ -10,7 +10,8 @@ package storage
 // are atomic: a crash keeps all of a batch or none of it.
 type Engine interface {
 	// Get returns a copy of the value stored under key, owned by the caller,
-	// or ErrNotFound.
+	// or ErrNotFound. It does not retain key, so callers may reuse its
+	// buffer.
 	Get(key []byte) ([]byte, error)
 	// Apply writes b atomically. The writes are visible to Get immediately;
 	// with sync they are durable, together with everything applied before,

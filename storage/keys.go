@@ -39,11 +39,16 @@ func checkPartition(partition int) {
 // ObjectKey returns the key under which the object for userKey, which hashes
 // to partition, is stored. It panics if partition is outside [0, 2^32).
 func ObjectKey(partition int, userKey []byte) []byte {
+	return AppendObjectKey(make([]byte, 0, 1+4+len(userKey)), partition, userKey)
+}
+
+// AppendObjectKey appends ObjectKey(partition, userKey) to dst, so that a
+// caller reading many keys can build them all in one buffer.
+func AppendObjectKey(dst []byte, partition int, userKey []byte) []byte {
 	checkPartition(partition)
-	k := make([]byte, 0, 1+4+len(userKey))
-	k = append(k, nsObject)
-	k = binary.BigEndian.AppendUint32(k, uint32(partition))
-	return append(k, userKey...)
+	dst = append(dst, nsObject)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(partition))
+	return append(dst, userKey...)
 }
 
 // ObjectRange returns the bounds [lower, upper) of exactly the object keys
