@@ -5,6 +5,7 @@ import (
 
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/node"
+	"github.com/dynago/dynago/storage"
 )
 
 // statsEvery is how often the loop refreshes the snapshot of the core's
@@ -26,6 +27,10 @@ func (s *Server) stats() node.Stats {
 	}
 	return node.Stats{}
 }
+
+// maxKeptBatch bounds the bytes of the write batch collect keeps for the
+// next loop pass.
+const maxKeptBatch = 1 << 20
 
 // maxDrain bounds how many queued inputs one loop iteration feeds the core
 // before collecting its Ready, so that one burst cannot delay everything
@@ -151,10 +156,14 @@ func (s *Server) collect() bool {
 		}
 	}
 	if len(rd.Writes) > 0 {
-		if err := s.engine.Apply(rd.Batch(), false); err != nil {
+		rd.BatchInto(&s.batch)
+		if err := s.engine.Apply(&s.batch, false); err != nil {
 			s.log.Error("storage write failed; stopping the node", "err", err)
 			s.failStop()
 			return false
+		}
+		if s.batch.Size() > maxKeptBatch {
+			s.batch = storage.Batch{} // one handoff's pass must not pin its buffer
 		}
 		s.writeSeq++
 		s.metrics.batchWrites.Observe(float64(len(rd.Writes)))

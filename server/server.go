@@ -114,6 +114,7 @@ type Server struct {
 	syncedSeq uint64
 	syncing   bool
 	hold      []held
+	batch     storage.Batch // collect's, reused every loop pass (the engine keeps none)
 
 	nextID  atomic.Uint64
 	mu      sync.Mutex
