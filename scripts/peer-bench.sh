@@ -351,8 +351,14 @@ else
 	dynago=$work/dynago
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$dynago" ./cmd/dynago)
 fi
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --quiet HEAD 2>/dev/null || commit+=" (modified)"
+if [ -n "${PEER_BENCH_DYNAGO:-}" ]; then
+	# The binary's own commit (make build stamps it), not the checkout's.
+	commit=$("$dynago" version 2>/dev/null | awk '/^commit:/ { print substr($2, 1, 7); exit }')
+	commit="${commit:-unknown} (PEER_BENCH_DYNAGO)"
+else
+	commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	git -C "$root" diff --quiet HEAD 2>/dev/null || commit+=" (modified)"
+fi
 
 declare -a http rpc gossip resp
 members=""
