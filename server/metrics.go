@@ -98,15 +98,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		// publishes (the core itself belongs to the loop goroutine).
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_tombstones_reaped_total", Help: "Tombstones this node deleted after every member agreed."},
 			func() float64 { return float64(s.stats().Reaped) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_hints_held", Help: "Hints this node holds for other nodes."},
-			func() float64 {
-				held := 0
-				for _, n := range s.stats().HintsHeld {
-					held += n
-				}
-				return float64(held)
-			}),
 	)
+	reg.MustRegister(hintsCollector{
+		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },
+		members: func() []ring.NodeID { return s.Ring().Members() },
+	})
 	reg.MustRegister(m.requests, m.latency, m.fsync, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},
 			func() float64 { return float64(s.Ring().Version()) }),
@@ -131,6 +127,37 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	build.Set(1)
 	reg.MustRegister(build)
 	return m
+}
+
+// hintsCollector exports the hints this node holds, per primary they are
+// for: a node back from an outage is caught up when every other node's
+// series for it is 0. Every other member of the ring has a series, 0 when
+// nothing is held for it, so that the series exist before the first
+// outage; a primary no longer in the ring keeps one while hints for it
+// remain.
+type hintsCollector struct {
+	self    ring.NodeID
+	held    func() map[ring.NodeID]int
+	members func() []ring.NodeID
+}
+
+var hintsHeldDesc = prometheus.NewDesc("dynago_hints_held",
+	"Hints this node holds for other nodes, by the primary they are for (peer); sum them for the total.", []string{"peer"}, nil)
+
+func (c hintsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- hintsHeldDesc }
+
+func (c hintsCollector) Collect(ch chan<- prometheus.Metric) {
+	held := c.held()
+	for _, id := range c.members() {
+		if id != c.self {
+			if _, ok := held[id]; !ok {
+				ch <- prometheus.MustNewConstMetric(hintsHeldDesc, prometheus.GaugeValue, 0, string(id))
+			}
+		}
+	}
+	for id, n := range held {
+		ch <- prometheus.MustNewConstMetric(hintsHeldDesc, prometheus.GaugeValue, float64(n), string(id))
+	}
 }
 
 // gossipCollector exports what membership knows: each peer's liveness as
