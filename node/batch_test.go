@@ -59,3 +59,32 @@ func TestReadyBatchIntoResets(t *testing.T) {
 		t.Fatalf("an empty Ready left %d ops in the batch", b.Len())
 	}
 }
+
+// Recycle: the next Ready appends into the arrays handed back, cleared of
+// what they held; an array past maxRecycled is not kept.
+func TestRecycleReusesReadySlices(t *testing.T) {
+	n := &Node{cfg: Config{ID: "a"}}
+	for i := range 3 {
+		n.send(Message{Type: MsgReplicaGet, To: "b", Key: fmt.Appendf(nil, "k%d", i)})
+		n.reply(Reply{ID: uint64(i)})
+	}
+	rd := n.Ready()
+	reqs, reps := rd.Requests, rd.Replies
+	n.Recycle(rd)
+	if reqs[0].Key != nil || reps[0].ID != 0 {
+		t.Fatalf("recycled slices still hold %q, %d", reqs[0].Key, reps[0].ID)
+	}
+	n.send(Message{Type: MsgReplicaGet, To: "b", Key: []byte("x")})
+	n.reply(Reply{ID: 9})
+	rd = n.Ready()
+	if &rd.Requests[0] != &reqs[0] || &rd.Replies[0] != &reps[0] {
+		t.Fatal("the next Ready did not reuse the recycled arrays")
+	}
+	if string(rd.Requests[0].Key) != "x" || rd.Replies[0].ID != 9 || len(rd.Requests) != 1 {
+		t.Fatalf("next Ready: %+v %+v", rd.Requests, rd.Replies)
+	}
+	n.Recycle(Ready{Requests: make([]Message, 0, maxRecycled+1)})
+	if got := cap(n.Ready().Requests); got > maxRecycled {
+		t.Fatalf("kept a recycled array of %d messages", got)
+	}
+}

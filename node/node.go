@@ -162,6 +162,7 @@ type Node struct {
 	// that reads later in the same batch see them (like raft's unstable log).
 	pending map[string][]byte
 	rd      Ready
+	spare   Ready // slices handed back by Recycle, for the next Ready
 	// keyBuf holds the storage key of a local read (readObject).
 	keyBuf []byte
 	// err is the first Store read error (see fail); once set, the core
@@ -317,8 +318,41 @@ func (n *Node) Ready() Ready {
 		return Ready{Err: n.err}
 	}
 	rd := n.rd
-	n.rd = Ready{}
+	n.rd = Ready{Writes: n.spare.Writes, Requests: n.spare.Requests, Messages: n.spare.Messages, Replies: n.spare.Replies}
+	n.spare = Ready{}
 	return rd
+}
+
+// maxRecycled bounds the length of a slice Recycle keeps: one huge pass
+// (a handoff, a burst) must not pin its arrays for the node's lifetime.
+const maxRecycled = 4096
+
+// Recycle hands back the slices of a Ready the driver is completely done
+// with (writes applied, every request and message sent, every reply
+// delivered), for the next Ready to append into: under load a loop pass
+// otherwise grows each slice from nothing, copying its messages at every
+// doubling. Optional: a driver that never calls it only allocates more.
+// rd's slices must not be used after this.
+func (n *Node) Recycle(rd Ready) {
+	recycle(&n.rd.Writes, &n.spare.Writes, rd.Writes)
+	recycle(&n.rd.Requests, &n.spare.Requests, rd.Requests)
+	recycle(&n.rd.Messages, &n.spare.Messages, rd.Messages)
+	recycle(&n.rd.Replies, &n.spare.Replies, rd.Replies)
+}
+
+// recycle keeps src, cleared, as the slice being filled (cur) when that is
+// still empty, else as the spare for the next Ready; the larger array wins.
+func recycle[T any](cur, spare *[]T, src []T) {
+	if cap(src) > maxRecycled {
+		return
+	}
+	clear(src) // drop references to keys, objects and values
+	switch {
+	case len(*cur) == 0 && cap(src) > cap(*cur):
+		*cur = src[:0]
+	case cap(src) > cap(*spare):
+		*spare = src[:0]
+	}
 }
 
 // Advance tells the core that the writes of the last Ready have been

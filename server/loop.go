@@ -170,12 +170,14 @@ func (s *Server) collect() bool {
 	}
 	s.core.Advance()
 	for _, m := range rd.Requests {
-		s.trans.Send(m)
+		s.trans.Send(m) // queued by value: the slice is free after
 	}
+	s.core.Recycle(node.Ready{Writes: rd.Writes, Requests: rd.Requests})
 	if rd.State != nil || s.view.Load().version != s.core.StateVersion() {
 		s.publishView()
 	}
 	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && len(rd.Events) == 0 && rd.State == nil {
+		s.core.Recycle(node.Ready{Messages: rd.Messages, Replies: rd.Replies}) // empty, but their arrays serve again
 		s.requestSync()
 		return true
 	}
@@ -204,6 +206,7 @@ func (s *Server) releaseHeld() {
 	for ; i < len(s.hold) && s.hold[i].seq <= s.syncedSeq; i++ {
 		s.release(s.hold[i])
 	}
+	clear(s.hold[:i]) // their slices went back to the core
 	s.hold = s.hold[i:]
 	s.requestSync()
 }
@@ -218,16 +221,16 @@ func (s *Server) release(h held) {
 		s.trans.Send(m)
 	}
 	s.publishEvents(h.events)
-	if len(h.replies) == 0 {
-		return
-	}
-	s.mu.Lock()
-	for _, r := range h.replies {
-		if ch, ok := s.waiters[r.ID]; ok {
-			ch <- r // buffered; exactly one reply per request
+	if len(h.replies) > 0 {
+		s.mu.Lock()
+		for _, r := range h.replies {
+			if ch, ok := s.waiters[r.ID]; ok {
+				ch <- r // buffered; exactly one reply per request
+			}
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
+	s.core.Recycle(node.Ready{Messages: h.msgs, Replies: h.replies}) // sent by value
 }
 
 // syncer performs fsyncs on request. The loop sends a request, carrying the
