@@ -71,6 +71,7 @@ type Config struct {
 	Node node.Config
 
 	CacheSize    int64         // Pebble block cache, bytes; 0 = pebbledb.DefaultCacheSize
+	MemTableSize int64         // Pebble memtable, bytes; 0 = pebbledb.DefaultMemTableSize
 	TickInterval time.Duration // core clock granularity; default 5ms
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.

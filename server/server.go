@@ -171,7 +171,7 @@ func Start(cfg Config) (*Server, error) {
 	}()
 
 	var err error
-	s.engine, err = pebbledb.Open(filepath.Join(cfg.DataDir, "db"), pebbledb.Options{CacheSize: cfg.CacheSize, Logger: s.log})
+	s.engine, err = pebbledb.Open(filepath.Join(cfg.DataDir, "db"), pebbledb.Options{CacheSize: cfg.CacheSize, MemTableSize: uint64(max(cfg.MemTableSize, 0)), Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("server: opening storage: %w", err)
 	}

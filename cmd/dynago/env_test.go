@@ -76,7 +76,7 @@ func TestEnvInvalidValuesRefuseWithExit2(t *testing.T) {
 // is started: without the refusal, --help would answer.
 func TestServerRefusesBadEnvBeforeStarting(t *testing.T) {
 	for _, name := range []string{"DYNAGO_N", "DYNAGO_R", "DYNAGO_W", "DYNAGO_PARTITIONS", "DYNAGO_MAX_KEY_SIZE",
-		"DYNAGO_MAX_VALUE_SIZE", "DYNAGO_CACHE_SIZE", "DYNAGO_DRAIN_TIMEOUT", "DYNAGO_REQUEST_TIMEOUT",
+		"DYNAGO_MAX_VALUE_SIZE", "DYNAGO_CACHE_SIZE", "DYNAGO_MEMTABLE_SIZE", "DYNAGO_DRAIN_TIMEOUT", "DYNAGO_REQUEST_TIMEOUT",
 		"DYNAGO_PPROF", "DYNAGO_DASHBOARD", "DYNAGO_LWW", "DYNAGO_LOG_JSON", "DYNAGO_INSECURE"} {
 		t.Setenv(name, "bogus")
 		out, err := run(t, "", "server", "--help")
@@ -95,6 +95,17 @@ func TestBadEnvLeavesOtherCommandsAlone(t *testing.T) {
 		out, err := run(t, "", args...)
 		if err != nil || out == "" {
 			t.Errorf("dynago %s with DYNAGO_N=bogus: %v, output %q", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// A memtable size Pebble could not use, or one far outside what a node
+// needs, is a usage error before anything starts.
+func TestServerRefusesBadMemtableSize(t *testing.T) {
+	for _, size := range []string{"0", "1000", "2000000000"} {
+		_, err := run(t, "", "server", "--memtable-size", size, "--data-dir", t.TempDir())
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), "--memtable-size") {
+			t.Errorf("--memtable-size %s: %v (exit %d), want a usage error naming the flag", size, err, exitCode(err))
 		}
 	}
 }

@@ -58,6 +58,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 	maxKey := fs.Int("max-key-size", envInt("DYNAGO_MAX_KEY_SIZE", def.MaxKeySize), "largest key in bytes (env DYNAGO_MAX_KEY_SIZE)")
 	maxValue := fs.Int("max-value-size", envInt("DYNAGO_MAX_VALUE_SIZE", def.MaxValueSize), "largest value in bytes (env DYNAGO_MAX_VALUE_SIZE)")
 	cache := fs.Int64("cache-size", int64(envInt("DYNAGO_CACHE_SIZE", pebbledb.DefaultCacheSize)), "storage block cache in bytes (env DYNAGO_CACHE_SIZE)")
+	memtable := fs.Int64("memtable-size", int64(envInt("DYNAGO_MEMTABLE_SIZE", pebbledb.DefaultMemTableSize)), "storage memtable in bytes, 1 MiB..1 GiB: larger flushes less often, smaller inserts faster and replays a crash's WAL sooner (env DYNAGO_MEMTABLE_SIZE)")
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
 	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
 	dash := fs.Bool("dashboard", envBool("DYNAGO_DASHBOARD", false), "serve the web dashboard under /dashboard/ on the HTTP address (env DYNAGO_DASHBOARD=true)")
@@ -77,13 +78,16 @@ func runServer(fs *flag.FlagSet) runFunc {
 		} else {
 			logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
 		}
+		if *memtable < 1<<20 || *memtable > 1<<30 {
+			return fmt.Errorf("%w: --memtable-size %d: must be 1 MiB..1 GiB (%d..%d)", errUsage, *memtable, 1<<20, 1<<30)
+		}
 		cfg := server.Config{
 			ID: ring.NodeID(*id), DataDir: *dataDir, HTTPAddr: *httpAddr, RPCAddr: *rpcAddr, GossipAddr: *gossipAddr,
 			Node: node.Config{
 				Partitions: *partitions, N: *n, R: *r, W: *w, RequestTimeout: *timeout,
 				MaxKeySize: *maxKey, MaxValueSize: *maxValue, LWW: *lww,
 			},
-			CacheSize: *cache, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
+			CacheSize: *cache, MemTableSize: *memtable, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 		}
 		cfg.Security = secFlags()
 		if *faultDelay != "" {
