@@ -31,10 +31,14 @@ const (
 	// cacheMemTables): every get then reads about three blocks from the OS
 	// (BenchmarkPebbleGet).
 	DefaultCacheSize = 64 << 20
-	// DefaultMemTableSize makes flushes (and L0 files) four times rarer
-	// than pebble's 4 MiB default while keeping WAL replay after a crash
-	// well under a second.
-	DefaultMemTableSize = 16 << 20
+	// DefaultMemTableSize is pebble's own default. Every write inserts
+	// into the memtable's skiplist, a pointer chase through its arena for
+	// each level; under a SET load a 16 MiB memtable made those inserts a
+	// fifth of a replica's CPU, and 4 MiB gave 1.09-1.17x the writes per
+	// second at 0.9x the machine CPU per write, gets unchanged
+	// (docs/BENCHMARKS.md, "Beside Redis"), for four times as many
+	// flushes. dynago server --memtable-size changes it.
+	DefaultMemTableSize = 4 << 20
 	// DefaultBloomBitsPerKey gives a ~1% false-positive rate: a get skips
 	// 99% of the sstables that do not hold its key, which is most of them
 	// for the read-before-write of every put to a new key.
