@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"testing"
 )
 
@@ -104,8 +105,8 @@ func TestValueCacheStaysWithinItsBudget(t *testing.T) {
 	}
 	c.mu.Lock()
 	total := c.curBytes
-	for k, e := range c.old {
-		total += len(k) + len(e.value) + entryOverhead
+	for _, e := range c.old {
+		total += e.size()
 	}
 	n := len(c.cur) + len(c.old)
 	c.mu.Unlock()
@@ -147,5 +148,33 @@ func TestNilValueCacheReadsThrough(t *testing.T) {
 	c.Clear()
 	if calls != 2 {
 		t.Fatalf("a disabled cache read the engine %d times for 2 gets", calls)
+	}
+}
+
+// Two keys with one hash share a slot: the entry found is another key's, so
+// the read goes to the engine, and its answer takes the slot.
+func TestValueCacheHashCollisionIsAMiss(t *testing.T) {
+	c := NewValueCache(1 << 20)
+	h := maphash.Bytes(c.seed, []byte("a"))
+	c.mu.Lock()
+	c.addLocked(h, entry([]byte("other"), []byte("wrong"), false))
+	c.mu.Unlock()
+	disk := map[string][]byte{"a": []byte("right")}
+	calls := 0
+	for range 2 {
+		if v, err := c.Get([]byte("a"), engineRead(disk, "a", &calls)); err != nil || string(v) != "right" {
+			t.Fatalf("Get(a) over a colliding entry = %q, %v", v, err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("the engine was read %d times, want 1 (then cached)", calls)
+	}
+	// The same in the old generation.
+	c.mu.Lock()
+	c.old[maphash.Bytes(c.seed, []byte("b"))] = entry([]byte("other"), []byte("wrong"), false)
+	c.mu.Unlock()
+	disk["b"] = []byte("right")
+	if v, err := c.Get([]byte("b"), engineRead(disk, "b", &calls)); err != nil || string(v) != "right" {
+		t.Fatalf("Get(b) over a colliding old entry = %q, %v", v, err)
 	}
 }
