@@ -92,29 +92,42 @@ func cleanPath(p string) string {
 	return np
 }
 
-// endpoint is one method of a resource.
-type endpoint struct {
+// methodEndpoint is one method of a resource, served by an H.
+type methodEndpoint[H any] struct {
 	method string
-	h      http.Handler
+	h      H
+}
+
+// endpoint is one method of a resource.
+type endpoint = methodEndpoint[http.Handler]
+
+// keyEndpoint is one method of a keyResource.
+type keyEndpoint = methodEndpoint[keyHandler]
+
+// byMethod indexes endpoints by method, GET serving HEAD too, and lists
+// the methods allowed (for a 405's Allow header).
+func byMethod[H any](endpoints []methodEndpoint[H]) (map[string]H, []string) {
+	m := make(map[string]H)
+	var allow []string
+	for _, e := range endpoints {
+		m[e.method] = e.h
+		allow = append(allow, e.method)
+		if e.method == http.MethodGet {
+			m[http.MethodHead] = e.h
+			allow = append(allow, http.MethodHead)
+		}
+	}
+	return m, allow
 }
 
 // resource dispatches on the request method, answering a method it does
 // not serve with a JSON 405 (through wrap, for metrics) rather than
 // ServeMux's text/plain one. GET endpoints serve HEAD too.
 func resource(wrap func(http.HandlerFunc) http.Handler, endpoints ...endpoint) http.Handler {
-	byMethod := make(map[string]http.Handler)
-	var allow []string
-	for _, e := range endpoints {
-		byMethod[e.method] = e.h
-		allow = append(allow, e.method)
-		if e.method == http.MethodGet {
-			byMethod[http.MethodHead] = e.h
-			allow = append(allow, http.MethodHead)
-		}
-	}
+	handlers, allow := byMethod(endpoints)
 	notAllowed := methodNotAllowed(wrap, allow)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := byMethod[r.Method]; ok {
+		if h, ok := handlers[r.Method]; ok {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -122,27 +135,12 @@ func resource(wrap func(http.HandlerFunc) http.Handler, endpoints ...endpoint) h
 	})
 }
 
-// keyEndpoint is one method of a keyResource.
-type keyEndpoint struct {
-	method string
-	h      keyHandler
-}
-
 // keyResource is resource for keyHandlers.
 func keyResource(wrap func(http.HandlerFunc) http.Handler, endpoints ...keyEndpoint) keyHandler {
-	byMethod := make(map[string]keyHandler)
-	var allow []string
-	for _, e := range endpoints {
-		byMethod[e.method] = e.h
-		allow = append(allow, e.method)
-		if e.method == http.MethodGet {
-			byMethod[http.MethodHead] = e.h
-			allow = append(allow, http.MethodHead)
-		}
-	}
+	handlers, allow := byMethod(endpoints)
 	notAllowed := methodNotAllowed(wrap, allow)
 	return func(w http.ResponseWriter, r *http.Request, key string) {
-		if h, ok := byMethod[r.Method]; ok {
+		if h, ok := handlers[r.Method]; ok {
 			h(w, r, key)
 			return
 		}
