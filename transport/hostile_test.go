@@ -166,16 +166,17 @@ func hostileEnvelopes() map[string]*dynagopb.Envelope {
 	}
 }
 
-// TestStepRejectsHostileFrames: through a real gRPC connection, each bad
-// frame gets InvalidArgument, the node does not die, and the key it
-// acknowledged still reads back. A good frame in the same batch is still
-// delivered.
-func TestStepRejectsHostileFrames(t *testing.T) {
-	c := newCore(t)
+// hostileTarget starts the victim of a hostile-frame test: a core holding
+// an acknowledged key "k" (which must still read back afterwards), and a
+// transport "a" on loopback whose deliveries arrive on delivered, reached
+// by a client with only the generated code.
+func hostileTarget(t *testing.T) (c *core, tr *Transport, delivered chan []node.Message, client dynagopb.NodeClient) {
+	t.Helper()
+	c = newCore(t)
 	if r := c.do(node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("acked")}); r.Code != node.CodeOK {
 		t.Fatalf("put: %v %s", r.Code, r.Err)
 	}
-	delivered := make(chan []node.Message, 64)
+	delivered = make(chan []node.Message, 64)
 	tr, err := New(Config{ID: "a", ListenAddr: "127.0.0.1:0"}, func(msgs []node.Message) { delivered <- msgs })
 	if err != nil {
 		t.Fatal(err)
@@ -183,13 +184,22 @@ func TestStepRejectsHostileFrames(t *testing.T) {
 	if err := tr.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer tr.Close()
+	t.Cleanup(func() { tr.Close() })
 	conn, err := grpc.NewClient(tr.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	client := dynagopb.NewNodeClient(conn)
+	t.Cleanup(func() { conn.Close() })
+	client = dynagopb.NewNodeClient(conn)
+	return c, tr, delivered, client
+}
+
+// TestStepRejectsHostileFrames: through a real gRPC connection, each bad
+// frame gets InvalidArgument, the node does not die, and the key it
+// acknowledged still reads back. A good frame in the same batch is still
+// delivered.
+func TestStepRejectsHostileFrames(t *testing.T) {
+	c, tr, delivered, client := hostileTarget(t)
 	good := &dynagopb.Envelope{Type: uint32(node.MsgReplicaGet), From: []byte("b"), To: []byte("a"), Key: []byte("k"), ReqId: 7}
 	for name, e := range hostileEnvelopes() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -285,25 +295,7 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // stream with an error; the node lives on and the key it acknowledged
 // still reads back.
 func TestStreamRejectsHostileFrames(t *testing.T) {
-	c := newCore(t)
-	if r := c.do(node.Request{Op: node.OpPut, Key: []byte("k"), Value: []byte("acked")}); r.Code != node.CodeOK {
-		t.Fatalf("put: %v %s", r.Code, r.Err)
-	}
-	delivered := make(chan []node.Message, 64)
-	tr, err := New(Config{ID: "a", ListenAddr: "127.0.0.1:0"}, func(msgs []node.Message) { delivered <- msgs })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	conn, err := grpc.NewClient(tr.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := dynagopb.NewNodeClient(conn)
+	c, tr, delivered, client := hostileTarget(t)
 	open := func(opts ...grpc.CallOption) (dynagopb.Node_StreamClient, context.CancelFunc) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ctx = metadata.AppendToOutgoingContext(ctx, addresseeKey, "a")
