@@ -77,8 +77,9 @@ func (rd Ready) Empty() bool {
 }
 
 // Batch returns the Writes as one storage batch, in order: a nil Value is a
-// delete. Both drivers (server and sim) apply a Ready's writes through it, so
-// the meaning of a Write is decided here, beside its type, and not twice.
+// delete. Both drivers apply a Ready's writes through it or BatchInto (the
+// sim through Batch, the server through BatchInto), so the meaning of a
+// Write is decided here, beside its type, and not twice.
 func (rd Ready) Batch() *storage.Batch {
 	var b storage.Batch
 	rd.BatchInto(&b)
