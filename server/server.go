@@ -135,11 +135,6 @@ type Server struct {
 	draining  atomic.Bool // see Drain
 }
 
-type syncResult struct {
-	seq uint64
-	err error
-}
-
 // Start opens the node's data, starts its transport, event loop and HTTP
 // API, and returns once it is serving.
 func Start(cfg Config) (*Server, error) {
