@@ -4,10 +4,9 @@
 //
 // One goroutine, the event loop, owns the core. It feeds it client
 // requests, peer messages and clock ticks, applies the writes of each Ready
-// to Pebble with their fsync queued but not awaited, and hands the Ready's
-// messages and replies to a hold queue. Pebble's WAL writer fsyncs in the
-// background; a separate syncer goroutine waits for each batch's fsync, and
-// when one completes, every output that waited for it is released.
+// to Pebble without syncing, and hands the Ready's messages and replies to
+// a hold queue. A separate syncer goroutine fsyncs the write-ahead log;
+// when an fsync completes, every output that waited for it is released.
 // Many requests' writes therefore share one fsync (group commit) while the
 // loop keeps working, and no acknowledgement leaves the node before the
 // data it acknowledges is durable.

@@ -6,7 +6,6 @@ import (
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/storage"
-	"github.com/dynago/dynago/storage/pebbledb"
 )
 
 // statsEvery is how often the loop refreshes the snapshot of the core's
@@ -65,11 +64,17 @@ func (s *Server) loop() {
 			now := time.Now()
 			s.stepAt = now
 			s.core.Tick(now)
-		case <-s.synced:
-			if s.syncErr.Load() != nil {
-				return // the syncer has stopped the node
+		case res := <-s.syncDone:
+			s.syncing = false
+			if res.err != nil {
+				// An fsync failure means we cannot know what is durable.
+				// Acknowledging anything now could lie; stopping the node is
+				// the only safe answer (as PostgreSQL and Pebble do).
+				s.log.Error("fsync failed; stopping the node to protect acknowledged data", "err", res.err)
+				s.failStop()
+				return
 			}
-			s.syncedSeq = s.durableSeq.Load()
+			s.syncedSeq = res.seq
 			s.releaseHeld()
 		}
 		if !s.collect() {
@@ -152,8 +157,7 @@ func (s *Server) collect() bool {
 	}
 	if len(rd.Writes) > 0 {
 		rd.BatchInto(&s.batch)
-		w, err := s.engine.ApplyAsync(&s.batch)
-		if err != nil {
+		if err := s.engine.Apply(&s.batch, false); err != nil {
 			s.log.Error("storage write failed; stopping the node", "err", err)
 			s.failStop()
 			return false
@@ -163,14 +167,6 @@ func (s *Server) collect() bool {
 		}
 		s.writeSeq++
 		s.metrics.batchWrites.Observe(float64(len(rd.Writes)))
-		// The syncer never waits for the loop, so this send only blocks
-		// when syncQueue passes are still waiting for their fsyncs: then
-		// the disk is the bottleneck and the loop should slow down.
-		select {
-		case s.syncQ <- pendingSync{seq: s.writeSeq, w: w}:
-		case <-s.stop:
-			return false
-		}
 	}
 	s.core.Advance()
 	for _, m := range rd.Requests {
@@ -182,6 +178,7 @@ func (s *Server) collect() bool {
 	}
 	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && len(rd.Events) == 0 && rd.State == nil {
 		s.core.Recycle(node.Ready{Messages: rd.Messages, Replies: rd.Replies}) // empty, but their arrays serve again
+		s.requestSync()
 		return true
 	}
 	h := held{seq: s.writeSeq, msgs: rd.Messages, replies: rd.Replies, events: rd.Events, state: rd.State}
@@ -190,7 +187,18 @@ func (s *Server) collect() bool {
 		return true
 	}
 	s.hold = append(s.hold, h)
+	s.requestSync()
 	return true
+}
+
+// requestSync starts an fsync unless one is running; the one running will
+// be followed by another when it returns (releaseHeld checks).
+func (s *Server) requestSync() {
+	if s.syncing || s.writeSeq == s.syncedSeq {
+		return
+	}
+	s.syncing = true
+	s.syncReq <- s.writeSeq // never blocks: at most one request is outstanding
 }
 
 func (s *Server) releaseHeld() {
@@ -200,6 +208,7 @@ func (s *Server) releaseHeld() {
 	}
 	clear(s.hold[:i]) // their slices went back to the core
 	s.hold = s.hold[i:]
+	s.requestSync()
 }
 
 func (s *Server) release(h held) {
@@ -224,46 +233,25 @@ func (s *Server) release(h held) {
 	s.core.Recycle(node.Ready{Messages: h.msgs, Replies: h.replies}) // sent by value
 }
 
-// pendingSync is a loop pass's write on its way to the disk: the syncer
-// waits for it and then tells the loop that passes up to seq are durable.
-type pendingSync struct {
-	seq uint64
-	w   pebbledb.Syncing
-}
-
-// syncQueue bounds the loop passes whose writes wait for their fsync. With
-// Pebble syncing back to back, a few are waiting at a time; the bound only
-// matters when the disk stalls, and then it stops the loop from running
-// ahead of it.
-const syncQueue = 4096
-
-// syncer waits, in order, for each loop pass's write to be durable (Pebble's
-// WAL flusher fsyncs them, one fsync covering every write queued before it)
-// and publishes the highest durable pass in durableSeq, waking the loop
-// through synced. It never blocks on the loop: synced holds one wake-up,
-// and a wake-up the loop has not taken yet covers later passes too.
+// syncer performs fsyncs on request. The loop sends a request, carrying the
+// number of the last batch it applied, only when no fsync is running; the
+// fsync that follows covers that batch and every one before it.
 func (s *Server) syncer() {
 	defer close(s.syncDead)
+	var seq uint64
 	for {
-		var p pendingSync
 		select {
 		case <-s.stop:
 			return
-		case p = <-s.syncQ:
+		case seq = <-s.syncReq:
 		}
-		if err := p.w.Wait(); err != nil {
-			// An fsync failure means we cannot know what is durable.
-			// Acknowledging anything now could lie; stopping the node is
-			// the only safe answer (as PostgreSQL and Pebble do).
-			s.syncErr.Store(&err)
-			s.log.Error("fsync failed; stopping the node to protect acknowledged data", "err", err)
-			s.failStop()
-			return
-		}
-		s.durableSeq.Store(p.seq)
+		start := time.Now()
+		err := s.engine.Sync()
+		s.metrics.fsync.Observe(time.Since(start).Seconds())
 		select {
-		case s.synced <- struct{}{}:
-		default: // the loop has a wake-up to take already, which covers this
+		case s.syncDone <- syncResult{seq: seq, err: err}:
+		case <-s.stop:
+			return
 		}
 	}
 }

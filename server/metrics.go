@@ -24,6 +24,7 @@ type metrics struct {
 	// series is first used, so unused series stay unexported, as before.
 	reqChild    [opSlots][codeSlots]atomic.Pointer[prometheus.Counter]
 	latChild    [opSlots]atomic.Pointer[prometheus.Observer]
+	fsync       prometheus.Histogram
 	batchWrites prometheus.Histogram
 	inflight    prometheus.Gauge
 	// peers are the transport's per-peer series (transport.Metrics).
@@ -66,6 +67,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "dynago_request_duration_seconds", Help: "Client request latency at this node, by operation.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18), // 0.1 ms .. 13 s
 		}, []string{"op"}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dynago_storage_fsync_duration_seconds", Help: "Duration of write-ahead-log fsyncs (one per group commit).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
 		batchWrites: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dynago_storage_batch_writes", Help: "Objects written per storage batch (group commit size).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
@@ -98,7 +103,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },
 		members: func() []ring.NodeID { return s.Ring().Members() },
 	})
-	reg.MustRegister(m.requests, m.latency, m.batchWrites, m.inflight,
+	reg.MustRegister(m.requests, m.latency, m.fsync, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},
 			func() float64 { return float64(s.Ring().Version()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_dropped_total", Help: "Messages the transport dropped (queue full, unknown peer or injected)."},

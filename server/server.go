@@ -91,15 +91,11 @@ type Server struct {
 	// What this node publishes as its HTTP and RPC addresses (advertise.go).
 	advHTTP, advRPC string
 
-	inputs chan input
-	syncQ  chan pendingSync // the loop's writes, to the syncer
-	synced chan struct{}    // the syncer's wake-up: durableSeq moved, or syncErr is set
-	// durableSeq is the last loop pass whose writes are durable; syncErr a
-	// failed fsync. Written by the syncer, read by the loop.
-	durableSeq atomic.Uint64
-	syncErr    atomic.Pointer[error]
-	stop       chan struct{}
-	loopDone   chan struct{}
+	inputs   chan input
+	syncReq  chan uint64
+	syncDone chan syncResult
+	stop     chan struct{}
+	loopDone chan struct{}
 	// looping is set once Start has started the loop and the syncer: a
 	// Start that fails before (the RPC port taken, say) must not wait for
 	// them to stop.
@@ -116,6 +112,7 @@ type Server struct {
 	stepAt    time.Time // when the loop began feeding the core its last inputs
 	writeSeq  uint64
 	syncedSeq uint64
+	syncing   bool
 	hold      []held
 	batch     storage.Batch // collect's, reused every loop pass (the engine keeps none)
 
@@ -135,6 +132,11 @@ type Server struct {
 	draining  atomic.Bool // see Drain
 }
 
+type syncResult struct {
+	seq uint64
+	err error
+}
+
 // Start opens the node's data, starts its transport, event loop and HTTP
 // API, and returns once it is serving.
 func Start(cfg Config) (*Server, error) {
@@ -151,8 +153,8 @@ func Start(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", string(cfg.ID)),
 		inputs:   make(chan input, 4096),
-		syncQ:    make(chan pendingSync, syncQueue),
-		synced:   make(chan struct{}, 1),
+		syncReq:  make(chan uint64, 1),
+		syncDone: make(chan syncResult, 1),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		syncDead: make(chan struct{}),

@@ -39,10 +39,9 @@ const (
 func crashValue(key string) string { return "value-of-" + key }
 
 // runCrashChild writes keys from several goroutines to Pebble as the
-// daemon does (ApplyAsync, then a Wait for its fsync) or did (Apply without
-// sync, then a Sync that covers it), half the writers each way, concurrent
-// writes sharing fsyncs, and prints each key once it is durable, i.e. once
-// it is acknowledged. It runs until killed.
+// daemon does (Apply without sync, then a Sync that covers it; concurrent
+// Syncs share fsyncs) and prints each key once its Sync has returned, i.e.
+// once it is acknowledged. It runs until killed.
 func runCrashChild(dir, round string) int {
 	time.AfterFunc(crashChildLifetime, func() { os.Exit(3) })
 	p, err := Open(dir, Options{MemTableSize: 1 << 20, Logger: quietLogger})
@@ -62,7 +61,11 @@ func runCrashChild(dir, round string) int {
 				// A second key in the same batch checks atomicity
 				// across the crash too.
 				b.Set([]byte(key+"/twin"), []byte(crashValue(key)))
-				if err := commitCrashBatch(p, &b, w%2 == 1); err != nil {
+				if err := p.Apply(&b, false); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				if err := p.Sync(); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(2)
 				}
@@ -75,22 +78,6 @@ func runCrashChild(dir, round string) int {
 	}
 	wg.Wait()
 	return 0
-}
-
-// commitCrashBatch commits b durably the way one of the server's drivers
-// did or does: Apply without sync then Sync, or ApplyAsync then Wait.
-func commitCrashBatch(p *DB, b *storage.Batch, async bool) error {
-	if async {
-		w, err := p.ApplyAsync(b)
-		if err != nil {
-			return err
-		}
-		return w.Wait()
-	}
-	if err := p.Apply(b, false); err != nil {
-		return err
-	}
-	return p.Sync()
 }
 
 // A writer process is SIGKILLed while committing; every key it printed

@@ -1,12 +1,6 @@
 package pebbledb
 
-import (
-	"time"
-
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // pebbleSeries are the engine's Prometheus series, in base units (bytes,
 // counts) with _total on counters, named after what CockroachDB exports
@@ -62,71 +56,6 @@ func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("dynago_storage_"+name, help, nil, nil)
 }
 
-var fsyncDesc = desc("fsync_duration_seconds", "Duration of write-ahead-log fsyncs (one per group commit), as Pebble's WAL writer times them.")
-
-// fsyncBounds are the upper bounds, in nanoseconds, of the fsync histogram
-// dynago exports: a subset of Pebble's own (pebble.FsyncLatencyBuckets, 100
-// of them: every 100 µs up to 5 ms, then ×1.17 steps to 10 s), so that
-// every exported count is exact. 100 µs to 3.2 ms doubling, then ×1.86
-// steps from 5 ms to 10 s: 19 buckets.
-var fsyncBounds = func() []float64 {
-	var out []float64
-	for _, b := range pebble.FsyncLatencyBuckets {
-		us := time.Duration(b).Microseconds()
-		switch {
-		case b <= 0:
-		case b < float64(5*time.Millisecond):
-			if us%100 == 0 && (us/100)&(us/100-1) == 0 { // 100 µs × a power of two
-				out = append(out, b)
-			}
-		default:
-			out = append(out, b)
-		}
-	}
-	// Of the exponential part keep every fourth bound, and the last.
-	var kept []float64
-	exp := 0
-	for i, b := range out {
-		if b < float64(5*time.Millisecond) {
-			kept = append(kept, b)
-			continue
-		}
-		if exp%4 == 0 || i == len(out)-1 {
-			kept = append(kept, b)
-		}
-		exp++
-	}
-	return kept
-}()
-
-// fsyncHistogram converts Pebble's fsync histogram (nanoseconds, cumulative
-// buckets) to a Histogram in seconds with fsyncBounds as its buckets.
-func fsyncHistogram(h prometheus.Histogram) Histogram {
-	if h == nil {
-		return Histogram{}
-	}
-	var m dto.Metric
-	if err := h.Write(&m); err != nil || m.Histogram == nil {
-		return Histogram{}
-	}
-	ph := m.Histogram
-	out := Histogram{Count: ph.GetSampleCount(), Sum: ph.GetSampleSum() / 1e9}
-	bs := ph.GetBucket()
-	j := 0
-	for _, b := range fsyncBounds {
-		for j < len(bs) && bs[j].GetUpperBound() <= b {
-			j++
-		}
-		var n uint64 // the count at Pebble's last bound at or below b: b itself
-		if j > 0 {
-			n = bs[j-1].GetCumulativeCount()
-		}
-		out.Bounds = append(out.Bounds, b/1e9)
-		out.Counts = append(out.Counts, n)
-	}
-	return out
-}
-
 // collector reads the engine's metrics when Prometheus scrapes,
 // rather than on a timer: a scrape sees the numbers of that moment, and an
 // idle node does no work for metrics nobody reads.
@@ -141,7 +70,6 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, s := range pebbleSeries {
 		ch <- s.desc
 	}
-	ch <- fsyncDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -153,9 +81,4 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range pebbleSeries {
 		ch <- prometheus.MustNewConstMetric(s.desc, s.kind, s.value(&m))
 	}
-	buckets := make(map[float64]uint64, len(m.Fsyncs.Bounds))
-	for i, b := range m.Fsyncs.Bounds {
-		buckets[b] = m.Fsyncs.Counts[i]
-	}
-	ch <- prometheus.MustNewConstHistogram(fsyncDesc, m.Fsyncs.Count, m.Fsyncs.Sum, buckets)
 }

@@ -2,15 +2,11 @@ package pebbledb
 
 import (
 	"fmt"
-	"math"
-	"slices"
 	"strings"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dynago/dynago/storage"
 )
@@ -44,8 +40,8 @@ func TestPebbleCollector(t *testing.T) {
 		t.Fatalf("%s not exported", name)
 		return 0
 	}
-	if n := testutil.CollectAndCount(NewCollector(p)); n != len(pebbleSeries)+1 {
-		t.Fatalf("collected %d series, want %d and the fsync histogram", n, len(pebbleSeries))
+	if n := testutil.CollectAndCount(NewCollector(p)); n != len(pebbleSeries) {
+		t.Fatalf("collected %d series, want %d", n, len(pebbleSeries))
 	}
 	if problems, err := testutil.CollectAndLint(NewCollector(p)); err != nil || len(problems) != 0 {
 		t.Errorf("promlint: %v %v", problems, err)
@@ -107,107 +103,5 @@ func TestPebbleCollector(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(NewCollector(p)); n != 0 {
 		t.Errorf("a closed engine exported %d series", n)
-	}
-}
-
-// Every fsync Pebble's WAL writer performs shows in the exported
-// histogram, in seconds, with buckets that are exact Pebble bounds.
-func TestPebbleFsyncHistogram(t *testing.T) {
-	p, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	gather := func() *dto.Histogram {
-		t.Helper()
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(NewCollector(p))
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "dynago_storage_fsync_duration_seconds" {
-				return mf.GetMetric()[0].GetHistogram()
-			}
-		}
-		t.Fatal("dynago_storage_fsync_duration_seconds not exported")
-		return nil
-	}
-	before := gather().GetSampleCount()
-	const writes = 20
-	var b storage.Batch
-	for i := range writes {
-		b.Reset()
-		b.Set(fmt.Appendf(nil, "key-%d", i), []byte("v"))
-		w, err := p.ApplyAsync(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h := gather()
-	if got := h.GetSampleCount() - before; got < writes {
-		// Each Wait returned before the next write: no two shared an fsync.
-		t.Fatalf("%d fsyncs counted for %d waited-for writes", got, writes)
-	}
-	if s := h.GetSampleSum(); s <= 0 || s > float64(h.GetSampleCount()) {
-		t.Errorf("fsync time %v s for %d fsyncs: not seconds", s, h.GetSampleCount())
-	}
-	bs := h.GetBucket()
-	if len(bs) != len(fsyncBounds) || bs[0].GetUpperBound() != 100e-6 || math.Abs(bs[len(bs)-1].GetUpperBound()-10) > 1e-9 {
-		t.Fatalf("buckets %v, want 100 µs .. 10 s", bs)
-	}
-	for i := 1; i < len(bs); i++ {
-		if bs[i].GetUpperBound() <= bs[i-1].GetUpperBound() || bs[i].GetCumulativeCount() < bs[i-1].GetCumulativeCount() {
-			t.Fatalf("bucket %d (%v) out of order", i, bs[i])
-		}
-	}
-	if last := bs[len(bs)-1].GetCumulativeCount(); last > h.GetSampleCount() || last < h.GetSampleCount()-1 {
-		t.Errorf("%d fsyncs at or below 10 s of %d", last, h.GetSampleCount())
-	}
-	for _, b := range fsyncBounds {
-		if !slices.Contains(pebble.FsyncLatencyBuckets, b) {
-			t.Errorf("bound %v ns is not one of Pebble's", b)
-		}
-	}
-}
-
-// ApplyAsync's writes are readable at once, before Wait; an empty batch
-// needs no fsync.
-func TestApplyAsyncVisibleBeforeWait(t *testing.T) {
-	p, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	var b storage.Batch
-	b.Set([]byte("k"), []byte("v1"))
-	b.Delete([]byte("gone"))
-	w, err := p.ApplyAsync(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v, err := p.Get([]byte("k")); err != nil || string(v) != "v1" {
-		t.Errorf("before Wait: %q, %v", v, err)
-	}
-	if _, err := p.Get([]byte("gone")); err != storage.ErrNotFound {
-		t.Errorf("deleted key: %v", err)
-	}
-	if err := w.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	var empty storage.Batch
-	w, err = p.ApplyAsync(&empty)
-	if err != nil || w.Wait() != nil {
-		t.Fatalf("empty batch: %v", err)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.ApplyAsync(&b); err == nil {
-		t.Error("ApplyAsync on a closed engine succeeded")
 	}
 }

@@ -256,68 +256,6 @@ func (p *DB) Apply(b *storage.Batch, sync bool) error {
 	return nil
 }
 
-// Syncing is a write that ApplyAsync applied and whose WAL fsync may still
-// be running; Wait waits for it. Its zero value (an empty batch) is durable
-// already.
-type Syncing struct{ pb *pebble.Batch }
-
-// Wait blocks until the write is durable, and reports a failed fsync. Call
-// it exactly once: it frees the write's Pebble batch.
-func (s Syncing) Wait() error {
-	if s.pb == nil {
-		return nil
-	}
-	err := s.pb.SyncWait()
-	// Pebble reuses a batch that committed cleanly; after an error it only
-	// drops its reference, so Close is right either way.
-	_ = s.pb.Close()
-	if err != nil {
-		return fmt.Errorf("pebbledb: sync: %w", err)
-	}
-	return nil
-}
-
-// ApplyAsync applies b as Apply(b, true) does, but returns once the writes
-// are visible to reads, before their fsync, which Syncing.Wait awaits. It
-// lets the server's event loop keep working while the disk syncs, without
-// a goroutine of its own asking Pebble for each sync: the WAL's flusher
-// starts the fsync as soon as it sees the write (or right after the fsync
-// it is running, covering everything that came meanwhile), so under load
-// the syncs follow one another back to back instead of waiting for the
-// loop and a syncer to be scheduled between them (issue #11: on a loaded
-// 2-core machine that gap was 0.76 ms per group commit, and 0.5 ms of a
-// single client's 1 ms put even with the data on tmpfs).
-//
-// It uses Pebble's ApplyNoSyncWait, which Pebble marks experimental (it
-// exists for CockroachDB's asynchronous Raft log writes); its contract —
-// the batch is applied to the memtable, the fsync is queued, and SyncWait
-// returns when the WAL up to that batch is synced — is what Sync relies on
-// as well. An empty b needs no write and returns a zero Syncing; an
-// earlier write's Syncing covers what it must.
-func (p *DB) ApplyAsync(b *storage.Batch) (Syncing, error) {
-	if err := p.gate.enter(); err != nil {
-		return Syncing{}, err
-	}
-	defer p.gate.exit()
-	if b.Len() == 0 {
-		return Syncing{}, nil
-	}
-	pb := p.db.NewBatch()
-	_ = b.Each(func(key, value []byte, deleted bool) error {
-		if deleted {
-			return pb.Delete(key, nil)
-		}
-		return pb.Set(key, value, nil)
-	})
-	if err := p.db.ApplyNoSyncWait(pb, pebble.Sync); err != nil {
-		p.values.Clear()
-		_ = pb.Close()
-		return Syncing{}, fmt.Errorf("pebbledb: apply: %w", err)
-	}
-	p.values.Applied(b)
-	return Syncing{pb: pb}, nil
-}
-
 func writeOptions(sync bool) *pebble.WriteOptions {
 	if sync {
 		return pebble.Sync
@@ -421,19 +359,6 @@ type Metrics struct {
 	// Value cache (storage.ValueCache) lookups answered from memory, and
 	// those that read Pebble.
 	ValueCacheHits, ValueCacheMisses uint64
-	// Fsyncs is the distribution of the WAL's fsyncs since open, as Pebble's
-	// WAL flusher times them (one per group commit).
-	Fsyncs Histogram
-}
-
-// Histogram is a cumulative distribution of durations: Count observations
-// summing to Sum seconds, and for each upper bound in Bounds (seconds,
-// ascending) the observations at or below it.
-type Histogram struct {
-	Count  uint64
-	Sum    float64
-	Bounds []float64
-	Counts []uint64
 }
 
 // Metrics returns a snapshot of the engine's metrics, or storage.ErrClosed.
@@ -449,7 +374,6 @@ func (p *DB) Metrics() (Metrics, error) {
 	disk := m.DiskSpaceUsage() - m.WAL.PhysicalSize + max(m.WAL.PhysicalSize, m.WAL.Size)
 	vhits, vmisses := p.values.Stats()
 	return Metrics{
-		Fsyncs:                fsyncHistogram(m.LogWriter.FsyncLatency),
 		ValueCacheHits:        vhits,
 		ValueCacheMisses:      vmisses,
 		BlockCacheBytes:       m.BlockCache.Size,
