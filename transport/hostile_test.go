@@ -194,6 +194,22 @@ func hostileTarget(t *testing.T) (c *core, tr *Transport, delivered chan []node.
 	return c, tr, delivered, client
 }
 
+// expectOnlyGood waits for what the handler delivered of a batch holding
+// one hostile envelope and the good one (ReqID 7), checks that it is the
+// good message alone, and steps the core with it.
+func expectOnlyGood(t *testing.T, name string, c *core, delivered <-chan []node.Message) {
+	t.Helper()
+	select {
+	case msgs := <-delivered:
+		if len(msgs) != 1 || msgs[0].ReqID != 7 {
+			t.Errorf("%s: delivered %+v, want only the good message", name, msgs)
+		}
+		c.step(msgs)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: the good message of the batch was not delivered", name)
+	}
+}
+
 // TestStepRejectsHostileFrames: through a real gRPC connection, each bad
 // frame gets InvalidArgument, the node does not die, and the key it
 // acknowledged still reads back. A good frame in the same batch is still
@@ -208,15 +224,7 @@ func TestStepRejectsHostileFrames(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: Step = %v, want InvalidArgument", name, err)
 		}
-		select {
-		case msgs := <-delivered:
-			if len(msgs) != 1 || msgs[0].ReqID != 7 {
-				t.Errorf("%s: delivered %+v, want only the good message", name, msgs)
-			}
-			c.step(msgs)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the good message of the batch was not delivered", name)
-		}
+		expectOnlyGood(t, name, c, delivered)
 	}
 	if got, want := tr.Stats().Malformed, uint64(len(hostileEnvelopes())); got != want {
 		t.Errorf("Stats().Malformed = %d, want %d", got, want)
@@ -316,15 +324,7 @@ func TestStreamRejectsHostileFrames(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: stream ended with %v, want InvalidArgument", name, err)
 		}
-		select {
-		case msgs := <-delivered:
-			if len(msgs) != 1 || msgs[0].ReqID != 7 {
-				t.Errorf("%s: delivered %+v, want only the good message", name, msgs)
-			}
-			c.step(msgs)
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: the good message of the batch was not delivered", name)
-		}
+		expectOnlyGood(t, name, c, delivered)
 	}
 	if got, want := tr.Stats().Malformed, uint64(len(hostileEnvelopes())); got != want {
 		t.Errorf("Stats().Malformed = %d, want %d", got, want)

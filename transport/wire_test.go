@@ -220,32 +220,10 @@ func sameDecoding(t *testing.T, buf []byte, split int) {
 	}
 }
 
-// TestCodecEncodesLikeProto: for many random batches, the codec's bytes are
-// the generated code's, and both decoders decode them to the messages sent.
-func TestCodecEncodesLikeProto(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 3000 {
-		msgs := make([]node.Message, r.IntN(4))
-		for j := range msgs {
-			msgs[j] = randomMessage(r, i%10 == 0)
-		}
-		want, err := protoBatch(t, msgs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := codecBatch(msgs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("batch %d: codec encoded\n%x\nreference\n%x\n%#v", i, got, want, msgs)
-		}
-		sameDecoding(t, got, r.IntN(len(got)+1))
-	}
-}
-
-func TestCodecEncodesTheFullMessageLikeProto(t *testing.T) {
-	msgs := []node.Message{fullMessage(1, "n1", "n2"), {}, fullMessage(2, "n2", "n1")}
+// encodesLikeProto encodes msgs with the codec and with the generated code,
+// fails the test unless the bytes are equal, and returns them.
+func encodesLikeProto(t *testing.T, what string, msgs []node.Message) []byte {
+	t.Helper()
 	want, err := protoBatch(t, msgs)
 	if err != nil {
 		t.Fatal(err)
@@ -255,8 +233,28 @@ func TestCodecEncodesTheFullMessageLikeProto(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("codec encoded\n%x\nreference\n%x", got, want)
+		t.Fatalf("%s: codec encoded\n%x\nreference\n%x\n%#v", what, got, want, msgs)
 	}
+	return got
+}
+
+// TestCodecEncodesLikeProto: for many random batches, the codec's bytes are
+// the generated code's, and both decoders decode them to the messages sent.
+func TestCodecEncodesLikeProto(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		msgs := make([]node.Message, r.IntN(4))
+		for j := range msgs {
+			msgs[j] = randomMessage(r, i%10 == 0)
+		}
+		got := encodesLikeProto(t, fmt.Sprintf("batch %d", i), msgs)
+		sameDecoding(t, got, r.IntN(len(got)+1))
+	}
+}
+
+func TestCodecEncodesTheFullMessageLikeProto(t *testing.T) {
+	msgs := []node.Message{fullMessage(1, "n1", "n2"), {}, fullMessage(2, "n2", "n1")}
+	got := encodesLikeProto(t, "the full messages", msgs)
 	dec, bad, err := codecDecode(got, 0)
 	if err != nil || bad != nil {
 		t.Fatalf("decode: %v %v", err, bad)
