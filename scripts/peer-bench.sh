@@ -55,6 +55,9 @@ Environment:
                          fsyncs to mean anything
   PEER_BENCH_DYNAGO      a dynago binary to use instead of building one
   PEER_BENCH_KEEP        1 keeps the temporary directory (logs, data)
+  PEER_BENCH_PROCS       every dynago node's GOMAXPROCS (default 0: left to
+                         Go, every CPU each; docs/BENCHMARKS.md has 1 against
+                         the default)
   PEER_BENCH_DYNAGO_FLAGS  extra flags for every dynago server, split on
                          spaces (e.g. "--lww": SET is then one blind write)
 
@@ -370,12 +373,28 @@ for i in 1 2 3; do
 	members+="${members:+,}n$i=127.0.0.1:${rpc[i]}/127.0.0.1:${http[i]}"
 done
 read -ra extra_flags <<<"${PEER_BENCH_DYNAGO_FLAGS:-}"
+# The three nodes stand in for three machines, but each Go runtime sizes
+# itself for the whole one. Giving each its share instead (1 on 2 CPUs)
+# was measured and not kept: docs/BENCHMARKS.md, "GOMAXPROCS of co-located
+# nodes". A GOMAXPROCS in the environment reaches the nodes as it is.
+procs=${PEER_BENCH_PROCS:-0}
+[[ $procs =~ ^[0-9]+$ ]] || die "PEER_BENCH_PROCS must be a number, not $procs"
+if ((procs > 0)); then
+	procs_env=(GOMAXPROCS="$procs")
+	procs_desc="GOMAXPROCS $procs each"
+elif [[ -n ${GOMAXPROCS:-} ]]; then
+	procs_env=()
+	procs_desc="GOMAXPROCS $GOMAXPROCS each (from the environment)"
+else
+	procs_env=()
+	procs_desc="GOMAXPROCS left to Go ($(nproc) each)"
+fi
 for i in 1 2 3; do
 	join=""
 	for j in 1 2 3; do
 		((j == i)) || join+="${join:+,}127.0.0.1:${gossip[j]}"
 	done
-	"$dynago" server --id "n$i" --data-dir "$work/n$i" \
+	env "${procs_env[@]}" "$dynago" server --id "n$i" --data-dir "$work/n$i" \
 		--http-addr "127.0.0.1:${http[i]}" --rpc-addr "127.0.0.1:${rpc[i]}" \
 		--gossip-addr "127.0.0.1:${gossip[i]}" --resp-addr "127.0.0.1:${resp[i]}" \
 		--cluster "$members" --join "$join" --cluster-name "peer-bench-$$" \
@@ -410,7 +429,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "Date: $(date -u +%Y-%m-%dT%H:%MZ). dynago commit: $commit. Redis $redis_version."
 echo "Machine: $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), data on $fstype."
-echo "Redis: one redis-server, appendonly yes, appendfsync always. dynago: 3 nodes, N=3 R=2 W=2, fsync on."
+echo "Redis: one redis-server, appendonly yes, appendfsync always. dynago: 3 nodes, N=3 R=2 W=2, fsync on, $procs_desc."
 echo "redis-benchmark -h 127.0.0.1 -p PORT -c C -n REQUESTS -P P --csv -d $value_size -r $keyspace -t get|set, $keyspace keys preloaded;"
 echo "$requests requests per run at $clients clients, $requests1 at 1 client. dynago: every run goes to node n1's RESP port"
 echo "(redis-benchmark sends all its clients to one host:port; dynago's nodes are equal coordinators, and with 3 nodes"
