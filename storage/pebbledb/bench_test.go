@@ -152,11 +152,26 @@ func BenchmarkPebbleApplySync(b *testing.B) {
 	}
 }
 
+// walModes are the two kinds of write-ahead log a store can sync: logs
+// prefilled with zeros (Open's default, prefillFS) and logs as pebble
+// creates them, which each sync extends.
+var walModes = []struct {
+	name      string
+	noPrefill bool
+}{{"prefilled", false}, {"fresh", true}}
+
 // BenchmarkPebbleSync measures Sync (LogData with pebble.Sync) after one
 // small unsynced write: the fsync latency that floors every acknowledged
-// put. It reports the median and 99th percentile of Sync alone.
+// put. It reports the median and 99th percentile of Sync alone, on a
+// prefilled log and on a fresh one.
 func BenchmarkPebbleSync(b *testing.B) {
-	p, err := Open(b.TempDir(), Options{Logger: quietLogger})
+	for _, m := range walModes {
+		b.Run(m.name, func(b *testing.B) { benchPebbleSync(b, m.noPrefill) })
+	}
+}
+
+func benchPebbleSync(b *testing.B, noPrefill bool) {
+	p, err := Open(b.TempDir(), Options{Logger: quietLogger, noPrefill: noPrefill})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,10 +205,16 @@ func BenchmarkPebbleSync(b *testing.B) {
 // disk overlaps the three flushes or takes them one after the other, which
 // sets the floor of a single client's put latency on such a machine.
 func BenchmarkPebbleSyncSharedDisk(b *testing.B) {
+	for _, m := range walModes {
+		b.Run(m.name, func(b *testing.B) { benchPebbleSyncSharedDisk(b, m.noPrefill) })
+	}
+}
+
+func benchPebbleSyncSharedDisk(b *testing.B, noPrefill bool) {
 	const stores = 3
 	ps := make([]*DB, stores)
 	for i := range ps {
-		p, err := Open(b.TempDir(), Options{Logger: quietLogger})
+		p, err := Open(b.TempDir(), Options{Logger: quietLogger, noPrefill: noPrefill})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dynago/dynago/storage"
 )
@@ -90,6 +91,11 @@ type Options struct {
 	// Logger receives pebble's log lines and disk-stall events. Default
 	// slog.Default().
 	Logger *slog.Logger
+
+	// noPrefill leaves new write-ahead logs as pebble creates them
+	// (prefillFS says why they are not): for the benchmarks that measure
+	// what the prefill buys.
+	noPrefill bool
 }
 
 func (o *Options) validate() error {
@@ -166,6 +172,11 @@ func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 			},
 			WriteStallEnd: func() { log.Warn("write stall end") },
 		},
+	}
+	if opts.noPrefill {
+		po.FS = vfs.Default
+	} else {
+		po.FS = newPrefillFS(vfs.Default, opts.MemTableSize)
 	}
 	// Pebble filters nothing by default and never filters L0; every level
 	// gets a filter here because most of dynago's point reads are for keys a
