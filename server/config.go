@@ -92,6 +92,9 @@ type Config struct {
 	// seam tests use to fail reads (storage.Faulty) under a running
 	// daemon. Unexported, so only this package's tests can set it.
 	coreStore func(storage.Engine) node.Store
+	// beforeSync, when set, runs in the syncer before every fsync: the
+	// seam tests use to hold an fsync and watch what waits for it.
+	beforeSync func()
 }
 
 // ErrConfig reports an invalid daemon configuration.

@@ -245,6 +245,9 @@ func (s *Server) syncer() {
 			return
 		case seq = <-s.syncReq:
 		}
+		if s.cfg.beforeSync != nil {
+			s.cfg.beforeSync()
+		}
 		start := time.Now()
 		err := s.engine.Sync()
 		s.metrics.fsync.Observe(time.Since(start).Seconds())
