@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/dynago/dynago/node"
 )
@@ -62,21 +61,7 @@ func BenchmarkPingPongRawTCP(b *testing.B) {
 			pong <- struct{}{}
 		}
 	})
-	ping := node.Message{Type: node.MsgReplicaGet, From: "a", To: "b", Key: []byte("key")}
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := processCPU()
-	for i := range b.N {
-		ping.ReqID = uint64(i)
-		toB.push(ping)
-		select {
-		case <-pong:
-		case <-time.After(10 * time.Second):
-			b.Fatalf("no answer to ping %d", i)
-		}
-	}
-	b.StopTimer()
-	reportCPU(b, cpu)
+	pingPong(b, func(m node.Message) { toB.push(m) }, pong)
 }
 
 // rawSender writes q's batches to c, one frame each, until done.
