@@ -379,14 +379,13 @@ read -ra extra_flags <<<"${PEER_BENCH_DYNAGO_FLAGS:-}"
 # nodes". A GOMAXPROCS in the environment reaches the nodes as it is.
 procs=${PEER_BENCH_PROCS:-0}
 [[ $procs =~ ^[0-9]+$ ]] || die "PEER_BENCH_PROCS must be a number, not $procs"
+procs_env=()
 if ((procs > 0)); then
 	procs_env=(GOMAXPROCS="$procs")
 	procs_desc="GOMAXPROCS $procs each"
 elif [[ -n ${GOMAXPROCS:-} ]]; then
-	procs_env=()
 	procs_desc="GOMAXPROCS $GOMAXPROCS each (from the environment)"
 else
-	procs_env=()
 	procs_desc="GOMAXPROCS left to Go ($(nproc) each)"
 fi
 for i in 1 2 3; do
