@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dynago/dynago/internal/ports"
 	"github.com/dynago/dynago/security"
 )
 
@@ -253,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // refused". The gossip ports are checked for UDP too: memberlist binds
 // both.
 func FreePortBase(n int) (int, error) {
-	lo, hi := 10000, ephemeralStart()-210-n
+	lo, hi := 10000, ports.EphemeralStart()-210-n
 	if hi <= lo {
 		lo, hi = 20000, 50000
 	}
@@ -274,24 +275,6 @@ func FreePortBase(n int) (int, error) {
 		}
 	}
 	return 0, errors.New("devcluster: no free port range found")
-}
-
-// ephemeralStart is the first port the kernel hands out for outgoing
-// connections, 32768 when it cannot be read.
-func ephemeralStart() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 32768
-	}
-	p, err := strconv.Atoi(f[0])
-	if err != nil || p < 1024 {
-		return 32768
-	}
-	return p
 }
 
 func udpPortFree(addr string) error {

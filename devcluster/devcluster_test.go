@@ -3,13 +3,15 @@ package devcluster
 import (
 	"strings"
 	"testing"
+
+	"github.com/dynago/dynago/internal/ports"
 )
 
 // A base port's ranges must stay below the kernel's ephemeral ports, or an
 // outgoing connection elsewhere on the machine can take a node's port
 // between the check and the bind.
 func TestFreePortBaseStaysBelowEphemeralPorts(t *testing.T) {
-	eph := ephemeralStart()
+	eph := ports.EphemeralStart()
 	for range 20 {
 		base, err := FreePortBase(5)
 		if err != nil {

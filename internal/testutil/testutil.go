@@ -1,29 +1,46 @@
 // Package testutil holds the helpers every package's tests share: a free
 // loopback address and bounded waits for a condition. It is imported by
 // _test.go files only (internal/layering checks that no production package
-// links it), and it depends on the standard library alone, so any package,
-// including transport and membership below server, can use it without an
-// import cycle. The bench module imports it too: internal/ is open to it
+// links it), and it depends on the standard library and internal/ports
+// alone, so any package, including transport and membership below server,
+// can use it without an import cycle. The bench module imports it too: internal/ is open to it
 // because its module path lies under this module's.
 package testutil
 
 import (
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dynago/dynago/internal/ports"
 )
 
-// FreeAddr returns a 127.0.0.1 address nobody listens on right now. It
-// reserves nothing: the tiny race with other processes is acceptable for a
-// test, and the listener that takes the address fails loudly if it loses it.
+// FreeAddr returns a 127.0.0.1 address nobody listens on right now, on a
+// port below the kernel's ephemeral range (internal/ports says why). It
+// reserves nothing: another test process choosing the same random port
+// between this check and its use is the race left, and the listener that
+// loses it fails loudly. (It used to take a ":0" port, from the ephemeral
+// range: a CI run lost one to an outgoing connection before the server
+// under test bound it.)
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	lo, hi := 10000, ports.EphemeralStart()
+	if hi-lo < 1000 {
+		lo, hi = 20000, 30000 // an unusual ephemeral range: pick from the middle anyway
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatalf("finding a free port below %d: 100 random tries were all taken", hi)
+	return ""
 }
 
 // Eventually polls cond until it holds, and fails the test if it still does

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dynago/dynago/internal/ports"
 )
 
 func TestFreeAddrIsLoopbackAndBindable(t *testing.T) {
@@ -21,6 +24,23 @@ func TestFreeAddrIsLoopbackAndBindable(t *testing.T) {
 		t.Fatalf("listening on FreeAddr() %s: %v", addr, err)
 	}
 	ln.Close()
+}
+
+// The ports FreeAddr picks lie below the kernel's ephemeral range, where no
+// outgoing connection can take them before the test binds them.
+func TestFreeAddrStaysBelowEphemeralPorts(t *testing.T) {
+	eph := ports.EphemeralStart()
+	for range 50 {
+		addr := FreeAddr(t)
+		_, p, _ := net.SplitHostPort(addr)
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatalf("FreeAddr() = %q: %v", addr, err)
+		}
+		if port >= eph {
+			t.Fatalf("FreeAddr() = %q: port %d is in the ephemeral range (from %d)", addr, port, eph)
+		}
+	}
 }
 
 func TestEventuallyReturnsOnceCondHolds(t *testing.T) {
