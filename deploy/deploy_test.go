@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/dynago/dynago/chaos"
 	"github.com/dynago/dynago/client"
 	"github.com/dynago/dynago/deploy"
+	"github.com/dynago/dynago/internal/testutil"
 )
 
 // The test's time budgets on a loaded 2-core machine: building the binary
@@ -512,21 +514,24 @@ func allAlive(ctx context.Context, c chaos.Cluster) error {
 	return errors.Join(errs...)
 }
 
-// freePorts returns n ports free on 127.0.0.1 right now.
+// freePorts returns n distinct ports free on 127.0.0.1 right now, below the
+// ephemeral range (testutil.FreeAddr says why: docker-proxy binds them only
+// after compose has created the network, ample time for an outgoing
+// connection to take a ":0" port).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	seen := map[int]bool{}
 	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for len(ports) < n {
+		_, p, _ := net.SplitHostPort(testutil.FreeAddr(t))
+		port, err := strconv.Atoi(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
+		if !seen[port] {
+			seen[port] = true
+			ports = append(ports, port)
+		}
 	}
 	return ports
 }

@@ -161,7 +161,7 @@ func TestDeadMemberIsRetriedUntilReaped(t *testing.T) {
 func TestSeedsAreRetriedWhenNobodyAnswered(t *testing.T) {
 	// n2 is given n1's address before n1 runs; its one Join fails, and no
 	// caller retries it: the reconnect loop must.
-	port := freePort(t)
+	port := testutil.FreeGossipPort(t)
 	b := startMember(t, "n2", 0, nil)
 	if _, err := b.Join([]string{fmt.Sprintf("127.0.0.1:%d", port)}); !errors.Is(err, ErrJoin) {
 		t.Fatalf("join with nobody there: %v", err)

@@ -19,27 +19,6 @@ import (
 	"github.com/dynago/dynago/ring"
 )
 
-// freePort returns a port on 127.0.0.1 that was free for both TCP and UDP a
-// moment ago, as memberlist needs both on one port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
-
 // recorder collects one member's callbacks.
 type recorder struct {
 	mu     sync.Mutex
@@ -111,7 +90,7 @@ func metaFor(id ring.NodeID, port int) Meta {
 func startMember(t *testing.T, id ring.NodeID, port int, mod func(*Config)) *tmember {
 	t.Helper()
 	if port == 0 {
-		port = freePort(t)
+		port = testutil.FreeGossipPort(t)
 	}
 	rec := &recorder{}
 	cfg := Config{

@@ -307,7 +307,7 @@ func TestEqualVersionsConvergeOnTheLargerBytes(t *testing.T) {
 }
 
 func TestBindsExactlyTheConfiguredAddress(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreeGossipPort(t)
 	m := startMember(t, "n1", port, nil)
 	want := fmt.Sprintf("127.0.0.1:%d", port)
 	if m.Addr() != want {
@@ -350,7 +350,7 @@ func TestBindsExactlyTheConfiguredAddress(t *testing.T) {
 func TestAdvertiseAddrIsWhatOthersSee(t *testing.T) {
 	// Bind one port and advertise another (as behind a port mapping): the
 	// others must record the advertised address.
-	bindPort, advPort := freePort(t), freePort(t)
+	bindPort, advPort := testutil.FreeGossipPort(t), testutil.FreeGossipPort(t)
 	adv := fmt.Sprintf("127.0.0.1:%d", advPort)
 	m := startMember(t, "n1", bindPort, func(c *Config) { c.AdvertiseAddr = adv })
 	if m.Addr() != adv {
@@ -371,7 +371,7 @@ func TestAdvertiseAddrIsWhatOthersSee(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreeGossipPort(t)
 	bind := fmt.Sprintf("127.0.0.1:%d", port)
 	cases := []struct {
 		name string
@@ -443,7 +443,7 @@ func TestJoinErrors(t *testing.T) {
 	if _, err := m.Join(nil); !errors.Is(err, ErrJoin) {
 		t.Errorf("Join(nil): %v, want ErrJoin", err)
 	}
-	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	nobody := fmt.Sprintf("127.0.0.1:%d", testutil.FreeGossipPort(t))
 	if n, err := m.Join([]string{nobody}); !errors.Is(err, ErrJoin) || n != 0 {
 		t.Errorf("Join(%s) with nobody there: %d, %v; want 0, ErrJoin", nobody, n, err)
 	}
@@ -459,7 +459,7 @@ func TestForeignMemberlistNodeIsRefused(t *testing.T) {
 	// port would be: no dynago meta.
 	fc := memberlist.DefaultLocalConfig()
 	fc.Name = "foreign"
-	fc.BindAddr, fc.BindPort = "127.0.0.1", freePort(t)
+	fc.BindAddr, fc.BindPort = "127.0.0.1", testutil.FreeGossipPort(t)
 	fc.AdvertisePort = fc.BindPort
 	fc.LogOutput = io.Discard
 	foreign, err := memberlist.Create(fc)

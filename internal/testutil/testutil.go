@@ -26,21 +26,42 @@ import (
 // under test bound it.)
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false)))
+}
+
+// FreeGossipPort is FreeAddr's port for memberlist, which binds TCP and UDP
+// on one number: the port was free for both a moment ago.
+func FreeGossipPort(t testing.TB) int {
+	t.Helper()
+	return freePort(t, true)
+}
+
+func freePort(t testing.TB, udpToo bool) int {
+	t.Helper()
 	lo, hi := 10000, ports.EphemeralStart()
 	if hi-lo < 1000 {
 		lo, hi = 20000, 30000 // an unusual ephemeral range: pick from the middle anyway
 	}
 	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		port := lo + rand.IntN(hi-lo)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue // taken
 		}
+		if udpToo {
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				ln.Close()
+				continue
+			}
+			pc.Close()
+		}
 		ln.Close()
-		return addr
+		return port
 	}
 	t.Fatalf("finding a free port below %d: 100 random tries were all taken", hi)
-	return ""
+	return 0
 }
 
 // Eventually polls cond until it holds, and fails the test if it still does

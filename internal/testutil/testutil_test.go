@@ -43,6 +43,28 @@ func TestFreeAddrStaysBelowEphemeralPorts(t *testing.T) {
 	}
 }
 
+func TestFreeGossipPortIsFreeForTCPAndUDP(t *testing.T) {
+	eph := ports.EphemeralStart()
+	for range 20 {
+		port := FreeGossipPort(t)
+		if port >= eph {
+			t.Fatalf("FreeGossipPort() = %d: in the ephemeral range (from %d)", port, eph)
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("FreeGossipPort() = %d, but TCP cannot bind it: %v", port, err)
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			ln.Close()
+			t.Fatalf("FreeGossipPort() = %d, but UDP cannot bind it: %v", port, err)
+		}
+		pc.Close()
+		ln.Close()
+	}
+}
+
 func TestEventuallyReturnsOnceCondHolds(t *testing.T) {
 	var calls atomic.Int32
 	Eventually(t, 2*time.Second, "the third call", func() bool { return calls.Add(1) >= 3 })
