@@ -25,7 +25,8 @@ Runs a single Redis (appendonly yes, appendfsync always) and then a 3-node
 dynago cluster (N=3 R=2 W=2, fsync on, RESP front end) on 127.0.0.1, drives
 both with the same redis-benchmark command lines and prints one Markdown
 table: ops/s, p50 latency and machine CPU per operation, with the ratios
-dynago/redis. Installs redis-server and redis-tools from Debian (apt-get)
+dynago/redis, after the disk's fsync latency (one fsync, and three at once as
+the three nodes issue them), which one client's SET depends on. Installs redis-server and redis-tools from Debian (apt-get)
 when they are missing, which needs root. Builds dynago from this checkout
 with Go unless PEER_BENCH_DYNAGO names a binary.
 
@@ -363,6 +364,17 @@ else
 	git -C "$root" diff --quiet HEAD 2>/dev/null || commit+=" (modified)"
 fi
 
+# The disk's fsync floors, measured where the nodes' data will live: one
+# client's SET waits for two of the three fsyncs the nodes issue at nearly
+# the same moment on this one disk, so its latency says as much about the
+# disk as about dynago, and VMs differ most there (docs/BENCHMARKS.md,
+# "Where a one-client put goes"). The binary measures them itself; one
+# without the experiment leaves them "?".
+say "measuring the disk's fsync floors (dynago bench --experiment floors)"
+floors=$(TMPDIR="$work" "$dynago" bench --experiment floors 2>/dev/null || true)
+fsync1=$(awk '/^ *one fsync/ { print $NF; exit }' <<<"$floors")
+fsync3=$(awk '/^ *three concurrent fsyncs/ { print $NF; exit }' <<<"$floors")
+
 declare -a http rpc gossip resp
 members=""
 for i in 1 2 3; do
@@ -428,6 +440,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo
 echo "Date: $(date -u +%Y-%m-%dT%H:%MZ). dynago commit: $commit. Redis $redis_version."
 echo "Machine: $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r), data on $fstype."
+echo "Disk: one fsync ${fsync1:-?} ms, three at once ${fsync3:-?} ms (medians of dynago bench --experiment floors, on the data's filesystem)."
 echo "Redis: one redis-server, appendonly yes, appendfsync always. dynago: 3 nodes, N=3 R=2 W=2, fsync on, $procs_desc."
 echo "redis-benchmark -h 127.0.0.1 -p PORT -c C -n REQUESTS -P P --csv -d $value_size -r $keyspace -t get|set, $keyspace keys preloaded;"
 echo "$requests requests per run at $clients clients, $requests1 at 1 client. dynago: every run goes to node n1's RESP port"
