@@ -42,7 +42,12 @@ const (
 	DefaultMemTableSize = 4 << 20
 	// DefaultBloomBitsPerKey gives a ~1% false-positive rate: a get skips
 	// 99% of the sstables that do not hold its key, which is most of them
-	// for the read-before-write of every put to a new key.
+	// for the read-before-write of every put to a new key. Pebble's Get
+	// reads the filters of the memtables' flushes down to L5 only: in L6,
+	// the bottom level, which holds nearly everything of a small store
+	// (its base level) and most of a large one, an absent key costs an
+	// index and a data block. Reading L6's filters too, through an iterator
+	// with UseL6Filters, was measured and not kept (BENCHMARKS.md).
 	DefaultBloomBitsPerKey = 10
 	// DefaultValueCacheSize keeps the newest value of the 50,000 to
 	// 100,000 most recently used small objects (its two generations hold
