@@ -82,6 +82,59 @@ func TestPebbleBloomFiltersOnL0(t *testing.T) {
 	}
 }
 
+// Pebble's own Get never reads L6's filters, and L6 is where a small
+// store keeps nearly everything (its base level) and a large one most: get
+// must read them, or every absent key costs an index and a data block
+// there. Present and deleted keys must still read back as they are.
+func TestPebbleBloomFiltersOnL6(t *testing.T) {
+	// No value cache: it would answer the rereads below from memory.
+	p, err := Open(t.TempDir(), Options{Logger: quietLogger, ValueCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fillAndFlush(t, p, 2000)
+	var b storage.Batch
+	b.Delete([]byte("key-000007"))
+	b.Set([]byte("key-000008"), nil)
+	if err := p.Apply(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.db.Compact(t.Context(), []byte("key-"), []byte("key-999999"), false); err != nil {
+		t.Fatal(err)
+	}
+	m := p.db.Metrics()
+	if m.Levels[6].TablesCount == 0 || m.Levels[0].TablesCount != 0 {
+		t.Fatalf("after the compaction: %d tables in L0, %d in L6; want all in L6", m.Levels[0].TablesCount, m.Levels[6].TablesCount)
+	}
+	before, _ := p.Metrics()
+	for i := range 200 {
+		key := fmt.Sprintf("key-%06d-absent", i) // inside L6's key range
+		if v, err := p.Get([]byte(key)); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Get(%q) = %q, %v; want ErrNotFound", key, v, err)
+		}
+	}
+	after, _ := p.Metrics()
+	if hits := after.FilterHits - before.FilterHits; hits < 150 {
+		t.Fatalf("L6's bloom filters skipped the sstable for %d of 200 absent keys, want nearly all", hits)
+	}
+	for _, i := range []int{0, 1, 999, 1999} {
+		key := fmt.Sprintf("key-%06d", i)
+		if v, err := p.Get([]byte(key)); err != nil || len(v) != 1024 {
+			t.Fatalf("Get(%q) = %d bytes, %v; want its 1 KiB value", key, len(v), err)
+		}
+	}
+	if v, err := p.Get([]byte("key-000007")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Get of a deleted key = %q, %v; want ErrNotFound", v, err)
+	}
+	if v, err := p.Get([]byte("key-000008")); err != nil || v == nil || len(v) != 0 {
+		t.Fatalf("Get of a key set to an empty value = %#v, %v; want a non-nil empty value", v, err)
+	}
+}
+
 // Pebble charges memtables to the block cache; Open must leave room
 // for them, or a cache no larger than two memtables holds no blocks at all.
 func TestPebbleBlockCacheSurvivesMemtables(t *testing.T) {
