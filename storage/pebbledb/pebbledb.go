@@ -12,6 +12,7 @@ package pebbledb
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -222,6 +223,12 @@ func (p *DB) Get(key []byte) ([]byte, error) {
 
 // get reads key from Pebble itself.
 func (p *DB) get(key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		// No object key is empty, but the Engine contract allows it, and
+		// Pebble's iterators refuse to seek to it (its invariant checks,
+		// on under -race, index the key's first byte).
+		return p.getEmptyKey()
+	}
 	it, err := p.db.NewIter(&getIterOptions)
 	if err != nil {
 		return nil, fmt.Errorf("pebbledb: get: %w", err)
@@ -246,6 +253,23 @@ func (p *DB) get(key []byte) ([]byte, error) {
 	}
 	if !found {
 		return nil, storage.ErrNotFound
+	}
+	return out, nil
+}
+
+// getEmptyKey is get for the empty key, through DB.Get.
+func (p *DB) getEmptyKey() ([]byte, error) {
+	v, closer, err := p.db.Get(nil)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebbledb: get: %w", err)
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("pebbledb: get: %w", err)
 	}
 	return out, nil
 }
