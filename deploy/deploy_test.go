@@ -12,7 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -520,16 +520,9 @@ func allAlive(ctx context.Context, c chaos.Cluster) error {
 // connection to take a ":0" port).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	seen := map[int]bool{}
 	var ports []int
 	for len(ports) < n {
-		_, p, _ := net.SplitHostPort(testutil.FreeAddr(t))
-		port, err := strconv.Atoi(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !seen[port] {
-			seen[port] = true
+		if port := testutil.FreePort(t); !slices.Contains(ports, port) {
 			ports = append(ports, port)
 		}
 	}

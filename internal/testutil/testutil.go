@@ -26,7 +26,14 @@ import (
 // under test bound it.)
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t, false)))
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+}
+
+// FreePort is FreeAddr's port alone, for what takes a number (a container's
+// published port).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	return freePort(t, false)
 }
 
 // FreeGossipPort is FreeAddr's port for memberlist, which binds TCP and UDP
