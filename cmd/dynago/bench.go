@@ -15,6 +15,7 @@ import (
 
 	"github.com/dynago/dynago/lab"
 	"github.com/dynago/dynago/loadgen"
+	"golang.org/x/term"
 )
 
 // The bench command: a workload against a running cluster, measured by
@@ -291,15 +292,12 @@ func writeBenchJSON(w io.Writer, res *loadgen.Result) error {
 	return nil
 }
 
-// isTerminal reports whether w is a character device, so that a progress
-// line redrawn with \r does not litter a log file or a pipe.
+// isTerminal reports whether w is a terminal, so that a progress line
+// redrawn with \r does not litter a log file, a pipe or /dev/null (a
+// character device, but no terminal: the terminal's own ioctl tells).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // progressLine redraws one stderr line: a bar towards the target (ops or
