@@ -103,7 +103,7 @@ func read(r io.Reader) (events, error) {
 	if err != nil {
 		return events{}, err
 	}
-	funcs := map[trace.GoID][]string{}
+	funcs := map[trace.GoID]map[string]bool{} // every function each goroutine was seen blocked in
 	var out events
 	for {
 		ev, err := tr.ReadEvent()
@@ -126,14 +126,19 @@ func read(r io.Reader) (events, error) {
 		for fr := range st.Stack.Frames() {
 			fs = append(fs, fr.Func)
 		}
-		funcs[g] = append(funcs[g], fs...)
+		if funcs[g] == nil {
+			funcs[g] = map[string]bool{}
+		}
+		for _, fn := range fs {
+			funcs[g][fn] = true
+		}
 		out.list = append(out.list, event{at: ev.Time(), g: g, by: ev.Goroutine(), from: from, to: to, stack: strings.Join(fs, ";")})
 	}
 	out.kind = map[trace.GoID]kind{}
 	for g, fs := range funcs {
 	match:
 		for _, k := range kinds {
-			for _, fn := range fs {
+			for fn := range fs {
 				if k.re.MatchString(fn) {
 					out.kind[g] = k.k
 					break match
@@ -152,7 +157,8 @@ func read(r io.Reader) (events, error) {
 type milestone struct {
 	name  string
 	is    func(e event, kindOf func(trace.GoID) kind) bool
-	needs int // index of the milestone this one must follow; 0 for none
+	needs int  // index of the milestone this one must follow; 0 for none
+	peers bool // comes only when the request goes to other nodes (never with N=1)
 }
 
 // path is the milestones of one request, in order; the first is its arrival.
@@ -193,12 +199,12 @@ var coordinatorPath = path{
 	{name: "request arrives (network wakes its goroutine)", is: wakes(kRequest)},
 	{name: "handed to the event loop", is: wakes(kLoop, kRequest)},
 	{name: "event loop runs", is: runs(kLoop)},
-	{name: "requests handed to the transport", is: wakes(kSender, kLoop)},
+	{name: "requests handed to the transport", is: wakes(kSender, kLoop), peers: true},
 	{name: "fsync asked for", is: wakes(kSyncer, kLoop)},
-	{name: "requests on the wire", is: enters(kLoopy, "syscall.Write"), needs: 3},
+	{name: "requests on the wire", is: enters(kLoopy, "syscall.Write"), needs: 3, peers: true},
 	{name: "fsync starts", is: enters(kFlush, "Fdatasync")},
 	{name: "fsync returns", is: leaves(kFlush), needs: 6},
-	{name: "a replica's answer reaches the event loop", is: wakes(kLoop, kRecv), needs: 3},
+	{name: "a replica's answer reaches the event loop", is: wakes(kLoop, kRecv), needs: 3, peers: true},
 	{name: "reply handed back", is: wakes(kRequest, kLoop)},
 	{name: "reply written", is: enters(kRequest, "syscall.Write")},
 }
@@ -270,22 +276,21 @@ func (r report) print(w io.Writer) {
 		if i == 0 {
 			continue
 		}
-		v := slices.Clone(r.at[i])
-		if len(v) == 0 {
+		if len(r.at[i]) == 0 {
 			fmt.Fprintf(w, "%-50s %7d %7s %7s %7s\n", m.name, 0, "-", "-", "-")
 			continue
 		}
-		slices.Sort(v)
-		fmt.Fprintf(w, "%-50s %7d %7.1f %7.1f %7.1f\n", m.name, len(v), v[len(v)/4], v[len(v)/2], v[len(v)*3/4])
+		fmt.Fprintf(w, "%-50s %7d %7.1f %7.1f %7.1f\n", m.name, len(r.at[i]), r.quantile(i, 0.25), r.quantile(i, 0.5), r.quantile(i, 0.75))
 	}
 }
 
-// quantile returns milestone i's q-quantile (0..1), or -1 when it never came.
+// quantile returns milestone i's q-quantile (0 ≤ q < 1, the sample at
+// index ⌊q·n⌋ of n), or -1 when it never came.
 func (r report) quantile(i int, q float64) float64 {
 	v := slices.Clone(r.at[i])
 	if len(v) == 0 {
 		return -1
 	}
 	slices.Sort(v)
-	return v[int(q*float64(len(v)-1))]
+	return v[min(int(q*float64(len(v))), len(v)-1)]
 }

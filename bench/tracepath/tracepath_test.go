@@ -74,8 +74,7 @@ func TestCoordinatorPathOfARealNode(t *testing.T) {
 			continue
 		}
 		n := len(rep.at[i])
-		remote := m.needs == 3 || strings.Contains(m.name, "transport") || strings.Contains(m.name, "replica")
-		if remote {
+		if m.peers {
 			if n != 0 {
 				t.Errorf("%q seen %d times on a one-node cluster, which sends nothing", m.name, n)
 			}
