@@ -179,8 +179,12 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del, replace bool, w i
 	if op.q.SetTotal(len(op.sent)) == coord.Failed {
 		outcome = coord.Failed
 	}
+	// A write that has its W already (W=1, stored here) waits for no
+	// replica, so their copies need not hurry to disk; each still
+	// acknowledges only once durable (Message.LazySync).
+	lazy := outcome == coord.Succeeded
 	for _, r := range up {
-		n.send(Message{Type: MsgReplicaPut, To: r, ReqID: id, Key: key, Object: enc})
+		n.send(Message{Type: MsgReplicaPut, To: r, ReqID: id, Key: key, Object: enc, LazySync: lazy})
 		tr.event(n.now, r, "sent", "replica put")
 	}
 	if o := n.hint(id, op, tgs); o != coord.Pending {

@@ -250,3 +250,62 @@ func TestSilentPrimaryGetsTheWriteAgain(t *testing.T) {
 		t.Fatalf("a duplicate acknowledgement replied again: %+v", r)
 	}
 }
+
+// TestReplicaPutsAreLazyOnlyWhenNoQuorumWaits: a put that has its W on the
+// coordinator's own copy (W=1) sends its replica puts with LazySync, and a
+// replica echoes the flag on its acknowledgement (the driver may then leave
+// the copy to its next fsync); a put that needs a replica's
+// acknowledgement (W=2) does not.
+func TestReplicaPutsAreLazyOnlyWhenNoQuorumWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		coordinator func(pl, fbs []ring.NodeID) ring.NodeID
+		w           int
+		lazy        bool
+	}{
+		{"W=1 on a replica", func(pl, _ []ring.NodeID) ring.NodeID { return pl[0] }, 1, true},
+		{"W=2 on a replica", func(pl, _ []ring.NodeID) ring.NodeID { return pl[0] }, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, now, key, _, _ := newPutNode(t, tc.coordinator)
+			n.Propose(now, Request{ID: 1, Op: OpPut, Key: key, Value: []byte("v"), W: tc.w, Timeout: time.Second})
+			rd := step(n)
+			if got := len(rd.Replies) == 1; got != tc.lazy {
+				t.Fatalf("replied at once: %v (%+v); want %v", got, rd.Replies, tc.lazy)
+			}
+			var puts []Message
+			for _, m := range rd.Requests {
+				if m.Type == MsgReplicaPut {
+					puts = append(puts, m)
+				}
+			}
+			if len(puts) == 0 {
+				t.Fatalf("no replica put sent: %+v", rd.Requests)
+			}
+			for _, m := range puts {
+				if m.LazySync != tc.lazy {
+					t.Fatalf("replica put to %s has LazySync %v; want %v", m.To, m.LazySync, tc.lazy)
+				}
+			}
+
+			// The replica's side: its acknowledgement carries the flag, and
+			// it still writes the copy (the driver holds the ack for it).
+			r, err := New(Config{ID: puts[0].To, Actor: ActorFor(puts[0].To, 1), State: n.cfg.State, R: 2, W: 2}, storage.NewMem())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Tick(now)
+			step(r)
+			in := puts[0]
+			in.From = n.cfg.ID
+			r.Step(now, in)
+			rrd := step(r)
+			if len(rrd.Writes) == 0 || len(rrd.Messages) != 1 || rrd.Messages[0].Type != MsgReplicaPutResp {
+				t.Fatalf("replica wrote %d keys and answered %+v; want the copy written and one acknowledgement", len(rrd.Writes), rrd.Messages)
+			}
+			if rrd.Messages[0].LazySync != tc.lazy || rrd.Messages[0].Err != "" {
+				t.Fatalf("acknowledgement %+v; want LazySync %v and no error", rrd.Messages[0], tc.lazy)
+			}
+		})
+	}
+}

@@ -16,7 +16,7 @@ import (
 // onReplicaPut merges a version sent by a coordinator (or by read repair)
 // into the local copy and acknowledges once it is durable.
 func (n *Node) onReplicaPut(m Message) {
-	resp := Message{Type: MsgReplicaPutResp, To: m.From, ReqID: m.ReqID}
+	resp := Message{Type: MsgReplicaPutResp, To: m.From, ReqID: m.ReqID, LazySync: m.LazySync}
 	var err error
 	if m.Hint != "" && m.Hint != n.cfg.ID {
 		err = n.storeHint(m.Hint, n.ring.PartitionOf(m.Key), m.Key, m.Object)

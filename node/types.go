@@ -305,6 +305,14 @@ type Message struct {
 	Required int     // MsgForwardResp
 	Repair   bool    // MsgReplicaPut sent by read repair: no answer wanted
 
+	// LazySync marks a MsgReplicaPut whose acknowledgement no quorum
+	// waits for (its coordinator had the write's W when it sent it), and
+	// the replica's acknowledgement of it. A driver may leave the
+	// acknowledgement's writes to its next fsync, within a bound, instead
+	// of starting one for them: the acknowledgement still waits for the
+	// fsync that covers them (Ready), only the fsync is not hurried.
+	LazySync bool
+
 	// Trace is the coordinator's trace of a forwarded request
 	// (MsgForwardResp), merged into the forwarding node's own.
 	Trace []TraceEvent

@@ -74,6 +74,13 @@ type Config struct {
 	MemTableSize int64         // Pebble memtable, bytes; 0 = pebbledb.DefaultMemTableSize
 	TickInterval time.Duration // core clock granularity; default 5ms
 
+	// LazySyncDelay bounds how long a write that only acknowledgements no
+	// quorum waits for depend on (a W=1 put's replica copies,
+	// node.Message.LazySync) may wait for an fsync somebody else starts,
+	// before this node starts one for it. 0 means DefaultLazySyncDelay;
+	// negative, none: every write's fsync starts at once.
+	LazySyncDelay time.Duration
+
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
 
@@ -96,6 +103,16 @@ type Config struct {
 	// seam tests use to hold an fsync and watch what waits for it.
 	beforeSync func()
 }
+
+// DefaultLazySyncDelay is Config.LazySyncDelay's default: long enough that
+// on a busy node a lazy write nearly always rides along with an fsync
+// somebody waits for, short next to every timeout that could notice the
+// late acknowledgement (the lab preset's replica timeout is 200 ms).
+const DefaultLazySyncDelay = 50 * time.Millisecond
+
+// MaxLazySyncDelay bounds Config.LazySyncDelay: a coordinator keeps a put's
+// state until every acknowledgement is in or the request times out.
+const MaxLazySyncDelay = time.Second
 
 // ErrConfig reports an invalid daemon configuration.
 var ErrConfig = errors.New("server: invalid config")
@@ -131,6 +148,12 @@ func (c *Config) validate() error {
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 5 * time.Millisecond
+	}
+	switch {
+	case c.LazySyncDelay == 0:
+		c.LazySyncDelay = DefaultLazySyncDelay
+	case c.LazySyncDelay > MaxLazySyncDelay:
+		return fmt.Errorf("%w: --lazy-sync-delay %v: at most %v", ErrConfig, c.LazySyncDelay, MaxLazySyncDelay)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -64,6 +64,7 @@ func (s *Server) loop() {
 			now := time.Now()
 			s.stepAt = now
 			s.core.Tick(now)
+			s.requestSync() // a lazy batch may have come due
 		case res := <-s.syncDone:
 			s.syncing = false
 			if res.err != nil {
@@ -178,6 +179,9 @@ func (s *Server) collect() bool {
 	}
 	if len(rd.Messages) == 0 && len(rd.Replies) == 0 && len(rd.Events) == 0 && rd.State == nil {
 		s.core.Recycle(node.Ready{Messages: rd.Messages, Replies: rd.Replies}) // empty, but their arrays serve again
+		if len(rd.Writes) > 0 {
+			s.urgentSeq = s.writeSeq // nothing waits for them, but nothing marked them lazy either
+		}
 		s.requestSync()
 		return true
 	}
@@ -187,18 +191,53 @@ func (s *Server) collect() bool {
 		return true
 	}
 	s.hold = append(s.hold, h)
+	if s.cfg.LazySyncDelay > 0 && lazyOnly(rd) {
+		if s.lazySince.IsZero() {
+			s.lazySince = time.Now()
+		}
+	} else {
+		s.urgentSeq = s.writeSeq
+	}
 	s.requestSync()
 	return true
 }
 
-// requestSync starts an fsync unless one is running; the one running will
-// be followed by another when it returns (releaseHeld checks).
+// lazyOnly reports whether the only outputs rd holds back for its fsync
+// are acknowledgements no quorum waits for (node.Message.LazySync), and
+// events. Such a batch need not start an fsync of its own: the next one
+// covers it, and collect bounds the wait by Config.LazySyncDelay.
+//
+// Why: with W=1 a put's coordinator answers on its own copy, and its
+// replicas' fsyncs are work nobody waits for that competes for the disk and
+// the processors with fsyncs somebody does wait for. Eight nodes sharing a
+// disk (the seed table) spent an fsync on every replica copy; left to the
+// next fsync, the replicas' copies ride along with the ones that matter.
+func lazyOnly(rd node.Ready) bool {
+	if len(rd.Replies) > 0 || rd.State != nil || len(rd.Messages) == 0 {
+		return false
+	}
+	for i := range rd.Messages {
+		if !rd.Messages[i].LazySync {
+			return false
+		}
+	}
+	return true
+}
+
+// requestSync starts an fsync unless one is running (the one running will
+// be followed by another when it returns: releaseHeld checks) or nothing
+// waits for one yet: every batch not yet synced holds back only lazy
+// acknowledgements (lazyOnly), none of them for LazySyncDelay.
 func (s *Server) requestSync() {
 	if s.syncing || s.writeSeq == s.syncedSeq {
 		return
 	}
+	if s.urgentSeq <= s.syncedSeq && (s.lazySince.IsZero() || time.Since(s.lazySince) < s.cfg.LazySyncDelay) {
+		return
+	}
 	s.syncing = true
-	s.syncReq <- s.writeSeq // never blocks: at most one request is outstanding
+	s.lazySince = time.Time{} // this fsync covers every batch applied so far
+	s.syncReq <- s.writeSeq   // never blocks: at most one request is outstanding
 }
 
 func (s *Server) releaseHeld() {

@@ -113,6 +113,12 @@ type Server struct {
 	writeSeq  uint64
 	syncedSeq uint64
 	syncing   bool
+	// urgentSeq is the last batch someone waits for soon: anything but
+	// acknowledgements no quorum waits for (node.Message.LazySync).
+	// lazySince is when the oldest batch after the last fsync's start that
+	// only such acknowledgements wait for was applied; zero when none.
+	urgentSeq uint64
+	lazySince time.Time
 	hold      []held
 	batch     storage.Batch // collect's, reused every loop pass (the engine keeps none)
 

@@ -36,6 +36,7 @@ func fullMessage(i int, from, to ring.NodeID) node.Message {
 		Acks:      2 + i%3,
 		Required:  3,
 		Repair:    true,
+		LazySync:  true,
 		Hint:      "n\xc3\x28-primary", // invalid UTF-8 on purpose
 		Dot:       dvv.Dot{Actor: fmt.Sprintf("n%d:0000beef\xff", i), Counter: uint64(i)*3 + 1},
 		Partition: 1 + i%64,

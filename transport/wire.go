@@ -132,6 +132,7 @@ const (
 	fVersions   = 27
 	fTrace      = 28
 	fReplace    = 29
+	fLazySync   = 30
 )
 
 // batchMessages is dynago.v1.Batch's one field.
@@ -223,7 +224,8 @@ func envelopeSize(m *node.Message) (int, error) {
 		sizePackedVarint(fIndexes, m.Indexes) +
 		sizePackedVarint(fBuckets, m.Buckets) +
 		sizePackedFixed64(fVersions, m.Versions) +
-		sizeBool(fReplace, m.Replace)
+		sizeBool(fReplace, m.Replace) +
+		sizeBool(fLazySync, m.LazySync)
 	for _, h := range m.Hashes {
 		n += protowire.SizeTag(fHashes) + protowire.SizeBytes(sizePackedFixed64(1, h))
 	}
@@ -372,6 +374,7 @@ func appendEnvelope(buf []byte, m *node.Message) []byte {
 		buf = appendString(buf, 4, e.Note)
 	}
 	buf = appendBool(buf, fReplace, m.Replace)
+	buf = appendBool(buf, fLazySync, m.LazySync)
 	return buf
 }
 
@@ -507,6 +510,8 @@ func (b *inBatch) decodeEnvelope(m *node.Message, buf []byte) (bad, err error) {
 				required = int64(v)
 			case fRepair:
 				m.Repair = v != 0
+			case fLazySync:
+				m.LazySync = v != 0
 			case fDotCounter:
 				m.Dot.Counter = v
 			case fPartition:

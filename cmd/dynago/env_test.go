@@ -109,3 +109,14 @@ func TestServerRefusesBadMemtableSize(t *testing.T) {
 		}
 	}
 }
+
+// A negative lazy-sync delay, or one past the bound a coordinator's put
+// state allows, is a usage error before anything starts.
+func TestServerRefusesBadLazySyncDelay(t *testing.T) {
+	for _, d := range []string{"-1ms", "2s"} {
+		_, err := run(t, "", "server", "--id", "n1", "--lazy-sync-delay", d, "--data-dir", t.TempDir())
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), "--lazy-sync-delay") {
+			t.Errorf("--lazy-sync-delay %s: %v (exit %d), want a usage error naming the flag", d, err, exitCode(err))
+		}
+	}
+}

@@ -59,6 +59,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 	maxValue := fs.Int("max-value-size", envInt("DYNAGO_MAX_VALUE_SIZE", def.MaxValueSize), "largest value in bytes (env DYNAGO_MAX_VALUE_SIZE)")
 	cache := fs.Int64("cache-size", int64(envInt("DYNAGO_CACHE_SIZE", pebbledb.DefaultCacheSize)), "storage block cache in bytes (env DYNAGO_CACHE_SIZE)")
 	memtable := fs.Int64("memtable-size", int64(envInt("DYNAGO_MEMTABLE_SIZE", pebbledb.DefaultMemTableSize)), "storage memtable in bytes, 1 MiB..1 GiB: larger flushes less often, smaller inserts faster and replays a crash's WAL sooner (env DYNAGO_MEMTABLE_SIZE)")
+	lazySync := fs.Duration("lazy-sync-delay", envDuration("DYNAGO_LAZY_SYNC_DELAY", server.DefaultLazySyncDelay), fmt.Sprintf("longest a replica's copy of a W=1 write (which no quorum waits for) waits to join an fsync another write starts before this node starts one for it; its acknowledgement still waits for that fsync; 0 = sync it at once; at most %v (env DYNAGO_LAZY_SYNC_DELAY)", server.MaxLazySyncDelay))
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
 	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
 	dash := fs.Bool("dashboard", envBool("DYNAGO_DASHBOARD", false), "serve the web dashboard under /dashboard/ on the HTTP address (env DYNAGO_DASHBOARD=true)")
@@ -81,6 +82,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		if *memtable < 1<<20 || *memtable > 1<<30 {
 			return fmt.Errorf("%w: --memtable-size %d: must be 1 MiB..1 GiB (%d..%d)", errUsage, *memtable, 1<<20, 1<<30)
 		}
+		if *lazySync < 0 {
+			return fmt.Errorf("%w: --lazy-sync-delay %v: must not be negative", errUsage, *lazySync)
+		}
 		cfg := server.Config{
 			ID: ring.NodeID(*id), DataDir: *dataDir, HTTPAddr: *httpAddr, RPCAddr: *rpcAddr, GossipAddr: *gossipAddr,
 			Node: node.Config{
@@ -90,6 +94,10 @@ func runServer(fs *flag.FlagSet) runFunc {
 			CacheSize: *cache, MemTableSize: *memtable, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 		}
 		cfg.Security = secFlags()
+		cfg.LazySyncDelay = *lazySync
+		if *lazySync == 0 {
+			cfg.LazySyncDelay = -1 // Config's zero is the default; the flag's is "at once"
+		}
 		if *faultDelay != "" {
 			d, err := fault.ParseDelay(*faultDelay)
 			if err != nil {

@@ -64,6 +64,11 @@ type Envelope struct {
 	Acks     int64  `protobuf:"varint,15,opt,name=acks,proto3" json:"acks,omitempty"`
 	Required int64  `protobuf:"varint,16,opt,name=required,proto3" json:"required,omitempty"`
 	Repair   bool   `protobuf:"varint,17,opt,name=repair,proto3" json:"repair,omitempty"`
+	// MsgReplicaPut whose acknowledgement no quorum waits for (the write had
+	// its W when it was sent), and that acknowledgement: the replica may leave
+	// the write to its next fsync, within its lazy-sync delay, instead of
+	// starting one for it. The acknowledgement still follows that fsync.
+	LazySync bool `protobuf:"varint,30,opt,name=lazy_sync,json=lazySync,proto3" json:"lazy_sync,omitempty"`
 	// The primary a fallback stores this write for (sloppy quorum).
 	Hint []byte `protobuf:"bytes,18,opt,name=hint,proto3" json:"hint,omitempty"`
 	// The write's version stamp (dvv.Dot), for MsgForwardResp.
@@ -237,6 +242,13 @@ func (x *Envelope) GetRequired() int64 {
 func (x *Envelope) GetRepair() bool {
 	if x != nil {
 		return x.Repair
+	}
+	return false
+}
+
+func (x *Envelope) GetLazySync() bool {
+	if x != nil {
+		return x.LazySync
 	}
 	return false
 }
@@ -531,7 +543,7 @@ var File_dynago_v1_node_proto protoreflect.FileDescriptor
 
 const file_dynago_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\x99\x06\n" +
+	"\x14dynago/v1/node.proto\x12\tdynago.v1\"\xb6\x06\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\rR\x04type\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
@@ -552,7 +564,8 @@ const file_dynago_v1_node_proto_rawDesc = "" +
 	"\x04code\x18\x0e \x01(\rR\x04code\x12\x12\n" +
 	"\x04acks\x18\x0f \x01(\x03R\x04acks\x12\x1a\n" +
 	"\brequired\x18\x10 \x01(\x03R\brequired\x12\x16\n" +
-	"\x06repair\x18\x11 \x01(\bR\x06repair\x12\x12\n" +
+	"\x06repair\x18\x11 \x01(\bR\x06repair\x12\x1b\n" +
+	"\tlazy_sync\x18\x1e \x01(\bR\blazySync\x12\x12\n" +
 	"\x04hint\x18\x12 \x01(\fR\x04hint\x12\x1b\n" +
 	"\tdot_actor\x18\x13 \x01(\fR\bdotActor\x12\x1f\n" +
 	"\vdot_counter\x18\x14 \x01(\x04R\n" +
