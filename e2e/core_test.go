@@ -177,17 +177,26 @@ func rawRequest(t *testing.T, addr, req string) string {
 	return string(buf[:n])
 }
 
-// SIGKILL a node right after 1,000 acknowledged writes (N=3, W=2), restart it
-// on the same data: every key reads back and the node holds its keys.
+// SIGKILL a node right after 1,000 acknowledged writes (N=3, W=2, and W=1,
+// where the replicas' copies wait for a later fsync: --lazy-sync-delay),
+// restart it on the same data: every key reads back and the node holds its
+// keys.
 func TestCrashAfterAcknowledgedWrites(t *testing.T) {
-	c := startCluster(t, devcluster.Config{Nodes: 5, N: 3, R: 2, W: 2})
+	for _, quorum := range []int{2, 1} {
+		t.Run(fmt.Sprintf("W=%d", quorum), func(t *testing.T) { crashAfterAcknowledgedWrites(t, quorum) })
+	}
+}
+
+func crashAfterAcknowledgedWrites(t *testing.T, quorum int) {
+	c := startCluster(t, devcluster.Config{Nodes: 5, N: 3, R: 2, W: quorum})
 	victim := c.Nodes[1]
 	const total = 1000
 	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		errs  []string
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errMu   sync.Mutex
+		errs    []string
+		entered [total]string // the node each put was sent to
 	)
 	for w := range 16 {
 		wg.Add(1)
@@ -199,7 +208,9 @@ func TestCrashAfterAcknowledgedWrites(t *testing.T) {
 					return
 				}
 				k := fmt.Sprintf("crash-%04d", i)
-				r := call(t, "PUT", base(c.Nodes[(int(i)+w)%5])+"/kv/"+k, []byte(k), nil)
+				entry := c.Nodes[(int(i)+w)%5]
+				entered[i] = entry.ID
+				r := call(t, "PUT", base(entry)+"/kv/"+k, []byte(k), nil)
 				if r.Status != 204 {
 					errMu.Lock()
 					errs = append(errs, fmt.Sprintf("%s: %d %s", k, r.Status, r.Body))
@@ -221,8 +232,9 @@ func TestCrashAfterAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Keys the victim coordinated were on its disk before it acknowledged
-	// them: they must be there without any repair.
+	// Keys the victim coordinated (a put sent to a replica is coordinated
+	// there) were on its disk before it acknowledged them: they must be
+	// there without any repair.
 	var mine, coordinated []string
 	for i := range total {
 		k := fmt.Sprintf("crash-%04d", i)
@@ -230,7 +242,7 @@ func TestCrashAfterAcknowledgedWrites(t *testing.T) {
 		call(t, "GET", base(c.Nodes[0])+"/kv/"+k+"/placement", nil, nil).json(t, &pl)
 		if slices.Contains(pl.PreferenceList, victim.ID) {
 			mine = append(mine, k)
-			if pl.PreferenceList[0] == victim.ID {
+			if entered[i] == victim.ID {
 				coordinated = append(coordinated, k)
 			}
 		}

@@ -293,16 +293,17 @@ func TestClientCPUPerOpIsTheGeneratorsOwn(t *testing.T) {
 		return res.ClientCPUPerOp()
 	}
 	spin := run(func() {
-		for start := time.Now(); time.Since(start) < 200*time.Microsecond; {
+		for start := time.Now(); time.Since(start) < time.Millisecond; {
 		}
 	})
 	sleep := run(func() { time.Sleep(2 * time.Millisecond) })
 	// Preemption on a loaded machine lets the spinner spend less CPU than
-	// wall time, and the runtime's own timer and scheduler work shows up
-	// in the sleeper's figure (tens of µs here), hence the loose bounds;
+	// wall time, and the runtime's own timer, scheduler and (under -race)
+	// detector work shows up in the sleeper's figure (up to 110 µs seen in
+	// CI, where a 200 µs spinner measured 166), hence the loose bounds;
 	// they still separate CPU time from wall time (2 ms per sleep).
-	if spin < 50*time.Microsecond {
-		t.Errorf("spinning 200 µs per request measured %v of CPU per request", spin)
+	if spin < 250*time.Microsecond {
+		t.Errorf("spinning 1 ms per request measured %v of CPU per request", spin)
 	}
 	if sleep >= 500*time.Microsecond || sleep >= spin/2 {
 		t.Errorf("sleeping 2 ms per request measured %v of CPU per request (spinning: %v)", sleep, spin)

@@ -192,7 +192,10 @@ func (s *Server) collect() bool {
 	}
 	s.hold = append(s.hold, h)
 	if s.cfg.LazySyncDelay > 0 && lazyOnly(rd) {
-		if s.lazySince.IsZero() {
+		// A pass without writes holds its outputs for an earlier batch,
+		// which is already timed, urgent or covered by the running fsync;
+		// timing it would leave a stale start for the next lazy batch.
+		if s.lazySince.IsZero() && len(rd.Writes) > 0 {
 			s.lazySince = time.Now()
 		}
 	} else {

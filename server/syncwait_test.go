@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/node"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestNoAnswerBeforeItsFsync holds the node's fsync and checks that a put
@@ -89,6 +90,7 @@ func TestLazyCopyJoinsALaterFsync(t *testing.T) {
 			var fsyncs [2]atomic.Int64 // started, per node
 			srvs := startCluster(t, 2, func(c *Config) {
 				c.Node.N = 2
+				c.Node.AEInterval = -1 // an exchange's answers are waited for: they would start n2's fsync
 				c.LazySyncDelay = tc.delay
 				i := int(c.ID[1] - '1')
 				c.beforeSync = func() { fsyncs[i].Add(1) }
@@ -152,10 +154,16 @@ func TestLazyCopyJoinsALaterFsync(t *testing.T) {
 			if r := n1.Do(ctx, node.Request{Op: node.OpPut, Key: []byte("k2"), Value: []byte("v2"), W: 1}); r.Code != node.CodeOK {
 				t.Fatalf("W=1 put: %s %s", r.Code, r.Err)
 			}
+			// n1 answered on its own copy, and still waits for n2's
+			// acknowledgement, which waits for n2's fsync.
+			if got := fsyncs[1].Load(); got == c1 && promtest.ToFloat64(n1.metrics.inflight) != 1 {
+				t.Errorf("n1 has %v operations in flight before n2's fsync; want the put, waiting for n2's acknowledgement", promtest.ToFloat64(n1.metrics.inflight))
+			}
 			testutil.Eventually(t, lazy+10*time.Second, "n2 syncs its lazy copy", func() bool { return fsyncs[1].Load() > c1 })
 			if took := time.Since(start); took < lazy*8/10 {
 				t.Errorf("n2 synced its lazy copy after %v, before the lazy delay (%v)", took, lazy)
 			}
+			testutil.Eventually(t, 10*time.Second, "n1 receives n2's acknowledgement", func() bool { return promtest.ToFloat64(n1.metrics.inflight) == 0 })
 		})
 	}
 }
