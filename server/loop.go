@@ -235,8 +235,11 @@ func (s *Server) requestSync() {
 	if s.syncing || s.writeSeq == s.syncedSeq {
 		return
 	}
-	if s.urgentSeq <= s.syncedSeq && (s.lazySince.IsZero() || time.Since(s.lazySince) < s.cfg.LazySyncDelay) {
-		return
+	if s.urgentSeq <= s.syncedSeq {
+		if s.lazySince.IsZero() || time.Since(s.lazySince) < s.cfg.LazySyncDelay {
+			return
+		}
+		s.metrics.lazyFsyncs.Inc()
 	}
 	s.syncing = true
 	s.lazySince = time.Time{} // this fsync covers every batch applied so far

@@ -25,6 +25,7 @@ type metrics struct {
 	reqChild    [opSlots][codeSlots]atomic.Pointer[prometheus.Counter]
 	latChild    [opSlots]atomic.Pointer[prometheus.Observer]
 	fsync       prometheus.Histogram
+	lazyFsyncs  prometheus.Counter
 	batchWrites prometheus.Histogram
 	inflight    prometheus.Gauge
 	// peers are the transport's per-peer series (transport.Metrics).
@@ -71,6 +72,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "dynago_storage_fsync_duration_seconds", Help: "Duration of write-ahead-log fsyncs (one per group commit).",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
+		lazyFsyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dynago_storage_lazy_fsyncs_total", Help: "Fsyncs started only because replica copies no quorum waits for had waited --lazy-sync-delay (the rest joined fsyncs started for something waited for).",
+		}),
 		batchWrites: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dynago_storage_batch_writes", Help: "Objects written per storage batch (group commit size).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
@@ -103,7 +107,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },
 		members: func() []ring.NodeID { return s.Ring().Members() },
 	})
-	reg.MustRegister(m.requests, m.latency, m.fsync, m.batchWrites, m.inflight,
+	reg.MustRegister(m.requests, m.latency, m.fsync, m.lazyFsyncs, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},
 			func() float64 { return float64(s.Ring().Version()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_dropped_total", Help: "Messages the transport dropped (queue full, unknown peer or injected)."},

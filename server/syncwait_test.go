@@ -159,11 +159,17 @@ func TestLazyCopyJoinsALaterFsync(t *testing.T) {
 			if got := fsyncs[1].Load(); got == c1 && promtest.ToFloat64(n1.metrics.inflight) != 1 {
 				t.Errorf("n1 has %v operations in flight before n2's fsync; want the put, waiting for n2's acknowledgement", promtest.ToFloat64(n1.metrics.inflight))
 			}
+			if n := promtest.ToFloat64(n2.metrics.lazyFsyncs); n != 0 {
+				t.Errorf("n2 counted %v fsyncs started by the lazy delay; the read started the only one so far", n)
+			}
 			testutil.Eventually(t, lazy+10*time.Second, "n2 syncs its lazy copy", func() bool { return fsyncs[1].Load() > c1 })
 			if took := time.Since(start); took < lazy*8/10 {
 				t.Errorf("n2 synced its lazy copy after %v, before the lazy delay (%v)", took, lazy)
 			}
 			testutil.Eventually(t, 10*time.Second, "n1 receives n2's acknowledgement", func() bool { return promtest.ToFloat64(n1.metrics.inflight) == 0 })
+			if n := promtest.ToFloat64(n2.metrics.lazyFsyncs); n != 1 {
+				t.Errorf("n2 counted %v fsyncs started by the lazy delay; want 1", n)
+			}
 		})
 	}
 }
