@@ -61,6 +61,10 @@ Environment:
                          the default)
   PEER_BENCH_DYNAGO_FLAGS  extra flags for every dynago server, split on
                          spaces (e.g. "--lww": SET is then one blind write)
+  PEER_BENCH_TMPFS       1: afterwards, a second 3-node dynago with its data
+                         on tmpfs (/dev/shm, no fsync cost) runs the 1-client
+                         GET and SET again (rows "dynago-tmpfs"): how much of
+                         one client's latency is this machine's disk
 
 The numbers are only valid on an otherwise idle machine: the CPU column
 counts every process on it. The script warns when the machine was busy just
@@ -185,9 +189,9 @@ cleanup() {
 	done
 	pids=()
 	if [ "${PEER_BENCH_KEEP:-0}" = 1 ]; then
-		say "kept $work"
+		say "kept $work ${shm_work:-}"
 	else
-		rm -rf "$work"
+		rm -rf "$work" ${shm_work:+"$shm_work"}
 	fi
 }
 trap cleanup EXIT
@@ -376,14 +380,51 @@ fsync1=$(awk '/^ *one fsync/ { print $NF; exit }' <<<"$floors")
 fsync3=$(awk '/^ *three concurrent fsyncs/ { print $NF; exit }' <<<"$floors")
 
 declare -a http rpc gossip resp
-members=""
-for i in 1 2 3; do
-	free_port "http[$i]"
-	free_port "rpc[$i]"
-	free_port "gossip[$i]"
-	free_port "resp[$i]"
-	members+="${members:+,}n$i=127.0.0.1:${rpc[i]}/127.0.0.1:${http[i]}"
-done
+clusters=0
+# start_dynago DIR: three nodes with their data and logs under DIR, on fresh
+# ports, ready and with warm connections; their PIDs join pids.
+start_dynago() {
+	local dir=$1 i j t join out members="" name="peer-bench-$$-$((++clusters))"
+	for i in 1 2 3; do
+		free_port "http[$i]"
+		free_port "rpc[$i]"
+		free_port "gossip[$i]"
+		free_port "resp[$i]"
+		members+="${members:+,}n$i=127.0.0.1:${rpc[i]}/127.0.0.1:${http[i]}"
+	done
+	for i in 1 2 3; do
+		join=""
+		for j in 1 2 3; do
+			((j == i)) || join+="${join:+,}127.0.0.1:${gossip[j]}"
+		done
+		env "${procs_env[@]}" "$dynago" server --id "n$i" --data-dir "$dir/n$i" \
+			--http-addr "127.0.0.1:${http[i]}" --rpc-addr "127.0.0.1:${rpc[i]}" \
+			--gossip-addr "127.0.0.1:${gossip[i]}" --resp-addr "127.0.0.1:${resp[i]}" \
+			--cluster "$members" --join "$join" --cluster-name "$name" \
+			--n 3 --r 2 --w 2 --drain-timeout 0s "${extra_flags[@]}" >"$dir/n$i.log" 2>&1 &
+		pids+=("$!")
+	done
+	say "started dynago n1..n3 in $dir (RESP on 127.0.0.1:${resp[1]}, ${resp[2]}, ${resp[3]}); waiting until ready"
+	for i in 1 2 3; do
+		for ((t = 0; ; t++)); do
+			curl -fsS -o /dev/null "http://127.0.0.1:${http[i]}/readyz" 2>/dev/null && break
+			((t < 300)) || die "dynago n$i not ready after 30 s: $(tail -n 5 "$dir/n$i.log")"
+			sleep 0.1
+		done
+	done
+	# Warm every node's connections to the others: a read at R=3 (every
+	# replica must answer) of a key nobody writes, from each node, until it
+	# succeeds, so that no benchmark request waits for a first dial.
+	for i in 1 2 3; do
+		for ((t = 0; ; t++)); do
+			out=$(redis-cli -h 127.0.0.1 -p "${resp[i]}" DGET peer-bench:warm R 3 2>&1 || true)
+			[ -z "$out" ] && break # the empty context alone: no history, every replica answered
+			((t < 60)) || die "dynago n$i: a read at R=3 still fails: $out"
+			sleep 0.5
+		done
+	done
+}
+
 read -ra extra_flags <<<"${PEER_BENCH_DYNAGO_FLAGS:-}"
 # The three nodes stand in for three machines, but each Go runtime sizes
 # itself for the whole one. Giving each its share instead (1 on 2 CPUs)
@@ -400,39 +441,24 @@ elif [[ -n ${GOMAXPROCS:-} ]]; then
 else
 	procs_desc="GOMAXPROCS left to Go ($(nproc) each)"
 fi
-for i in 1 2 3; do
-	join=""
-	for j in 1 2 3; do
-		((j == i)) || join+="${join:+,}127.0.0.1:${gossip[j]}"
-	done
-	env "${procs_env[@]}" "$dynago" server --id "n$i" --data-dir "$work/n$i" \
-		--http-addr "127.0.0.1:${http[i]}" --rpc-addr "127.0.0.1:${rpc[i]}" \
-		--gossip-addr "127.0.0.1:${gossip[i]}" --resp-addr "127.0.0.1:${resp[i]}" \
-		--cluster "$members" --join "$join" --cluster-name "peer-bench-$$" \
-		--n 3 --r 2 --w 2 --drain-timeout 0s "${extra_flags[@]}" >"$work/n$i.log" 2>&1 &
-	pids+=("$!")
-done
-say "started dynago n1..n3 (RESP on 127.0.0.1:${resp[1]}, ${resp[2]}, ${resp[3]}); waiting until ready"
-for i in 1 2 3; do
-	for ((t = 0; ; t++)); do
-		curl -fsS -o /dev/null "http://127.0.0.1:${http[i]}/readyz" 2>/dev/null && break
-		((t < 300)) || die "dynago n$i not ready after 30 s: $(tail -n 5 "$work/n$i.log")"
-		sleep 0.1
-	done
-done
-# Warm every node's connections to the others: a read at R=3 (every
-# replica must answer) of a key nobody writes, from each node, until it
-# succeeds, so that no benchmark request waits for a first dial.
-for i in 1 2 3; do
-	for ((t = 0; ; t++)); do
-		out=$(redis-cli -h 127.0.0.1 -p "${resp[i]}" DGET peer-bench:warm R 3 2>&1 || true)
-		[ -z "$out" ] && break # the empty context alone: no history, every replica answered
-		((t < 60)) || die "dynago n$i: a read at R=3 still fails: $out"
-		sleep 0.5
-	done
-done
+start_dynago "$work"
 preload "${resp[1]}"
 runs dynago "${resp[1]}"
+
+# The same cluster with its data on tmpfs, for one client's latency only.
+if [ "${PEER_BENCH_TMPFS:-0}" = 1 ]; then
+	[ -d /dev/shm ] || die "PEER_BENCH_TMPFS=1 needs /dev/shm"
+	for pid in "${pids[@]}"; do
+		stop "$pid"
+	done
+	pids=()
+	shm_work=$(mktemp -d /dev/shm/peer-bench.XXXXXX)
+	start_dynago "$shm_work"
+	preload "${resp[1]}"
+	for test in get set; do
+		bench dynago-tmpfs "${resp[1]}" "$test" 1 1 "$requests1"
+	done
+fi
 
 # --- the table -------------------------------------------------------------
 
@@ -447,6 +473,9 @@ echo "$requests requests per run at $clients clients, $requests1 at 1 client. dy
 echo "(redis-benchmark sends all its clients to one host:port; dynago's nodes are equal coordinators, and with 3 nodes"
 echo "and N=3 every node holds every key). Machine CPU µs/op: busy CPU time of the whole machine during the run"
 echo "(/proc/stat, every process, redis-benchmark included) / requests. Machine busy before the run: ${idle_busy}%."
+if [ -n "${shm_work:-}" ]; then
+	echo "dynago-tmpfs: the same 3-node cluster started afresh with its data on tmpfs (/dev/shm: fsyncs cost nothing), preloaded the same, 1-client runs only."
+fi
 if [ "$with_dset" = 1 ]; then
 	echo "DSET (dynago only): redis-benchmark ... -r 1000000000 DSET key:__rand_int__ <$value_size bytes>, blind writes of fresh keys; ratios against Redis SET."
 fi
@@ -464,7 +493,7 @@ ratio() {
 row() {
 	local key=$1 sys test c p ref r1="" r2="" r3=""
 	IFS=/ read -r sys test c p <<<"$key"
-	if [ "$sys" = dynago ]; then
+	if [ "$sys" != redis ]; then
 		ref=redis/$test/$c/$p
 		[ "$test" != dset ] || ref=redis/set/$c/$p
 		r1=$(ratio "${rps[$key]:-}" "${rps[$ref]:-}")
@@ -483,6 +512,7 @@ for key in "${results[@]}"; do
 	if [[ $key == redis/* ]]; then
 		row "$key"
 		row "dynago/${key#redis/}"
+		[ -z "${rps[dynago-tmpfs/${key#redis/}]:-}" ] || row "dynago-tmpfs/${key#redis/}"
 	fi
 done
 for key in "${results[@]}"; do
