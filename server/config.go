@@ -106,8 +106,9 @@ type Config struct {
 
 // DefaultLazySyncDelay is Config.LazySyncDelay's default: long enough that
 // on a busy node a lazy write nearly always rides along with an fsync
-// somebody waits for, short next to every timeout that could notice the
-// late acknowledgement (the lab preset's replica timeout is 200 ms).
+// somebody waits for, and short enough that the copy is on disk soon. No
+// timeout notices the late acknowledgement: the coordinator had its
+// quorum when it sent the write, so it neither resends nor hints it.
 const DefaultLazySyncDelay = 50 * time.Millisecond
 
 // MaxLazySyncDelay bounds Config.LazySyncDelay: a coordinator keeps a put's
