@@ -47,15 +47,17 @@ type Event struct {
 
 // Stats is the body of GET /admin/stats.
 type Stats struct {
-	Node        ring.NodeID         `json:"node"`
-	RingVersion uint64              `json:"ring_version"`
-	Keys        int                 `json:"keys"` // approximate: see docs/API.md
-	Hints       map[ring.NodeID]int `json:"hints"`
-	AE          AEStats             `json:"ae"`
-	Partitions  []PartitionStats    `json:"partitions"`
-	Gossip      []GossipMember      `json:"gossip"`
-	Handoff     *api.Handoff        `json:"handoff"`
-	Events      EventStats          `json:"events"`
+	Node         ring.NodeID         `json:"node"`
+	RingVersion  uint64              `json:"ring_version"`
+	Keys         int                 `json:"keys"` // approximate: see docs/API.md
+	Hints        map[ring.NodeID]int `json:"hints"`
+	HintBytes    int64               `json:"hint_bytes"`    // the hints' keys and values, against --max-hint-bytes
+	HintsRefused uint64              `json:"hints_refused"` // since the process started
+	AE           AEStats             `json:"ae"`
+	Partitions   []PartitionStats    `json:"partitions"`
+	Gossip       []GossipMember      `json:"gossip"`
+	Handoff      *api.Handoff        `json:"handoff"`
+	Events       EventStats          `json:"events"`
 }
 
 // AEStats are the anti-entropy counters of /admin/stats.

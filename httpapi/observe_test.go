@@ -213,7 +213,7 @@ func TestAdminStats(t *testing.T) {
 	if a.status != http.StatusOK {
 		t.Fatalf("status %d: %s", a.status, a.body)
 	}
-	want := []string{"ae", "events", "gossip", "handoff", "hints", "keys", "node", "partitions", "ring_version"}
+	want := []string{"ae", "events", "gossip", "handoff", "hint_bytes", "hints", "hints_refused", "keys", "node", "partitions", "ring_version"}
 	if got := fields(t, a); !slices.Equal(got, want) {
 		t.Fatalf("fields = %v, want %v", got, want)
 	}

@@ -65,6 +65,16 @@ type Config struct {
 	HintRetry time.Duration
 	// HintBatch bounds the hints in flight to one node.
 	HintBatch int
+	// MaxHintBytes bounds the hints this node holds for other nodes, in
+	// bytes of storage keys and encoded objects. A hint that would pass
+	// it is refused: the write is not stored here, the coordinator counts
+	// a failure (the write then fails its quorum unless other nodes make
+	// up W), and the primary gets the write later from anti-entropy with
+	// the replicas that took it. Without a bound, a long outage would fill
+	// its fallbacks' disks with hints, and a node whose disk is full stops
+	// (a failed write-ahead-log write is fatal): one dead node would take
+	// the others down with it. Negative means no bound.
+	MaxHintBytes int64
 	// AEInterval is how often a node starts an anti-entropy exchange of one
 	// partition with one other replica. Negative disables anti-entropy.
 	AEInterval time.Duration
@@ -123,6 +133,7 @@ func DefaultConfig() Config {
 		ReplicaTimeout: time.Second,      // silence before a fallback takes the write (sloppy quorum): a thousand LAN round trips, so a merely slow replica is not hinted around
 		HintRetry:      5 * time.Second,  // 5 × ReplicaTimeout: re-offer hints whose ack was lost, or to a fast restarter, without re-sending what is merely slow
 		HintBatch:      64,               // a returning node gets its hints at a pace it can absorb beside its clients
+		MaxHintBytes:   1 << 30,          // room for about a million small writes to dead nodes; an outage longer than that is anti-entropy's to repair
 		AEInterval:     time.Second,      // one partition pair per interval: repair is background work
 		AETimeout:      10 * time.Second, // 10 × AEInterval: a peer that stopped answering releases the exchange
 		AEMaxKeys:      1000,             // the repair throttle: at most ~1000 keys/s at one exchange a second
@@ -157,7 +168,8 @@ func Majority(n int) int { return n/2 + 1 }
 // WithDefaults returns c with every zero setting taken from d (usually a
 // preset): the identity fields (ID, Actor, OpIDBase, State, Ring) are
 // never filled, and LWW is on when either asks for it. A negative
-// AEInterval or TombstoneGrace is a setting (disabled), not a zero.
+// AEInterval, TombstoneGrace or MaxHintBytes is a setting (disabled), not
+// a zero.
 func (c Config) WithDefaults(d Config) Config {
 	fill := func(v *int, def int) {
 		if *v == 0 {
@@ -179,6 +191,9 @@ func (c Config) WithDefaults(d Config) Config {
 	fillD(&c.ReplicaTimeout, d.ReplicaTimeout)
 	fillD(&c.HintRetry, d.HintRetry)
 	fill(&c.HintBatch, d.HintBatch)
+	if c.MaxHintBytes == 0 {
+		c.MaxHintBytes = d.MaxHintBytes
+	}
 	fillD(&c.AEInterval, d.AEInterval)
 	fillD(&c.AETimeout, d.AETimeout)
 	fill(&c.AEMaxKeys, d.AEMaxKeys)

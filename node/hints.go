@@ -38,6 +38,7 @@ type hintState struct {
 	sending   map[string]bool     // storage keys of hints in flight
 	perTarget map[ring.NodeID]int // hints in flight per target
 	held      map[ring.NodeID]int // hints stored per target
+	bytes     int64               // their storage keys and values, against Config.MaxHintBytes
 	nextSweep time.Time
 	loaded    bool
 	// stuck marks targets a delivery went unanswered to; spread remembers
@@ -49,6 +50,7 @@ type hintState struct {
 	sweeps     uint64
 
 	Stored, Delivered uint64
+	Refused           uint64 // hints not stored: they would have passed MaxHintBytes
 }
 
 // spreadAgain is how many hint sweeps pass before stuck hints are copied to
@@ -75,6 +77,11 @@ func newHintState() hintState {
 	}
 }
 
+// ErrHintsFull is a hint a fallback refused because its hints would pass
+// Config.MaxHintBytes. The coordinator counts it as that fallback's
+// failure to store the write.
+var ErrHintsFull = errors.New("node: hint store full")
+
 // errStopScan ends a scan early; it never escapes this package.
 var errStopScan = errors.New("node: stop scan")
 
@@ -86,16 +93,19 @@ func (n *Node) loadHints() bool {
 		return true
 	}
 	counts := map[ring.NodeID]int{}
+	var bytes int64
 	lo, hi := storage.AllHintsRange()
-	if !n.scan(lo, hi, func(k, _ []byte) error {
+	if !n.scan(lo, hi, func(k, v []byte) error {
 		if target, _, _, ok := storage.ParseHintKey(k); ok {
 			counts[ring.NodeID(target)]++
+			bytes += hintSize(k, v)
 		}
 		return nil
 	}) {
 		return false
 	}
 	n.hints.held = counts // every use of held waits for this first load
+	n.hints.bytes = bytes
 	n.hints.loaded = true
 	return true
 }
@@ -112,7 +122,19 @@ func (n *Node) HintsHeld() map[ring.NodeID]int {
 	return out
 }
 
-// storeHint merges a write meant for primary into the hint kept for it.
+// HintBytes returns the bytes of hints this node stores (storage keys and
+// values), the figure Config.MaxHintBytes bounds.
+func (n *Node) HintBytes() int64 {
+	n.loadHints()
+	return n.hints.bytes
+}
+
+// hintSize is what a hint counts against Config.MaxHintBytes.
+func hintSize(skey, value []byte) int64 { return int64(len(skey) + len(value)) }
+
+// storeHint merges a write meant for primary into the hint kept for it,
+// unless that would take the hints held past Config.MaxHintBytes
+// (ErrHintsFull).
 func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error {
 	if !n.loadHints() {
 		return n.err
@@ -126,6 +148,7 @@ func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error 
 	if err != nil {
 		return fmt.Errorf("node: reading hint: %w", err)
 	}
+	grow := hintSize(skey, encoded)
 	if have {
 		old, err := object.Decode(cur)
 		if err != nil {
@@ -136,9 +159,19 @@ func (n *Node) storeHint(primary ring.NodeID, p int, key, encoded []byte) error 
 			return nil
 		}
 		encoded = object.Encode(merged)
-	} else {
+		grow = int64(len(encoded) - len(cur))
+	}
+	// A hint that does not grow is always taken: it frees nothing to
+	// refuse it, and merging keeps the hint as new as the writes.
+	if limit := n.cfg.MaxHintBytes; limit > 0 && grow > 0 && n.hints.bytes+grow > limit {
+		n.hints.Refused++
+		return fmt.Errorf("%w: %d bytes of hints held, limit %d (--max-hint-bytes); the write for %s was not stored here, and reaches %s by anti-entropy from the replicas that took it",
+			ErrHintsFull, n.hints.bytes, limit, primary, primary)
+	}
+	if !have {
 		n.hints.held[primary]++
 	}
+	n.hints.bytes += grow
 	n.hints.Stored++
 	delete(n.hints.spreadDone, primary)
 	n.emit(Event{Kind: HintStored, Peer: primary, Key: slices.Clone(key), Partition: p})
@@ -277,7 +310,7 @@ func (n *Node) deliverHints(target ring.NodeID) {
 	}
 	for _, h := range locals {
 		if err := n.mergeLocal(h.key, h.value); err == nil {
-			n.dropHint(target, h.skey)
+			n.dropHint(target, h.skey, h.value)
 		}
 	}
 }
@@ -302,11 +335,12 @@ func (n *Node) scanHints(target ring.NodeID, fn func(skey, userKey, value []byte
 	})
 }
 
-// dropHint deletes a delivered hint.
-func (n *Node) dropHint(target ring.NodeID, skey []byte) {
+// dropHint deletes a delivered hint, whose value is value.
+func (n *Node) dropHint(target ring.NodeID, skey, value []byte) {
 	n.put(skey, nil)
 	delete(n.hints.spread, string(skey))
 	n.hints.held[target]--
+	n.hints.bytes -= hintSize(skey, value)
 	n.hints.Delivered++
 	n.obs.noteDelivered(target)
 	ev := Event{Kind: HintDelivered, Peer: target}
@@ -381,7 +415,7 @@ func (n *Node) onHintAck(m Message) bool {
 	}
 	cur, have, err := n.readRaw(op.skey)
 	if err == nil && have && object.Hash(cur) == op.hash {
-		n.dropHint(op.target, op.skey)
+		n.dropHint(op.target, op.skey, cur)
 	}
 	n.deliverHints(op.target)
 	return true

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dynago/dynago/coord"
@@ -35,6 +36,31 @@ type putOp struct {
 	sent       []ring.Target
 	sentBuf    [4]ring.Target
 	fallbackAt time.Time
+	// refusal is the last error a replica or fallback answered, so that
+	// a write that fails its quorum says why (a full hint store, a full
+	// disk) rather than only how many acknowledged.
+	refusal string
+}
+
+// maxRefusal bounds the refusal text a put keeps: it comes from a peer,
+// and it ends up in a client's error message.
+const maxRefusal = 300
+
+// refuse notes why node did not store the write.
+func (op *putOp) refuse(node ring.NodeID, err string) {
+	op.refusal = string(node) + ": " + err
+	if len(op.refusal) > maxRefusal {
+		op.refusal = strings.ToValidUTF8(op.refusal[:maxRefusal], "") + "…"
+	}
+}
+
+// failure is the error text of a put that failed its quorum: why, and
+// the last refusal a node gave, if any.
+func (op *putOp) failure(why string) string {
+	if op.refusal == "" {
+		return why
+	}
+	return why + "; last refusal: " + op.refusal
 }
 
 // sentTo reports whether op's write was sent to node, and for which
@@ -198,7 +224,7 @@ func (n *Node) startPut(o origin, key, value, ctx []byte, del, replace bool, w i
 			tr.event(n.now, n.cfg.ID, "error", "not enough reachable replicas")
 			why = fmt.Sprintf("only %d nodes reachable for W=%d; the write is stored on those and may spread later", len(op.sent), w)
 		}
-		n.finishPut(o, Reply{Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: w, Trace: tr.finish(), Err: why})
+		n.finishPut(o, Reply{Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: w, Trace: tr.finish(), Err: op.failure(why)})
 		return
 	case coord.Succeeded:
 		n.replyPut(op)
@@ -254,6 +280,7 @@ func (n *Node) hint(id uint64, op *putOp, tgs []ring.Target) coord.Outcome {
 		var o coord.Outcome
 		if err := n.storeHint(primary, op.p, op.key, op.enc); err != nil {
 			op.trace.event(n.now, fb, "error", err.Error())
+			op.refuse(fb, err.Error())
 			o = op.q.Fail(fb)
 		} else {
 			op.trace.event(n.now, fb, "hint", "stored locally for "+string(primary))
@@ -398,6 +425,7 @@ func (n *Node) onReplicaPutResp(m Message) {
 	var outcome coord.Outcome
 	if m.Err != "" {
 		op.trace.event(n.now, m.From, "error", m.Err)
+		op.refuse(m.From, m.Err)
 		outcome = op.q.Fail(m.From)
 	} else {
 		op.trace.event(n.now, m.From, "ack", "")
@@ -409,7 +437,7 @@ func (n *Node) onReplicaPutResp(m Message) {
 	case coord.Failed:
 		n.finishPut(op.origin, Reply{
 			Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish(),
-			Err: fmt.Sprintf("only %d of %d required replicas acknowledged; the write may or may not have been applied", op.q.Acks(), op.q.Required),
+			Err: op.failure(fmt.Sprintf("only %d of %d required replicas acknowledged; the write may or may not have been applied", op.q.Acks(), op.q.Required)),
 		})
 	}
 	if op.q.Complete() {
@@ -425,6 +453,6 @@ func (n *Node) expirePut(id uint64, op *putOp) {
 	op.trace.event(n.now, n.cfg.ID, "timeout", "")
 	n.finishPut(op.origin, Reply{
 		Code: CodeQuorumFailed, Acks: op.q.Acks(), Required: op.q.Required, Trace: op.trace.finish(),
-		Err: fmt.Sprintf("only %d of %d required replicas acknowledged in time; the write may or may not have been applied", op.q.Acks(), op.q.Required),
+		Err: op.failure(fmt.Sprintf("only %d of %d required replicas acknowledged in time; the write may or may not have been applied", op.q.Acks(), op.q.Required)),
 	})
 }

@@ -105,6 +105,8 @@ type Stats struct {
 	HintsStored    uint64                 // hints stored (or merged into) since the core started
 	HintsDelivered uint64                 // hints acknowledged by their primary since the core started
 	HintsHeld      map[ring.NodeID]int    // hints held now, per primary
+	HintBytes      int64                  // bytes of the hints held now (Config.MaxHintBytes bounds them)
+	HintsRefused   uint64                 // hints not stored since the core started: they would have passed MaxHintBytes
 	DeliveredTo    map[ring.NodeID]uint64 // HintsDelivered per primary
 	ReadRepairs    uint64                 // replicas sent a read repair since the core started
 	// ReadRepairsMissing counts the ReadRepairs sent to a replica that
@@ -138,6 +140,8 @@ func (n *Node) Stats() Stats {
 		HintsStored:        n.hints.Stored,
 		HintsDelivered:     n.hints.Delivered,
 		HintsHeld:          n.HintsHeld(),
+		HintBytes:          n.HintBytes(),
+		HintsRefused:       n.hints.Refused,
 		DeliveredTo:        maps.Clone(n.obs.deliveredTo),
 		ReadRepairs:        n.obs.readRepairs,
 		ReadRepairsMissing: n.obs.readRepairsMissing,

@@ -102,6 +102,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		// publishes (the core itself belongs to the loop goroutine).
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_tombstones_reaped_total", Help: "Tombstones this node deleted after every member agreed."},
 			func() float64 { return float64(s.stats().Reaped) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_hint_bytes", Help: "Bytes of the hints this node holds for other nodes (keys and values), which --max-hint-bytes bounds."},
+			func() float64 { return float64(s.stats().HintBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_hints_refused_total", Help: "Hints this node refused because they would have taken its hints past --max-hint-bytes (the writes failed here; anti-entropy brings them to their primaries)."},
+			func() float64 { return float64(s.stats().HintsRefused) }),
 	)
 	reg.MustRegister(hintsCollector{
 		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },

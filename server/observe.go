@@ -15,10 +15,12 @@ import (
 func (s *Server) Stats() httpapi.Stats {
 	cs := s.stats()
 	out := httpapi.Stats{
-		Node:        s.cfg.ID,
-		RingVersion: s.view.Load().version,
-		Keys:        cs.Keys,
-		Hints:       cs.HintsHeld,
+		Node:         s.cfg.ID,
+		RingVersion:  s.view.Load().version,
+		Keys:         cs.Keys,
+		Hints:        cs.HintsHeld,
+		HintBytes:    cs.HintBytes,
+		HintsRefused: cs.HintsRefused,
 		AE: httpapi.AEStats{
 			Exchanges: cs.AE.Exchanges, InSync: cs.AE.InSync,
 			KeysRepaired: cs.AE.KeysRepaired, TreeBuilds: cs.AE.TreeBuilds,

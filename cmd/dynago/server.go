@@ -59,6 +59,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 	maxValue := fs.Int("max-value-size", envInt("DYNAGO_MAX_VALUE_SIZE", def.MaxValueSize), "largest value in bytes (env DYNAGO_MAX_VALUE_SIZE)")
 	cache := fs.Int64("cache-size", int64(envInt("DYNAGO_CACHE_SIZE", pebbledb.DefaultCacheSize)), "storage block cache in bytes (env DYNAGO_CACHE_SIZE)")
 	memtable := fs.Int64("memtable-size", int64(envInt("DYNAGO_MEMTABLE_SIZE", pebbledb.DefaultMemTableSize)), "storage memtable in bytes, 1 MiB..1 GiB: larger flushes less often, smaller inserts faster and replays a crash's WAL sooner (env DYNAGO_MEMTABLE_SIZE)")
+	maxHints := fs.Int64("max-hint-bytes", int64(envInt("DYNAGO_MAX_HINT_BYTES", int(def.MaxHintBytes))), "most bytes of hints this node holds for unreachable nodes; past it, writes that need a hint here fail (the primaries get them by anti-entropy) instead of filling the disk; 0 = no limit (env DYNAGO_MAX_HINT_BYTES)")
 	lazySync := fs.Duration("lazy-sync-delay", envDuration("DYNAGO_LAZY_SYNC_DELAY", server.DefaultLazySyncDelay), fmt.Sprintf("longest a replica's copy of a W=1 write (which no quorum waits for) waits to join an fsync another write starts before this node starts one for it; its acknowledgement still waits for that fsync; 0 = sync it at once; at most %v (env DYNAGO_LAZY_SYNC_DELAY)", server.MaxLazySyncDelay))
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
 	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
@@ -82,6 +83,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		if *memtable < 1<<20 || *memtable > 1<<30 {
 			return fmt.Errorf("%w: --memtable-size %d: must be 1 MiB..1 GiB (%d..%d)", errUsage, *memtable, 1<<20, 1<<30)
 		}
+		if *maxHints < 0 {
+			return fmt.Errorf("%w: --max-hint-bytes %d: must not be negative (0 = no limit)", errUsage, *maxHints)
+		}
 		if *lazySync < 0 {
 			return fmt.Errorf("%w: --lazy-sync-delay %v: must not be negative", errUsage, *lazySync)
 		}
@@ -89,7 +93,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 			ID: ring.NodeID(*id), DataDir: *dataDir, HTTPAddr: *httpAddr, RPCAddr: *rpcAddr, GossipAddr: *gossipAddr,
 			Node: node.Config{
 				Partitions: *partitions, N: *n, R: *r, W: *w, RequestTimeout: *timeout,
-				MaxKeySize: *maxKey, MaxValueSize: *maxValue, LWW: *lww,
+				MaxKeySize: *maxKey, MaxValueSize: *maxValue, LWW: *lww, MaxHintBytes: *maxHints,
 			},
 			CacheSize: *cache, MemTableSize: *memtable, Logger: logger, Preset: *preset, ClusterName: *clusterName, Pprof: *pprofOn, Dashboard: *dash,
 		}
@@ -97,6 +101,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		cfg.LazySyncDelay = *lazySync
 		if *lazySync == 0 {
 			cfg.LazySyncDelay = -1 // Config's zero is the default; the flag's is "at once"
+		}
+		if *maxHints == 0 {
+			cfg.Node.MaxHintBytes = -1 // likewise: the flag's zero is "no limit"
 		}
 		if *faultDelay != "" {
 			d, err := fault.ParseDelay(*faultDelay)
