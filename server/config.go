@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/fault"
 	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/node"
@@ -193,6 +194,17 @@ func (c *Config) validate() error {
 	// flag is refused here, before anything starts (exit 2).
 	if n := c.Node.N; n < 1 || c.Node.R < 1 || c.Node.R > n || c.Node.W < 1 || c.Node.W > n {
 		return fmt.Errorf("%w: R=%d and W=%d must be within 1..N=%d", ErrConfig, c.Node.R, c.Node.W, n)
+	}
+	// Likewise the ring a new cluster would start with (Q a power of
+	// two, N against Q): built once here, on nothing but the flags, so
+	// that a bad --partitions is refused before the data directory is
+	// created or an epoch drawn, not after the store opened.
+	ids := c.memberIDs()
+	if len(ids) == 0 {
+		ids = []ring.NodeID{c.ID} // joining: the ring comes from gossip, but the flags must still make one
+	}
+	if _, err := cluster.Initial(c.Node.Partitions, c.Node.N, ids); err != nil {
+		return fmt.Errorf("%w: --partitions %d, --n %d: %v", ErrConfig, c.Node.Partitions, c.Node.N, err)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,21 @@ func TestServerRefusesNegativeMaxHintBytes(t *testing.T) {
 	_, err := run(t, "", "server", "--id", "n1", "--max-hint-bytes", "-1", "--data-dir", t.TempDir())
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), "--max-hint-bytes") {
 		t.Errorf("--max-hint-bytes -1: %v (exit %d), want a usage error naming the flag", err, exitCode(err))
+	}
+}
+
+// TestServerRefusesABadRingBeforeTouchingTheDisk: flags that cannot make a
+// ring are a usage error (exit 2) found before the data directory is
+// created, and the message names the command once.
+func TestServerRefusesABadRingBeforeTouchingTheDisk(t *testing.T) {
+	for _, args := range [][]string{{"--partitions", "3"}, {"--n", "0"}} {
+		dir := filepath.Join(t.TempDir(), "data")
+		_, err := run(t, "", append([]string{"server", "--id", "n1", "--data-dir", dir}, args...)...)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), args[0]) || strings.Contains(err.Error(), "server: ") {
+			t.Errorf("%v: %v (exit %d), want a usage error naming %s, without a repeated \"server: \"", args, err, exitCode(err), args[0])
+		}
+		if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+			t.Errorf("%v: the data directory was created (%v)", args, serr)
+		}
 	}
 }

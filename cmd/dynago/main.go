@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -23,6 +24,17 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string        { return e.msg }
 func (e usageError) Is(target error) bool { return target == errUsage }
+
+// trimmedError is err printed without the package prefix its message
+// starts with, where the command path says as much ("dynago server:
+// opening storage: ...", not "dynago server: server: opening storage").
+type trimmedError struct {
+	err    error
+	prefix string
+}
+
+func (e trimmedError) Error() string { return strings.TrimPrefix(e.err.Error(), e.prefix) }
+func (e trimmedError) Unwrap() error { return e.err }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

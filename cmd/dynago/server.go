@@ -83,6 +83,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		if *memtable < 1<<20 || *memtable > 1<<30 {
 			return fmt.Errorf("%w: --memtable-size %d: must be 1 MiB..1 GiB (%d..%d)", errUsage, *memtable, 1<<20, 1<<30)
 		}
+		if *n < 1 {
+			return fmt.Errorf("%w: --n %d: a key needs at least one replica", errUsage, *n)
+		}
 		if *maxHints < 0 {
 			return fmt.Errorf("%w: --max-hint-bytes %d: must not be negative (0 = no limit)", errUsage, *maxHints)
 		}
@@ -129,10 +132,13 @@ func runServer(fs *flag.FlagSet) runFunc {
 		tuneGC(logger)
 		srv, err := server.Start(cfg)
 		if errors.Is(err, server.ErrConfig) {
-			return fmt.Errorf("%w: %w", errUsage, err) // a refused configuration exits 2, as a bad flag does
+			// A refused configuration exits 2, as a bad flag does. The
+			// command path already names the command: "dynago server:
+			// invalid config: ...", not "dynago server: server: ...".
+			return usageError{msg: strings.TrimPrefix(err.Error(), "server: ")}
 		}
 		if err != nil {
-			return err
+			return trimmedError{err: err, prefix: "server: "}
 		}
 		go reloadOnSIGHUP(ctx, srv, logger)
 		select {
