@@ -65,6 +65,20 @@ func TestLongPartitionHeals(t *testing.T) {
 	})
 	dead := time.Now()
 	t.Logf("both sides mark each other dead %v after the cut", dead.Sub(cut).Round(time.Millisecond))
+	// Cut off, n1 can serve no request with the default quorums: its
+	// readiness probe says so (liveness stays fine), and the majority's
+	// stay ready.
+	if a, ok := readyz(n1); !ok || a.status != 503 || a.Reason != "cut off" {
+		t.Errorf("n1's /readyz while cut off: %+v (answered %v); want 503 \"cut off\"", a, ok)
+	}
+	if h := call(t, "GET", base(n1)+"/healthz", nil, nil); h.Status != 200 {
+		t.Errorf("n1's /healthz while cut off: %d", h.Status)
+	}
+	for _, other := range c.Nodes[1:] {
+		if a, ok := readyz(other); !ok || a.status != 200 {
+			t.Errorf("%s's /readyz on the majority side: %+v (answered %v); want 200", other.ID, a, ok)
+		}
+	}
 	time.Sleep(time.Until(dead.Add(17 * time.Second)))
 	for _, other := range c.Nodes[1:] {
 		if s := statusOf(t, n1, other.ID); s != "dead" {
@@ -90,6 +104,9 @@ func TestLongPartitionHeals(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("every node sees every other alive %v after the heal", time.Since(healed).Round(time.Millisecond))
+	if a, ok := readyz(n1); !ok || a.status != 200 {
+		t.Errorf("n1's /readyz after the heal: %+v (answered %v); want 200", a, ok)
+	}
 
 	// The write that was impossible while n1 was cut off: all three
 	// replicas must acknowledge, through n1.

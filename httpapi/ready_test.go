@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -11,15 +13,25 @@ import (
 )
 
 // readyBackend is the fake backend with a ring that can be missing or
-// exclude this node, and a draining switch.
+// exclude this node, a draining switch, and a count of members reached
+// (every member while cut is 0).
 type readyBackend struct {
 	*httpapitest.Backend
 	ring     atomic.Pointer[ring.Ring]
 	draining atomic.Bool
+	cut      atomic.Bool
+	reached  atomic.Int64
 }
 
 func (b *readyBackend) Ring() *ring.Ring { return b.ring.Load() }
 func (b *readyBackend) Draining() bool   { return b.draining.Load() }
+func (b *readyBackend) Reachable() (reached, members int) {
+	members = len(b.ring.Load().Members())
+	if !b.cut.Load() {
+		return members, members
+	}
+	return int(b.reached.Load()), members
+}
 
 func TestReadyz(t *testing.T) {
 	b := &readyBackend{Backend: httpapitest.New()}
@@ -57,6 +69,19 @@ func TestReadyz(t *testing.T) {
 
 	b.ring.Store(b.Backend.Ring())
 	check("member", 200, "")
+
+	// Cut off: fewer members reached than the default quorums need.
+	_, r, w := b.Defaults()
+	need := min(max(r, w), len(b.Backend.Ring().Members()))
+	b.cut.Store(true)
+	b.reached.Store(int64(need - 1))
+	check("cut off", 503, "cut off")
+	if a := call(t, srv, "GET", "/readyz", nil); !strings.Contains(string(a.body), fmt.Sprintf("reaches %d of", need-1)) {
+		t.Fatalf("cut off: %s, want a detail saying how many members it reaches", a.body)
+	}
+	b.reached.Store(int64(need))
+	check("reaching a quorum", 200, "")
+	b.cut.Store(false)
 
 	b.draining.Store(true)
 	check("draining", 503, "draining")
