@@ -78,9 +78,9 @@ func loadSecurity(c Config) (*secState, error) {
 	st := &secState{cfg: c.Security}
 	if c.Security.CertsDir == "" && c.Logger != nil {
 		if c.Security.Insecure {
-			c.Logger.Warn("running insecure (--insecure): plaintext traffic and no authentication")
+			c.Logger.Warn("running insecure (--insecure): plaintext traffic and no authentication", "node", string(c.ID))
 		} else {
-			c.Logger.Info("running insecure on loopback only: plaintext traffic and no authentication; give --certs-dir to listen beyond loopback")
+			c.Logger.Info("running insecure on loopback only: plaintext traffic and no authentication; give --certs-dir to listen beyond loopback", "node", string(c.ID))
 		}
 	}
 	if c.Security.CertsDir != "" {

@@ -113,7 +113,9 @@ type Config struct {
 	// Mode selects one stream per peer (ModeStream, the default) or a
 	// unary Step call per batch (ModeUnary).
 	Mode Mode
-	// Logger receives connection state changes. Default: discard.
+	// Logger receives connection state changes; it should name the node
+	// (the server's carries node=ID), as the transport adds only its
+	// component. Default: discard.
 	Logger *slog.Logger
 	// ServerTLS, when set, serves the peer port over TLS; set ClientAuth to
 	// require peers' certificates (mutual TLS, see package security).

@@ -74,7 +74,7 @@ func New(cfg Config, h Handler) (*Transport, error) {
 	t := &Transport{
 		cfg:     cfg,
 		handler: h,
-		log:     cfg.Logger.With("component", "transport", "node", string(cfg.ID)),
+		log:     cfg.Logger.With("component", "transport"), // the caller's logger names the node (Config.Logger)
 		stats:   newStatsTable(),
 		local:   newQueue(cfg.QueueSize),
 		delays:  newDelayQueue(),

@@ -144,9 +144,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		select {
 		case <-ctx.Done():
 			drain(srv, *drainTimeout)
-			logger.Info("shutting down")
+			logger.Info("shutting down", "node", *id)
 		case <-srv.Done():
-			logger.Error("node stopped itself")
+			logger.Error("node stopped itself", "node", *id)
 			srv.Close()
 			return fmt.Errorf("node stopped after a storage failure")
 		}
