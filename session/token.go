@@ -46,6 +46,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/dynago/dynago/dvv"
+	"github.com/dynago/dynago/internal/wire"
 )
 
 // Bounds of a token.
@@ -297,21 +298,23 @@ func Decode(b []byte) (*Token, error) {
 	if binary.LittleEndian.Uint32(sum) != uint32(xxhash.Sum64(body)) {
 		return bad("checksum mismatch (truncated or altered)")
 	}
-	r := reader{b: body, off: 1}
+	// Strict: a decoder accepting padded varints would accept several
+	// encodings of one token.
+	r := wire.NewReader(body[1:])
 	var err error
-	if t.Dropped, err = r.uvarint(); err != nil {
+	if t.Dropped, err = r.Uvarint(); err != nil {
 		return bad("dropped: %v", err)
 	}
-	na, err := r.uvarint()
+	na, err := r.Uvarint()
 	if err != nil {
 		return bad("actor count: %v", err)
 	}
-	if na > uint64(r.remaining()/2) { // an actor takes at least 2 bytes
+	if na > uint64(r.Remaining()/2) { // an actor takes at least 2 bytes
 		return bad("%d actors cannot fit", na)
 	}
 	actors := make([]string, 0, na)
 	for i := range na {
-		a, err := r.bytes()
+		a, err := r.Bytes()
 		if err != nil {
 			return bad("actor %d: %v", i, err)
 		}
@@ -323,7 +326,7 @@ func Decode(b []byte) (*Token, error) {
 		}
 		actors = append(actors, string(a))
 	}
-	ne, err := r.uvarint()
+	ne, err := r.Uvarint()
 	if err != nil {
 		return bad("key count: %v", err)
 	}
@@ -334,14 +337,14 @@ func Decode(b []byte) (*Token, error) {
 	seen := make(map[uint64]bool, ne)
 	for i := range ne {
 		var e entry
-		if e.hash, err = r.uint64(); err != nil {
+		if e.hash, err = r.Uint64(); err != nil {
 			return bad("key %d hash: %v", i, err)
 		}
 		if seen[e.hash] {
 			return bad("key %d repeated", i)
 		}
 		seen[e.hash] = true
-		flags, err := r.byte()
+		flags, err := r.Byte()
 		if err != nil {
 			return bad("key %d flags: %v", i, err)
 		}
@@ -349,7 +352,7 @@ func Decode(b []byte) (*Token, error) {
 			return bad("key %d: unknown flags %#x", i, flags)
 		}
 		e.deleted = flags&flagDeleted != 0
-		nd, err := r.uvarint()
+		nd, err := r.Uvarint()
 		if err != nil {
 			return bad("key %d dot count: %v", i, err)
 		}
@@ -359,7 +362,7 @@ func Decode(b []byte) (*Token, error) {
 		e.vv = make(dvv.VV, 0, nd)
 		last := -1
 		for j := range nd {
-			idx, err := r.uvarint()
+			idx, err := r.Uvarint()
 			if err != nil {
 				return bad("key %d dot %d actor: %v", i, j, err)
 			}
@@ -367,7 +370,7 @@ func Decode(b []byte) (*Token, error) {
 				return bad("key %d dot %d: actor index %d out of range or order", i, j, idx)
 			}
 			last = int(idx)
-			c, err := r.uvarint()
+			c, err := r.Uvarint()
 			if err != nil {
 				return bad("key %d dot %d counter: %v", i, j, err)
 			}
@@ -379,8 +382,8 @@ func Decode(b []byte) (*Token, error) {
 		}
 		t.entries = append(t.entries, e)
 	}
-	if r.remaining() != 0 {
-		return bad("%d trailing bytes", r.remaining())
+	if r.Remaining() != 0 {
+		return bad("%d trailing bytes", r.Remaining())
 	}
 	if slices.Contains(used, false) {
 		return bad("an actor no key uses")
@@ -389,63 +392,4 @@ func Decode(b []byte) (*Token, error) {
 		return bad("explicit empty token") // the empty token is no bytes
 	}
 	return t, nil
-}
-
-var (
-	errTruncated  = errors.New("truncated")
-	errOverflow   = errors.New("varint overflows 64 bits")
-	errNonMinimal = errors.New("non-minimal varint")
-)
-
-// reader parses strictly: a decoder accepting padded varints would accept
-// several encodings of one token.
-type reader struct {
-	b   []byte
-	off int
-}
-
-func (r *reader) remaining() int { return len(r.b) - r.off }
-
-func (r *reader) uvarint() (uint64, error) {
-	x, n := binary.Uvarint(r.b[r.off:])
-	switch {
-	case n == 0:
-		return 0, errTruncated
-	case n < 0:
-		return 0, errOverflow
-	case n > 1 && r.b[r.off+n-1] == 0:
-		return 0, errNonMinimal
-	}
-	r.off += n
-	return x, nil
-}
-
-func (r *reader) uint64() (uint64, error) {
-	if r.remaining() < 8 {
-		return 0, errTruncated
-	}
-	x := binary.LittleEndian.Uint64(r.b[r.off:])
-	r.off += 8
-	return x, nil
-}
-
-func (r *reader) byte() (byte, error) {
-	if r.remaining() < 1 {
-		return 0, errTruncated
-	}
-	r.off++
-	return r.b[r.off-1], nil
-}
-
-func (r *reader) bytes() ([]byte, error) {
-	n, err := r.uvarint()
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(r.remaining()) {
-		return nil, errTruncated
-	}
-	s := r.b[r.off : r.off+int(n)]
-	r.off += int(n)
-	return s, nil
 }

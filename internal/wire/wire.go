@@ -58,6 +58,17 @@ func (r *Reader) Uvarint() (uint64, error) {
 	return x, nil
 }
 
+// Uint64 reads eight bytes, little-endian: a fixed-width field (a hash),
+// which has one encoding by construction.
+func (r *Reader) Uint64() (uint64, error) {
+	if r.Remaining() < 8 {
+		return 0, ErrTruncated
+	}
+	x := binary.LittleEndian.Uint64(r.b[r.off:])
+	r.off += 8
+	return x, nil
+}
+
 // Bytes reads a uvarint length and that many bytes, aliasing the input.
 func (r *Reader) Bytes() ([]byte, error) {
 	n, err := r.Uvarint()

@@ -11,6 +11,7 @@ func TestReaderRoundTrip(t *testing.T) {
 	b = binary.AppendUvarint(b, 300)
 	b = binary.AppendUvarint(b, 3)
 	b = append(b, "abc"...)
+	b = binary.LittleEndian.AppendUint64(b, 1<<60+5)
 	r := NewReader(b)
 	c, err := r.Byte()
 	if err != nil || c != 7 {
@@ -23,6 +24,9 @@ func TestReaderRoundTrip(t *testing.T) {
 	s, err := r.Bytes()
 	if err != nil || string(s) != "abc" {
 		t.Fatalf("Bytes = %q, %v; want abc", s, err)
+	}
+	if u, err := r.Uint64(); err != nil || u != 1<<60+5 {
+		t.Fatalf("Uint64 = %d, %v; want %d", u, err, uint64(1<<60+5))
 	}
 	if r.Remaining() != 0 {
 		t.Fatalf("Remaining = %d, want 0", r.Remaining())
@@ -47,6 +51,9 @@ func TestReaderRejects(t *testing.T) {
 	}
 	if _, err := NewReader(nil).Byte(); !errors.Is(err, ErrTruncated) {
 		t.Errorf("Byte on empty err = %v, want %v", err, ErrTruncated)
+	}
+	if _, err := NewReader(make([]byte, 7)).Uint64(); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Uint64 on 7 bytes err = %v, want %v", err, ErrTruncated)
 	}
 	if _, err := NewReader([]byte{5, 'a'}).Bytes(); !errors.Is(err, ErrTruncated) {
 		t.Errorf("short Bytes err = %v, want %v", err, ErrTruncated)
