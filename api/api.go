@@ -83,6 +83,9 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed" // see the Allow header
 	CodeTooManySiblings  = "too_many_siblings"  // 409: the write would exceed the sibling cap; resolve first
 	CodeBodyTimeout      = "body_timeout"       // 408: the body did not arrive in time
+	// CodeOverloaded: 503 with Retry-After; the node had as many client
+	// requests in flight as --max-inflight admits and did nothing.
+	CodeOverloaded = "overloaded"
 
 	CodeBadSession = "bad_session" // 400: X-Dynago-Session does not decode
 	// CodeSessionUnavailable: 503, R replicas answered but none that

@@ -506,6 +506,17 @@ func (r *response) release() {
 // maxErrorBody bounds what an error message quotes from a non-JSON answer.
 const maxErrorBody = 512
 
+// shed reports whether r is a node's refusal for overload (503
+// overloaded): it did nothing, so any request, a write too, may go to
+// another node.
+func (r response) shed() bool {
+	if r.status != http.StatusServiceUnavailable {
+		return false
+	}
+	var body api.Error
+	return json.Unmarshal(r.body, &body) == nil && body.Code == api.CodeOverloaded
+}
+
 func (r response) err(op string) error {
 	var body api.Error
 	if json.Unmarshal(r.body, &body) != nil || body.Code == "" {
@@ -540,28 +551,52 @@ func (r response) context() (Context, error) {
 
 // do sends cl to the nodes in turn (see order: the next one in rotation
 // first, or the key's preference list with WithRouting) until one answers
-// (with any status) or retrying would not be safe.
+// (with any status but overloaded) or retrying would not be safe. A node
+// that sheds the request (503 overloaded) did nothing with it, so the next
+// node is tried, for writes too; when every node sheds it, the last
+// refusal is the answer.
 func (c *Client) do(ctx context.Context, cl call) (response, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, max(c.timeout, cl.timeout+timeoutSlack))
 		defer cancel()
 	}
-	var err error
+	var (
+		err  error
+		shed *response
+	)
 	for _, base := range c.order(ctx, cl) {
 		var r response
 		r, err = c.once(ctx, base, cl)
 		if err == nil {
 			c.observe(base, r)
-			return r, nil
+			if !r.shed() {
+				return r, nil
+			}
+			if shed != nil {
+				shed.release()
+			}
+			shed = &r
+			continue
 		}
 		if ctx.Err() != nil {
 			break // the caller's deadline, not the node's fault
 		}
 		c.markDown(base)
 		if !cl.read && !notSent(err) {
-			break
+			// The write may have reached this node: its unknown outcome
+			// is the answer, not an earlier node's refusal.
+			if shed != nil {
+				shed.release()
+			}
+			return response{}, err
 		}
+	}
+	if shed != nil {
+		if ctx.Err() == nil {
+			return *shed, nil
+		}
+		shed.release()
 	}
 	return response{}, err
 }

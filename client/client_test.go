@@ -466,3 +466,42 @@ func TestConcurrentClientReusesConnections(t *testing.T) {
 		t.Fatalf("%d requests from %d goroutines opened %d connections, want at most %d", workers*each, workers, n, 2*workers)
 	}
 }
+
+// overloadedNode answers every request 503 overloaded, as a node past its
+// --max-inflight does, and counts them.
+func overloadedNode(t *testing.T) (string, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"error":"overloaded: this node already coordinates 4 client requests","code":"overloaded"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &n
+}
+
+// TestShedRequestsGoToTheNextNode: a node that sheds a request did nothing
+// with it, so writes as well as reads go on to the next node; when every
+// node sheds it, the caller gets the overloaded error.
+func TestShedRequestsGoToTheNextNode(t *testing.T) {
+	busy, refused := overloadedNode(t)
+	good, b := startNode(t)
+	ctx := testContext(t)
+	if _, err := newClient(t, []string{busy, good}).Put(ctx, "k", []byte("v"), nil); err != nil {
+		t.Fatalf("Put with the first node overloaded: %v", err)
+	}
+	if _, err := newClient(t, []string{busy, good}).Get(ctx, "k", nil); err != nil {
+		t.Fatalf("Get with the first node overloaded: %v", err)
+	}
+	if refused.Load() != 2 || len(b.Requests()) != 2 {
+		t.Fatalf("the overloaded node saw %d requests and the other %d; want 2 and 2", refused.Load(), len(b.Requests()))
+	}
+	busy2, _ := overloadedNode(t)
+	_, err := newClient(t, []string{busy, busy2}).Put(ctx, "k", []byte("v"), nil)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != "overloaded" || ae.Status != http.StatusServiceUnavailable {
+		t.Fatalf("Put with every node overloaded: %v, want the overloaded APIError", err)
+	}
+}

@@ -46,6 +46,10 @@
 // status and the API's error code; a 401 or 403 one also matches
 // ErrUnauthorized or ErrForbidden.
 //
+// A node that sheds a request for overload (503 overloaded) did nothing
+// with it, so the client sends the request, a write too, to the next node;
+// only when every node sheds it is the overloaded *APIError returned.
+//
 // # Security
 //
 // Against nodes started with --certs-dir (HTTPS) and --tokens-file, give

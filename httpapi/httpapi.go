@@ -148,6 +148,7 @@ const (
 	CodeMethodNotAllowed = api.CodeMethodNotAllowed
 	CodeTooManySiblings  = api.CodeTooManySiblings
 	CodeBodyTimeout      = api.CodeBodyTimeout // within Options.BodyTimeout
+	CodeOverloaded       = api.CodeOverloaded
 )
 
 // ErrBadContext reports a context header or token that does not decode.

@@ -296,10 +296,16 @@ func TestBackendFailures(t *testing.T) {
 		{node.CodeInternal, http.StatusInternalServerError, httpapi.CodeInternal},
 		{node.CodeBadRequest, http.StatusBadRequest, httpapi.CodeBadRequest},
 		{node.CodeBadQuorum, http.StatusBadRequest, httpapi.CodeBadParameter},
+		{node.CodeOverloaded, http.StatusServiceUnavailable, httpapi.CodeOverloaded},
 	} {
 		for _, method := range []string{"PUT", "GET", "DELETE"} {
 			b.Fail(node.Reply{Code: tc.code, Err: "boom"})
-			wantError(t, call(t, srv, method, "/kv/k", []byte("v")), tc.status, tc.want)
+			a := call(t, srv, method, "/kv/k", []byte("v"))
+			wantError(t, a, tc.status, tc.want)
+			// Only a shed request says when to come back: nothing was done.
+			if ra := a.header.Get("Retry-After"); (tc.code == node.CodeOverloaded) != (ra == "1") {
+				t.Errorf("%s %s: Retry-After %q", method, tc.want, ra)
+			}
 		}
 	}
 }

@@ -47,6 +47,11 @@ func (a *handler) writeReplyError(w http.ResponseWriter, req node.Request, rep n
 	case CodeSessionUnavailable:
 		status = http.StatusServiceUnavailable
 		body.Acks, body.Required = &rep.Acks, &rep.Required
+	case CodeOverloaded:
+		status = http.StatusServiceUnavailable
+		// Nothing was done: a client may retry at once elsewhere, or here
+		// after a pause (RFC 9110's Retry-After, in seconds).
+		w.Header().Set("Retry-After", "1")
 	}
 	if !expected {
 		a.opts.Logger.Error("httpapi: request failed", "op", req.Op, "key", string(req.Key), "code", rep.Code, "err", rep.Err)

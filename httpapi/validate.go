@@ -99,6 +99,8 @@ func ReplyCode(c node.Code) (code string, expected bool) {
 		return CodeUnavailable, true
 	case node.CodeSessionUnavailable:
 		return CodeSessionUnavailable, true
+	case node.CodeOverloaded:
+		return CodeOverloaded, true
 	}
 	return CodeInternal, false
 }

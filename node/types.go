@@ -96,6 +96,11 @@ const (
 	// (ErrBadQuorum); nothing was done. Only ever a Reply: the node that
 	// receives the request checks it before forwarding.
 	CodeBadQuorum
+	// CodeOverloaded: the node already had as many client requests in
+	// flight as its driver admits (the server's --max-inflight), and
+	// refused this one before doing anything; retry later, or elsewhere.
+	// Never produced by the core, so no message carries it.
+	CodeOverloaded
 )
 
 func (c Code) String() string {
@@ -120,6 +125,8 @@ func (c Code) String() string {
 		return "session_unavailable"
 	case CodeBadQuorum:
 		return "bad_quorum"
+	case CodeOverloaded:
+		return "overloaded"
 	}
 	return "unknown"
 }

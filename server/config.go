@@ -81,6 +81,11 @@ type Config struct {
 	// before this node starts one for it. 0 means DefaultLazySyncDelay;
 	// negative, none: every write's fsync starts at once.
 	LazySyncDelay time.Duration
+	// MaxInflight bounds the client requests (HTTP and RESP) this node
+	// coordinates at once; one past it is answered CodeOverloaded at
+	// once, before anything is done. 0 means DefaultMaxInflight;
+	// negative, no bound.
+	MaxInflight int
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.
 	Pprof bool
@@ -115,6 +120,17 @@ const DefaultLazySyncDelay = 50 * time.Millisecond
 // MaxLazySyncDelay bounds Config.LazySyncDelay: a coordinator keeps a put's
 // state until every acknowledgement is in or the request times out.
 const MaxLazySyncDelay = time.Second
+
+// DefaultMaxInflight is Config.MaxInflight's default. Each request in
+// flight holds its value (up to --max-value-size) and a goroutine; past a
+// few thousand a node is only queueing, and every request waits longer.
+// Shedding answers at once, so a client can back off or go to another
+// node, where queueing would let latency and memory grow without bound
+// until requests time out anyway (Riak's overload protection and
+// Cassandra's native-transport limits do the same). Ten thousand is far
+// above what a node serves at its best (a few hundred in flight at 50
+// clients), so it only bites under overload.
+const DefaultMaxInflight = 10000
 
 // ErrConfig reports an invalid daemon configuration.
 var ErrConfig = errors.New("server: invalid config")
@@ -156,6 +172,9 @@ func (c *Config) validate() error {
 		c.LazySyncDelay = DefaultLazySyncDelay
 	case c.LazySyncDelay > MaxLazySyncDelay:
 		return fmt.Errorf("%w: --lazy-sync-delay %v: at most %v", ErrConfig, c.LazySyncDelay, MaxLazySyncDelay)
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -26,6 +26,7 @@ type metrics struct {
 	latChild    [opSlots]atomic.Pointer[prometheus.Observer]
 	fsync       prometheus.Histogram
 	lazyFsyncs  prometheus.Counter
+	shed        prometheus.Counter
 	batchWrites prometheus.Histogram
 	inflight    prometheus.Gauge
 	// peers are the transport's per-peer series (transport.Metrics).
@@ -111,7 +112,8 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },
 		members: func() []ring.NodeID { return s.Ring().Members() },
 	})
-	reg.MustRegister(m.requests, m.latency, m.fsync, m.lazyFsyncs, m.batchWrites, m.inflight,
+	m.shed = counter("dynago_requests_shed_total", "Client requests refused at once (overloaded) because --max-inflight were in flight already; they are also counted in dynago_requests_total with code overloaded.")
+	reg.MustRegister(m.requests, m.latency, m.fsync, m.lazyFsyncs, m.shed, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},
 			func() float64 { return float64(s.Ring().Version()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynago_transport_dropped_total", Help: "Messages the transport dropped (queue full, unknown peer or injected)."},
@@ -234,6 +236,11 @@ func (m *metrics) observeRequest(op node.Op, code node.Code, d time.Duration) {
 		m.reqChild[op][code].Store(c)
 	}
 	(*c).Inc()
+	if code == node.CodeOverloaded {
+		// Shed before any work: its microseconds would only pull the
+		// latency of the requests served down, just when they slow.
+		return
+	}
 	o := m.latChild[op].Load()
 	if o == nil {
 		oo := m.latency.WithLabelValues(op.String())

@@ -122,9 +122,12 @@ type Server struct {
 	hold      []held
 	batch     storage.Batch // collect's, reused every loop pass (the engine keeps none)
 
-	nextID  atomic.Uint64
-	mu      sync.Mutex
-	waiters map[uint64]chan node.Reply
+	nextID atomic.Uint64
+	// clientInflight counts the client requests in Do and DoBatch, against
+	// Config.MaxInflight.
+	clientInflight atomic.Int64
+	mu             sync.Mutex
+	waiters        map[uint64]chan node.Reply
 
 	// Liveness and addresses as gossip reports them, for /cluster and the
 	// transport. Guarded by peerMu.
@@ -466,6 +469,12 @@ func (s *Server) onMessages(msgs []node.Message) {
 // core fills in its current default and checks the quorums against N.
 func (s *Server) Do(ctx context.Context, req node.Request) node.Reply {
 	start := time.Now()
+	if !s.admit(1) {
+		rep := s.overloaded()
+		s.finish(start, req, rep, false)
+		return rep
+	}
+	defer s.clientInflight.Add(-1)
 	c := callPool.Get().(*call)
 	c.req = req
 	c.req.ID = s.nextID.Add(1)
@@ -546,6 +555,29 @@ func (s *Server) canceled(ctx context.Context, req node.Request) node.Reply {
 	return node.Reply{ID: req.ID, Code: node.CodeQuorumFailed, Err: "request canceled: " + ctx.Err().Error(), Required: required}
 }
 
+// admit counts n client requests in, unless that would take the node past
+// Config.MaxInflight: then it counts them as shed and reports false. A
+// batch larger than the bound is admitted when nothing else is in flight,
+// so that it cannot be refused for ever.
+func (s *Server) admit(n int) bool {
+	if s.cfg.MaxInflight < 0 {
+		s.clientInflight.Add(int64(n)) // the caller subtracts it again
+		return true
+	}
+	if got := s.clientInflight.Add(int64(n)); got <= int64(s.cfg.MaxInflight) || got == int64(n) {
+		return true
+	}
+	s.clientInflight.Add(-int64(n))
+	s.metrics.shed.Add(float64(n))
+	return false
+}
+
+// overloaded is the reply to a request admit refused.
+func (s *Server) overloaded() node.Reply {
+	return node.Reply{Code: node.CodeOverloaded, Err: fmt.Sprintf(
+		"overloaded: this node already coordinates %d client requests, the most --max-inflight allows; nothing was done: retry after a pause, or through another node", s.cfg.MaxInflight)}
+}
+
 // finish records a finished request in the metrics and, when it was
 // sampled, the event log.
 func (s *Server) finish(start time.Time, req node.Request, rep node.Reply, logged bool) {
@@ -568,6 +600,14 @@ func (s *Server) DoBatch(ctx context.Context, reqs []node.Request, reps []node.R
 		return
 	}
 	start := time.Now()
+	if !s.admit(n) {
+		for i := range reqs {
+			reps[i] = s.overloaded()
+			s.finish(start, reqs[i], reps[i], false)
+		}
+		return
+	}
+	defer s.clientInflight.Add(-int64(n))
 	// The loop reads the requests after this returns if ctx ends first, so
 	// they are copied into a slice only the loop keeps.
 	own := make([]node.Request, n)

@@ -123,10 +123,12 @@ func TestServerRefusesBadLazySyncDelay(t *testing.T) {
 	}
 }
 
-func TestServerRefusesNegativeMaxHintBytes(t *testing.T) {
-	_, err := run(t, "", "server", "--id", "n1", "--max-hint-bytes", "-1", "--data-dir", t.TempDir())
-	if exitCode(err) != 2 || !strings.Contains(err.Error(), "--max-hint-bytes") {
-		t.Errorf("--max-hint-bytes -1: %v (exit %d), want a usage error naming the flag", err, exitCode(err))
+func TestServerRefusesNegativeLimits(t *testing.T) {
+	for _, flag := range []string{"--max-hint-bytes", "--max-inflight"} {
+		_, err := run(t, "", "server", "--id", "n1", flag, "-1", "--data-dir", t.TempDir())
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s -1: %v (exit %d), want a usage error naming the flag", flag, err, exitCode(err))
+		}
 	}
 }
 

@@ -60,6 +60,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 	cache := fs.Int64("cache-size", int64(envInt("DYNAGO_CACHE_SIZE", pebbledb.DefaultCacheSize)), "storage block cache in bytes (env DYNAGO_CACHE_SIZE)")
 	memtable := fs.Int64("memtable-size", int64(envInt("DYNAGO_MEMTABLE_SIZE", pebbledb.DefaultMemTableSize)), "storage memtable in bytes, 1 MiB..1 GiB: larger flushes less often, smaller inserts faster and replays a crash's WAL sooner (env DYNAGO_MEMTABLE_SIZE)")
 	maxHints := fs.Int64("max-hint-bytes", int64(envInt("DYNAGO_MAX_HINT_BYTES", int(def.MaxHintBytes))), "most bytes of hints this node holds for unreachable nodes; past it, writes that need a hint here fail (the primaries get them by anti-entropy) instead of filling the disk; 0 = no limit (env DYNAGO_MAX_HINT_BYTES)")
+	maxInflight := fs.Int("max-inflight", envInt("DYNAGO_MAX_INFLIGHT", server.DefaultMaxInflight), "most client requests (HTTP and RESP) this node coordinates at once; past it a request is answered at once with 503 overloaded (RESP: OVERLOADED) and Retry-After, doing nothing, instead of queueing; 0 = no limit (env DYNAGO_MAX_INFLIGHT)")
 	lazySync := fs.Duration("lazy-sync-delay", envDuration("DYNAGO_LAZY_SYNC_DELAY", server.DefaultLazySyncDelay), fmt.Sprintf("longest a replica's copy of a W=1 write (which no quorum waits for) waits to join an fsync another write starts before this node starts one for it; its acknowledgement still waits for that fsync; 0 = sync it at once; at most %v (env DYNAGO_LAZY_SYNC_DELAY)", server.MaxLazySyncDelay))
 	faultDelay := fs.String("fault-delay", envDefault("DYNAGO_FAULT_DELAY", ""), "lab: one-way delay injected into every message this node sends (RPC and gossip), e.g. 10ms, uniform:5ms-15ms, normal:10ms,2ms; changeable at run time with 'dynago fault' (env DYNAGO_FAULT_DELAY)")
 	pprofOn := fs.Bool("pprof", envBool("DYNAGO_PPROF", false), "serve Go's profiler under /debug/pprof/ on the HTTP address (env DYNAGO_PPROF=true)")
@@ -86,6 +87,9 @@ func runServer(fs *flag.FlagSet) runFunc {
 		if *n < 1 {
 			return fmt.Errorf("%w: --n %d: a key needs at least one replica", errUsage, *n)
 		}
+		if *maxInflight < 0 {
+			return fmt.Errorf("%w: --max-inflight %d: must not be negative (0 = no limit)", errUsage, *maxInflight)
+		}
 		if *maxHints < 0 {
 			return fmt.Errorf("%w: --max-hint-bytes %d: must not be negative (0 = no limit)", errUsage, *maxHints)
 		}
@@ -107,6 +111,10 @@ func runServer(fs *flag.FlagSet) runFunc {
 		}
 		if *maxHints == 0 {
 			cfg.Node.MaxHintBytes = -1 // likewise: the flag's zero is "no limit"
+		}
+		cfg.MaxInflight = *maxInflight
+		if *maxInflight == 0 {
+			cfg.MaxInflight = -1
 		}
 		if *faultDelay != "" {
 			d, err := fault.ParseDelay(*faultDelay)
