@@ -2,6 +2,8 @@ package server
 
 import (
 	"errors"
+	"maps"
+	"slices"
 
 	"github.com/dynago/dynago/httpapi"
 	"github.com/dynago/dynago/node"
@@ -94,20 +96,47 @@ func (s *Server) readOwnCopy(key []byte) (c ownCopy, ok bool, err error) {
 		}
 		c.obj = &o
 	}
-	lo, hi := storage.AllHintsRange()
-	err = s.engine.Scan(lo, hi, func(k, v []byte) error {
-		target, hp, uk, ok := storage.ParseHintKey(k)
-		if !ok || hp != c.partition || string(uk) != string(key) {
-			return nil
+	// A hint for key is at HintKey(target, partition, key) for some
+	// target: a point read per node it can be for (the ring's members, and
+	// whoever hints are still held for), not a scan of every hint, which
+	// would cost a node holding a long outage's hints (up to
+	// --max-hint-bytes) a full pass per call.
+	for _, target := range s.hintTargets(r) {
+		raw, err := s.engine.Get(storage.HintKey(string(target), c.partition, key))
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
 		}
-		o, err := object.Decode(v)
 		if err != nil {
-			return err
+			return c, false, err
 		}
-		c.hints = append(c.hints, heldHint{forNode: ring.NodeID(target), obj: o})
-		return nil
-	})
-	return c, true, err
+		o, err := object.Decode(raw)
+		if err != nil {
+			return c, false, err
+		}
+		c.hints = append(c.hints, heldHint{forNode: target, obj: o})
+	}
+	return c, true, nil
+}
+
+// hintTargets lists, sorted, the nodes this node may hold hints for: the
+// members of r and of the ring being moved to, and those the core's
+// latest snapshot holds hints for (a node that left the ring keeps its
+// hints until they are rerouted).
+func (s *Server) hintTargets(r *ring.Ring) []ring.NodeID {
+	seen := map[ring.NodeID]bool{}
+	for _, id := range r.Members() {
+		seen[id] = true
+	}
+	if v := s.view.Load(); v != nil && v.next != nil {
+		for _, id := range v.next.Members() {
+			seen[id] = true
+		}
+	}
+	for id := range s.stats().HintsHeld {
+		seen[id] = true
+	}
+	delete(seen, s.cfg.ID) // a node holds no hints for itself
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // History implements httpapi.Observer: this node's copy of key and the
