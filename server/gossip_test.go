@@ -144,7 +144,14 @@ func TestForgedGossipStateIsRefusedAndCounted(t *testing.T) {
 		t.Error("reconnect attempts not exported")
 	}
 
-	// A peer that goes away is exported as dead.
+	// A gossip member outside the ring is exported while alive, and
+	// forgotten once dead: a departed node must not leave a series at 0
+	// for ever (an alert on it would never clear).
+	waitFor("n1 exports the forger alive", func() bool { v, ok := gather(srvs[0], "dynago_member_status", "rogue"); return ok && v == 2 })
+	rogue.Shutdown()
+	waitFor("n1 drops the dead forger's series", func() bool { _, ok := gather(srvs[0], "dynago_member_status", "rogue"); return !ok })
+
+	// A peer of the ring that goes away is exported as dead.
 	srvs[1].Close()
 	waitFor("n1 exports n2 dead", func() bool { v, ok := gather(srvs[0], "dynago_member_status", "n2"); return ok && v == 0 })
 }

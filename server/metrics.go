@@ -197,8 +197,20 @@ func (c gossipCollector) Collect(ch chan<- prometheus.Metric) {
 	if ms == nil {
 		return
 	}
+	rg := c.s.Ring()
+	var next *ring.Ring
+	if v := c.s.view.Load(); v != nil {
+		next = v.next
+	}
 	for _, m := range ms.Members() {
 		if m.ID == c.s.cfg.ID {
+			continue
+		}
+		// A dead member outside the ring (a node that left, or joined
+		// gossip and never the ring) is forgotten: memberlist lists it as
+		// dead for ever, and a series stuck at 0 would fire any alert on
+		// it for ever. A dead member of the ring stays: it is a fault.
+		if m.Status == node.Dead && !(rg != nil && rg.Contains(m.ID)) && !(next != nil && next.Contains(m.ID)) {
 			continue
 		}
 		v := 0.0
