@@ -21,7 +21,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	// The children of requests and latency, looked up once: a label
 	// lookup hashes its values on every request. A slot is filled when its
-	// series is first used, so unused series stay unexported, as before.
+	// series is first used; only the ok series exist before (newMetrics).
 	reqChild    [opSlots][codeSlots]atomic.Pointer[prometheus.Counter]
 	latChild    [opSlots]atomic.Pointer[prometheus.Observer]
 	fsync       prometheus.Histogram
@@ -112,6 +112,13 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		self: s.cfg.ID, held: func() map[ring.NodeID]int { return s.stats().HintsHeld },
 		members: func() []ring.NodeID { return s.Ring().Members() },
 	})
+	// The series of successful requests exist from the start, at 0, so
+	// that rate() has a first sample and absent() means "not scraped",
+	// not "no request yet". The other outcomes appear when they happen.
+	for _, op := range []node.Op{node.OpGet, node.OpPut, node.OpDelete} {
+		m.requests.WithLabelValues(op.String(), node.CodeOK.String())
+		m.latency.WithLabelValues(op.String())
+	}
 	m.shed = counter("dynago_requests_shed_total", "Client requests refused at once (overloaded) because --max-inflight were in flight already; they are also counted in dynago_requests_total with code overloaded.")
 	reg.MustRegister(m.requests, m.latency, m.fsync, m.lazyFsyncs, m.shed, m.batchWrites, m.inflight,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynago_ring_version", Help: "Version of the ring this node routes by."},

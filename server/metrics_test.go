@@ -339,3 +339,35 @@ func TestHandoffAndDepartedPeerMetrics(t *testing.T) {
 		t.Error("n1 stopped exporting n2")
 	}
 }
+
+// TestRequestSeriesExistBeforeTheFirstRequest: a freshly started node
+// exports its request counters and latency histograms at 0, so that an
+// alert or dashboard has series to read before traffic arrives.
+func TestRequestSeriesExistBeforeTheFirstRequest(t *testing.T) {
+	s := startCluster(t, 1, nil)[0]
+	mf := scrape(t, s)
+	for _, op := range []string{"get", "put", "delete"} {
+		found := false
+		for _, m := range mf["dynago_requests_total"].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["op"] == op && labels["code"] == "ok" && m.GetCounter().GetValue() == 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no dynago_requests_total{op=%q,code=\"ok\"} 0 before any request", op)
+		}
+		found = false
+		for _, m := range mf["dynago_request_duration_seconds"].GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == op && m.GetHistogram().GetSampleCount() == 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no empty dynago_request_duration_seconds{op=%q} before any request", op)
+		}
+	}
+}
