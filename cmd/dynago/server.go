@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/dynago/dynago/fault"
 	"github.com/dynago/dynago/node"
 	"github.com/dynago/dynago/ring"
@@ -149,8 +151,10 @@ func runServer(fs *flag.FlagSet) runFunc {
 			return trimmedError{err: err, prefix: "server: "}
 		}
 		go reloadOnSIGHUP(ctx, srv, logger)
+		notify(logger, daemon.SdNotifyReady+"\nSTATUS=serving "+*id)
 		select {
 		case <-ctx.Done():
+			notify(logger, daemon.SdNotifyStopping+"\nSTATUS=draining for --drain-timeout, then stopping")
 			drain(srv, *drainTimeout)
 			logger.Info("shutting down", "node", *id)
 		case <-srv.Done():

@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/dynago/dynago/server"
 )
 
@@ -34,11 +36,13 @@ func reloadOnSIGHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			notify(log, daemon.SdNotifyReloading)
 			if err := srv.Reload(); err != nil {
 				log.Error("reload on SIGHUP failed; keeping what did not load", "err", err)
 			} else {
 				log.Info("reloaded certificates, tokens and gossip keys")
 			}
+			notify(log, daemon.SdNotifyReady)
 		}
 	}
 }
