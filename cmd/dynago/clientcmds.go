@@ -188,6 +188,12 @@ func runGet(fs *flag.FlagSet) runFunc {
 			for i, s := range v.Siblings {
 				fmt.Fprintf(stdout, "sibling %d: %s\n", i+1, s)
 			}
+			if len(v.Siblings) > 1 {
+				// What to do about them, on stderr so that stdout stays
+				// the data: the write that replaces every sibling read.
+				fmt.Fprintf(stderr, "%d siblings (concurrent writes): to replace them with one value, run\n  dynago put --context %s %s VALUE\n",
+					len(v.Siblings), v.Context, shellQuote(key))
+			}
 		}
 		if !*asJSON && len(v.Context) > 0 {
 			fmt.Fprintf(stdout, "context: %s\n", v.Context)
@@ -304,4 +310,20 @@ func runWhere(fs *flag.FlagSet) runFunc {
 			p.Partition, joinIDs(p.PreferenceList, " "), joinIDs(p.Fallbacks, " "))
 		return nil
 	}
+}
+
+// shellQuote quotes s for a POSIX shell: single quotes, each ' inside
+// written as '\”. A key made of safe characters only is left bare.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:/@%+=,", c)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -29,6 +29,13 @@ func cliNode(t *testing.T) (string, *httpapitest.Backend) {
 // run runs a client command with in as stdin and returns its stdout.
 func run(t *testing.T, in string, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := run2(t, in, args...)
+	return out, err
+}
+
+// run2 is run that also returns what the command wrote to stderr.
+func run2(t *testing.T, in string, args ...string) (string, string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	oldIn, oldOut, oldErr := stdin, stdout, stderr
 	stdin, stdout, stderr = strings.NewReader(in), &out, &errOut
@@ -36,7 +43,7 @@ func run(t *testing.T, in string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err := execute(ctx, args)
-	return out.String(), err
+	return out.String(), errOut.String(), err
 }
 
 func mustRun(t *testing.T, args ...string) string {
@@ -78,6 +85,13 @@ func TestCLIPutGetResolveDelete(t *testing.T) {
 		t.Fatalf("get of two siblings = %q", out)
 	}
 
+	// get says, on stderr, how to resolve them: a command that runs as
+	// printed, once VALUE is filled in.
+	_, hint, err := run2(t, "", "get", "cart")
+	if err != nil || !strings.Contains(hint, "2 siblings") || !strings.Contains(hint, "dynago put --context "+token(t, out)+" cart VALUE") {
+		t.Fatalf("get of two siblings said on stderr %q (%v), want the put that resolves them", hint, err)
+	}
+
 	// put --context supersedes both; flags may follow the arguments.
 	mustRun(t, "put", "cart", "eggs,milk", "--context", token(t, out), "--w", "3", "--timeout", "1500ms")
 	out = mustRun(t, "get", "--r", "1", "cart")
@@ -96,7 +110,7 @@ func TestCLIPutGetResolveDelete(t *testing.T) {
 	if out := mustRun(t, "del", "cart"); out != "deleted\n" {
 		t.Fatalf("del = %q", out)
 	}
-	out, err := run(t, "", "get", "cart")
+	out, err = run(t, "", "get", "cart")
 	if !errors.Is(err, errNotFound) || errors.Is(err, errUsage) {
 		t.Fatalf("get of a deleted key: %v, want not found", err)
 	}
@@ -260,5 +274,20 @@ func TestCLIUsageTextDocumentsExitStatus(t *testing.T) {
 	}
 	if !strings.Contains(out, "1 on failure, and when the key is not found") {
 		t.Fatalf("get -h does not document the exit status:\n%s", out)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"cart":         "cart",
+		"user:42/cart": "user:42/cart",
+		"two words":    "'two words'",
+		"it's":         `'it'\''s'`,
+		"":             "''",
+		"$HOME":        "'$HOME'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
 	}
 }
