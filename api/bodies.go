@@ -83,6 +83,11 @@ type ClusterNode struct {
 	Partitions int         `json:"partitions"` // partitions the node owns in the ring
 	// NextPartitions is what it will own when the running change ends.
 	NextPartitions *int `json:"next_partitions,omitempty"`
+	// Version and Commit are the build the node runs, as it gossips it;
+	// absent when unknown (not heard from, or a node older than them).
+	// A rolling upgrade shows here which nodes run what.
+	Version string `json:"version,omitempty"`
+	Commit  string `json:"commit,omitempty"`
 }
 
 // Move is one partition changing owner in a Plan or Handoff.

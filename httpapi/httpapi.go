@@ -45,6 +45,9 @@ type Member struct {
 	ID       ring.NodeID
 	HTTPAddr string // host:port of the node's HTTP API
 	Status   string // "alive", "suspect" or "dead"
+	// Version and Commit are the build the member runs, as it gossips
+	// it ("" when unknown: not heard from, or older than this field).
+	Version, Commit string
 }
 
 // Local is a node's own copy of one key.

@@ -627,8 +627,16 @@ func TestCluster(t *testing.T) {
 				}
 			}
 		})
-		if !slices.Equal(keys, []string{"http_addr", "id", "partitions", "status"}) {
-			t.Fatalf("node fields = %v", keys)
+		// The build is there for members that gossip one (n4 does not:
+		// an older node), and absent otherwise.
+		want := []string{"commit", "http_addr", "id", "partitions", "status", "version"}
+		if n["id"] == "n4" {
+			want = []string{"http_addr", "id", "partitions", "status"}
+		} else if n["version"] != "v1.2.0" || n["commit"] != "0123456789abcdef" {
+			t.Errorf("node %v: version %v commit %v", n["id"], n["version"], n["commit"])
+		}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("node fields = %v, want %v", keys, want)
 		}
 		id := ring.NodeID(n["id"].(string))
 		wantStatus := "alive"

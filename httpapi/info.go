@@ -44,7 +44,7 @@ func (a *handler) cluster(w http.ResponseWriter, _ *http.Request) {
 	members := slices.SortedFunc(slices.Values(a.b.Members()), func(x, y Member) int { return cmp.Compare(x.ID, y.ID) })
 	nodes := make([]api.ClusterNode, len(members))
 	for i, m := range members {
-		nodes[i] = api.ClusterNode{ID: m.ID, HTTPAddr: m.HTTPAddr, Status: m.Status, Partitions: counts[m.ID]}
+		nodes[i] = api.ClusterNode{ID: m.ID, HTTPAddr: m.HTTPAddr, Status: m.Status, Partitions: counts[m.ID], Version: m.Version, Commit: m.Commit}
 		if nextCounts != nil {
 			c := nextCounts[m.ID]
 			nodes[i].NextPartitions = &c

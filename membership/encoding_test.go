@@ -3,11 +3,12 @@ package membership
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
 func TestMetaEncoding(t *testing.T) {
-	want := Meta{HTTPAddr: "10.0.0.1:9101", RPCAddr: "10.0.0.1:9201"}
+	want := Meta{HTTPAddr: "10.0.0.1:9101", RPCAddr: "10.0.0.1:9201", Version: "v1.2.0", Commit: "0123456789ab-dirty"}
 	b, err := encodeMeta(want)
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +35,14 @@ func TestMetaEncoding(t *testing.T) {
 		{`{"v":1,"http":"h:0"}`, Meta{}, errBadMeta},
 		{`{"v":1,"http":"h:70000"}`, Meta{}, errBadMeta},
 		{`{"v":1,"http":"h:-1"}`, Meta{}, errBadMeta},
+		// The build: printable, bounded; a member without one is older.
+		{`{"v":1,"http":"h:1","build":"v1.2.0","commit":"abc"}`, Meta{HTTPAddr: "h:1", Version: "v1.2.0", Commit: "abc"}, nil},
+		{`{"v":1,"build":"v1\n2"}`, Meta{}, errBadMeta},
+		{`{"v":1,"build":"two words"}`, Meta{}, errBadMeta},
+		{`{"v":1,"commit":"` + strings.Repeat("a", 65) + `"}`, Meta{}, errBadMeta},
+	}
+	if _, err := encodeMeta(Meta{Version: "v1\x1b[2J"}); !errors.Is(err, errBadMeta) {
+		t.Errorf("encoding a version with an escape: %v, want refused", err)
 	}
 	for _, tc := range cases {
 		got, err := decodeMeta([]byte(tc.in))

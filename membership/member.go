@@ -19,6 +19,10 @@ import (
 type Meta struct {
 	HTTPAddr string
 	RPCAddr  string
+	// Version and Commit name the member's build (buildinfo), so that a
+	// rolling upgrade shows which nodes run what; empty from members
+	// older than this field.
+	Version, Commit string
 }
 
 // Member is one known member of the cluster as this member sees it.
@@ -42,9 +46,11 @@ const metaVersion = 1
 // wireMeta is Meta's encoding: JSON, because it is small, rarely sent, and
 // readable in a packet capture.
 type wireMeta struct {
-	V    int    `json:"v"`
-	HTTP string `json:"http,omitempty"`
-	RPC  string `json:"rpc,omitempty"`
+	V      int    `json:"v"`
+	HTTP   string `json:"http,omitempty"`
+	RPC    string `json:"rpc,omitempty"`
+	Build  string `json:"build,omitempty"`
+	Commit string `json:"commit,omitempty"`
 }
 
 var (
@@ -63,7 +69,12 @@ func encodeMeta(m Meta) ([]byte, error) {
 			return nil, err
 		}
 	}
-	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr})
+	for _, s := range []string{m.Version, m.Commit} {
+		if err := checkMetaWord(s); err != nil {
+			return nil, err
+		}
+	}
+	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr, Build: m.Version, Commit: m.Commit})
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +98,30 @@ func decodeMeta(b []byte) (Meta, error) {
 			return Meta{}, err
 		}
 	}
-	return Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC}, nil
+	for _, s := range []string{w.Build, w.Commit} {
+		if err := checkMetaWord(s); err != nil {
+			return Meta{}, err
+		}
+	}
+	return Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC, Version: w.Build, Commit: w.Commit}, nil
+}
+
+// maxMetaWord bounds a build version or commit in Meta.
+const maxMetaWord = 64
+
+// checkMetaWord accepts an empty string or up to maxMetaWord printable
+// ASCII characters without spaces: a peer's version ends up in /cluster,
+// the CLI's table and logs, where control characters must not.
+func checkMetaWord(s string) error {
+	if len(s) > maxMetaWord {
+		return fmt.Errorf("%w: build field of %d bytes, at most %d", errBadMeta, len(s), maxMetaWord)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return fmt.Errorf("%w: build field %q has a byte outside printable ASCII", errBadMeta, s)
+		}
+	}
+	return nil
 }
 
 // checkMetaAddr accepts an empty address or host:port with a non-empty

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/dynago/dynago/buildinfo"
 	"github.com/dynago/dynago/cluster"
 	"github.com/dynago/dynago/dashboard"
 	"github.com/dynago/dynago/fault"
@@ -307,7 +308,7 @@ func Start(cfg Config) (*Server, error) {
 	s.members, err = membership.Start(membership.Config{
 		ID: cfg.ID, BindAddr: cfg.GossipAddr, AdvertiseAddr: advGossip, Preset: membershipPreset(cfg.Preset), Logger: s.log,
 		ClusterName: cfg.ClusterName, ValidateState: s.checkGossipState, GossipKeys: gossipKeys,
-		Meta:    membership.Meta{HTTPAddr: s.advHTTP, RPCAddr: s.advRPC},
+		Meta:    membership.Meta{HTTPAddr: s.advHTTP, RPCAddr: s.advRPC, Version: buildinfo.Get().Version, Commit: buildinfo.Get().Commit},
 		OnEvent: s.onMember,
 		OnState: s.onState,
 		WrapTransport: func(nt memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
@@ -733,9 +734,11 @@ func (s *Server) Members() []httpapi.Member {
 			if seen.Meta.HTTPAddr != "" {
 				m.HTTPAddr = seen.Meta.HTTPAddr
 			}
+			m.Version, m.Commit = seen.Meta.Version, seen.Meta.Commit
 		}
 		if id == s.cfg.ID {
-			m.Status, m.HTTPAddr = node.Alive.String(), s.advHTTP
+			bi := buildinfo.Get()
+			m.Status, m.HTTPAddr, m.Version, m.Commit = node.Alive.String(), s.advHTTP, bi.Version, bi.Commit
 		}
 		out = append(out, m)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -240,13 +241,17 @@ func runStatus(fs *flag.FlagSet) runFunc {
 		fmt.Fprintf(stdout, "ring version %d, %d partitions, N=%d R=%d W=%d (as seen by %s)\n\n",
 			cl.RingVersion, cl.Partitions, cl.N, cl.R, cl.W, cl.Node)
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tHTTP ADDR\tSTATUS\tPARTITIONS")
+		fmt.Fprintln(tw, "NODE\tHTTP ADDR\tSTATUS\tPARTITIONS\tVERSION")
 		for _, n := range cl.Nodes {
 			parts := fmt.Sprint(n.Partitions)
 			if n.NextPartitions != nil && *n.NextPartitions != n.Partitions {
 				parts += fmt.Sprintf(" -> %d", *n.NextPartitions)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.ID, n.HTTPAddr, n.Status, parts)
+			version := cmp.Or(n.Version, "-")
+			if n.Commit != "" && n.Commit != "unknown" {
+				version += " (" + n.Commit[:min(len(n.Commit), 12)] + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID, n.HTTPAddr, n.Status, parts, version)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

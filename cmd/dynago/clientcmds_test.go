@@ -179,7 +179,7 @@ func TestCLIStatus(t *testing.T) {
 		t.Fatalf("status header = %q", out)
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")[2:]
-	if len(lines) != 5 || strings.Join(strings.Fields(lines[0]), " ") != "NODE HTTP ADDR STATUS PARTITIONS" {
+	if len(lines) != 5 || strings.Join(strings.Fields(lines[0]), " ") != "NODE HTTP ADDR STATUS PARTITIONS VERSION" {
 		t.Fatalf("status table = %q", lines)
 	}
 	for i, id := range []string{"n1", "n2", "n3", "n4"} {
@@ -187,7 +187,11 @@ func TestCLIStatus(t *testing.T) {
 		if id == "n4" {
 			status = "dead"
 		}
-		want := strings.Join([]string{id, "127.0.0.1:910" + id[1:], status, strconv.Itoa(counts[ring.NodeID(id)])}, " ")
+		version := "v1.2.0 (0123456789ab)"
+		if id == "n4" {
+			version = "-" // a node that gossips no build
+		}
+		want := strings.Join([]string{id, "127.0.0.1:910" + id[1:], status, strconv.Itoa(counts[ring.NodeID(id)]), version}, " ")
 		if got := strings.Join(strings.Fields(lines[i+1]), " "); got != want {
 			t.Errorf("status row %d = %q, want %q", i, got, want)
 		}

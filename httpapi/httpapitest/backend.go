@@ -63,9 +63,13 @@ func New() *Backend {
 		hints:   make(map[string][]ring.NodeID),
 	}
 	for i, id := range ids {
-		b.members = append(b.members, httpapi.Member{
-			ID: id, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 9101+i), Status: "alive",
-		})
+		m := httpapi.Member{ID: id, HTTPAddr: fmt.Sprintf("127.0.0.1:%d", 9101+i), Status: "alive"}
+		if i < len(ids)-1 {
+			// The last member gossips no build, as a node older than
+			// Meta's build fields would.
+			m.Version, m.Commit = "v1.2.0", "0123456789abcdef"
+		}
+		b.members = append(b.members, m)
 	}
 	return b
 }
