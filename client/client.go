@@ -597,6 +597,11 @@ func (c *Client) do(ctx context.Context, cl call) (response, error) {
 			return *shed, nil
 		}
 		shed.release()
+		if err == nil {
+			// The last node shed the request as the deadline passed: the
+			// deadline is the answer, not an empty response.
+			err = fmt.Errorf("client: %w", ctx.Err())
+		}
 	}
 	return response{}, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/memberlist"
 
@@ -69,12 +70,10 @@ func encodeMeta(m Meta) ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, s := range []string{m.Version, m.Commit} {
-		if err := checkMetaWord(s); err != nil {
-			return nil, err
-		}
-	}
-	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr, Build: m.Version, Commit: m.Commit})
+	// The build is informative: an odd one (a long hash, a stamp with a
+	// space) is cleaned to what every member accepts, never a reason not
+	// to start.
+	b, err := json.Marshal(wireMeta{V: metaVersion, HTTP: m.HTTPAddr, RPC: m.RPCAddr, Build: metaWord(m.Version), Commit: metaWord(m.Commit)})
 	if err != nil {
 		return nil, err
 	}
@@ -98,30 +97,39 @@ func decodeMeta(b []byte) (Meta, error) {
 			return Meta{}, err
 		}
 	}
-	for _, s := range []string{w.Build, w.Commit} {
-		if err := checkMetaWord(s); err != nil {
-			return Meta{}, err
-		}
+	// A build field this member cannot show safely is dropped, not the
+	// member: it is informative, and a later release may write it
+	// differently.
+	m := Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC}
+	if validMetaWord(w.Build) {
+		m.Version = w.Build
 	}
-	return Meta{HTTPAddr: w.HTTP, RPCAddr: w.RPC, Version: w.Build, Commit: w.Commit}, nil
+	if validMetaWord(w.Commit) {
+		m.Commit = w.Commit
+	}
+	return m, nil
 }
 
 // maxMetaWord bounds a build version or commit in Meta.
 const maxMetaWord = 64
 
-// checkMetaWord accepts an empty string or up to maxMetaWord printable
+// validMetaWord accepts an empty string or up to maxMetaWord printable
 // ASCII characters without spaces: a peer's version ends up in /cluster,
 // the CLI's table and logs, where control characters must not.
-func checkMetaWord(s string) error {
-	if len(s) > maxMetaWord {
-		return fmt.Errorf("%w: build field of %d bytes, at most %d", errBadMeta, len(s), maxMetaWord)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return fmt.Errorf("%w: build field %q has a byte outside printable ASCII", errBadMeta, s)
+func validMetaWord(s string) bool {
+	return len(s) <= maxMetaWord && !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r > '~' })
+}
+
+// metaWord makes s a valid build field: other bytes become '_', and it is
+// cut to maxMetaWord.
+func metaWord(s string) string {
+	b := []byte(s[:min(len(s), maxMetaWord)])
+	for i, c := range b {
+		if c <= ' ' || c > '~' {
+			b[i] = '_'
 		}
 	}
-	return nil
+	return string(b)
 }
 
 // checkMetaAddr accepts an empty address or host:port with a non-empty

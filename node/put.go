@@ -46,12 +46,20 @@ type putOp struct {
 // and it ends up in a client's error message.
 const maxRefusal = 300
 
-// refuse notes why node did not store the write.
+// refuse notes why node did not store the write. The text is a peer's:
+// it is cut to maxRefusal and control characters become '?', since it
+// ends up in a client's error message and a terminal.
 func (op *putOp) refuse(node ring.NodeID, err string) {
-	op.refusal = string(node) + ": " + err
-	if len(op.refusal) > maxRefusal {
-		op.refusal = strings.ToValidUTF8(op.refusal[:maxRefusal], "") + "…"
+	r := string(node) + ": " + err
+	if len(r) > maxRefusal {
+		r = strings.ToValidUTF8(r[:maxRefusal], "") + "…"
 	}
+	op.refusal = strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f || (c >= 0x80 && c < 0xa0) {
+			return '?'
+		}
+		return c
+	}, r)
 }
 
 // failure is the error text of a put that failed its quorum: why, and

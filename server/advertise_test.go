@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynago/dynago/buildinfo"
 	"github.com/dynago/dynago/internal/testutil"
 	"github.com/dynago/dynago/membership"
 	"github.com/dynago/dynago/node"
@@ -107,7 +108,8 @@ func TestAdvertisedAddressesArePublished(t *testing.T) {
 				meta = m.Meta
 			}
 		}
-		if want := (membership.Meta{HTTPAddr: adv["n2"].http, RPCAddr: adv["n2"].rpc}); meta != want {
+		bi := buildinfo.Get()
+		if want := (membership.Meta{HTTPAddr: adv["n2"].http, RPCAddr: adv["n2"].rpc, Version: bi.Version, Commit: bi.Commit}); meta != want {
 			return fmt.Errorf("n1 sees n2's meta %+v, want %+v", meta, want)
 		}
 		return nil

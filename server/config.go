@@ -82,9 +82,12 @@ type Config struct {
 	// negative, none: every write's fsync starts at once.
 	LazySyncDelay time.Duration
 	// MaxInflight bounds the client requests (HTTP and RESP) this node
-	// coordinates at once; one past it is answered CodeOverloaded at
-	// once, before anything is done. 0 means DefaultMaxInflight;
-	// negative, no bound.
+	// is answering at once; one past it is answered CodeOverloaded at
+	// once, before anything is done. A request stops counting when its
+	// caller returns: one whose client gave up (disconnected, timed out)
+	// frees its slot then, while the core finishes coordinating it in
+	// the background, bounded by the request's timeout. 0 means
+	// DefaultMaxInflight; negative, no bound.
 	MaxInflight int
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP address.

@@ -192,8 +192,17 @@ func runGet(fs *flag.FlagSet) runFunc {
 			if len(v.Siblings) > 1 {
 				// What to do about them, on stderr so that stdout stays
 				// the data: the write that replaces every sibling read.
-				fmt.Fprintf(stderr, "%d siblings (concurrent writes): to replace them with one value, run\n  dynago put --context %s %s VALUE\n",
-					len(v.Siblings), v.Context, shellQuote(key))
+				// The --addr given, if any, so that the command reaches
+				// the same cluster; "--" so that a key starting with "-"
+				// is not read as a flag.
+				addr := ""
+				fs.Visit(func(f *flag.Flag) {
+					if f.Name == "addr" {
+						addr = " --addr " + shellQuote(f.Value.String())
+					}
+				})
+				fmt.Fprintf(stderr, "%d siblings (concurrent writes): to replace them with one value, run\n  dynago put%s --context %s -- %s VALUE\n",
+					len(v.Siblings), addr, v.Context, shellQuote(key))
 			}
 		}
 		if !*asJSON && len(v.Context) > 0 {
@@ -317,8 +326,9 @@ func runWhere(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// shellQuote quotes s for a POSIX shell: single quotes, each ' inside
-// written as '\”. A key made of safe characters only is left bare.
+// shellQuote quotes s for a POSIX shell: in single quotes, where each
+// single quote inside ends the quoting, is escaped with a backslash and
+// reopens it. A string of safe characters only is left bare.
 func shellQuote(s string) string {
 	safe := s != ""
 	for _, c := range s {

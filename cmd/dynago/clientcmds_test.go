@@ -88,9 +88,19 @@ func TestCLIPutGetResolveDelete(t *testing.T) {
 	// get says, on stderr, how to resolve them: a command that runs as
 	// printed, once VALUE is filled in.
 	_, hint, err := run2(t, "", "get", "cart")
-	if err != nil || !strings.Contains(hint, "2 siblings") || !strings.Contains(hint, "dynago put --context "+token(t, out)+" cart VALUE") {
+	if err != nil || !strings.Contains(hint, "2 siblings") || !strings.Contains(hint, "dynago put --context "+token(t, out)+" -- cart VALUE") {
 		t.Fatalf("get of two siblings said on stderr %q (%v), want the put that resolves them", hint, err)
 	}
+	// Run as printed (VALUE filled in), it leaves one value.
+	hintLines := strings.Split(strings.TrimSpace(hint), "\n")
+	cmdline := strings.Fields(strings.ReplaceAll(hintLines[len(hintLines)-1], "VALUE", "milk+eggs"))
+	mustRun(t, cmdline[1:]...)
+	if got := mustRun(t, "get", "cart"); !strings.HasPrefix(got, "milk+eggs\ncontext: ") {
+		t.Fatalf("get after running the printed command = %q", got)
+	}
+	mustRun(t, "put", "cart", "milk")
+	mustRun(t, "put", "cart", "eggs")
+	out = mustRun(t, "get", "cart")
 
 	// put --context supersedes both; flags may follow the arguments.
 	mustRun(t, "put", "cart", "eggs,milk", "--context", token(t, out), "--w", "3", "--timeout", "1500ms")

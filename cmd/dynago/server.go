@@ -140,7 +140,11 @@ func runServer(fs *flag.FlagSet) runFunc {
 			cfg.Cluster = peers
 		}
 		tuneGC(logger)
+		hup := watchSIGHUP()
 		srv, err := server.Start(cfg)
+		if err != nil {
+			signal.Stop(hup)
+		}
 		if errors.Is(err, server.ErrConfig) {
 			// A refused configuration exits 2, as a bad flag does. The
 			// command path already names the command: "dynago server:
@@ -150,7 +154,7 @@ func runServer(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return trimmedError{err: err, prefix: "server: "}
 		}
-		go reloadOnSIGHUP(ctx, srv, logger)
+		go reloadOnSIGHUP(ctx, hup, srv, logger)
 		notify(logger, daemon.SdNotifyReady+"\nSTATUS=serving "+*id)
 		select {
 		case <-ctx.Done():

@@ -25,11 +25,19 @@ func securityFlags(fs *flag.FlagSet) func() server.Security {
 	}
 }
 
-// reloadOnSIGHUP re-reads certificates, tokens and gossip keys on SIGHUP
-// until ctx ends.
-func reloadOnSIGHUP(ctx context.Context, srv *server.Server, log *slog.Logger) {
+// watchSIGHUP catches SIGHUP from now on; reloadOnSIGHUP serves what it
+// catches. The two are apart so that the handler is in place before the
+// node says it is ready: a `systemctl reload` right after READY=1 must
+// reload, not meet SIGHUP's default action, which ends the process.
+func watchSIGHUP() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// reloadOnSIGHUP re-reads certificates, tokens and gossip keys on each
+// SIGHUP caught on hup (watchSIGHUP) until ctx ends.
+func reloadOnSIGHUP(ctx context.Context, hup chan os.Signal, srv *server.Server, log *slog.Logger) {
 	defer signal.Stop(hup)
 	for {
 		select {
