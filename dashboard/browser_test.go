@@ -385,6 +385,48 @@ func TestBrowserDashboard(t *testing.T) {
 			}
 			return nil
 		})
+
+		// n1 cut off from everyone: the others soon call it dead, yet
+		// the gossip matrix keeps n1's own row, seeing them all dead, so
+		// both sides of the partition show.
+		b.show(t, "view-nodes")
+		b.setField(t, "#cut-node", "n1")
+		b.eval(t, `(() => { document.querySelectorAll('#cut-others input').forEach((c) => { c.checked = true }); return true })()`, nil)
+		b.run(t, "cutting n1 off from every node", chromedp.Click(chromedp.CSS(`#cut-apply`)))
+		b.show(t, "view-gossip")
+		row := func(obs string) (map[string]string, error) {
+			var cells map[string]string
+			err := b.evalErr(`(() => { const r = document.querySelector('#gossip tr[data-node="`+obs+`"]'); if (!r) return null;
+				const ids = [...document.querySelectorAll('#gossip thead th')].slice(1, -1).map((th) => th.textContent);
+				const out = {}; [...r.querySelectorAll('td')].slice(0, ids.length).forEach((td, i) => { out[ids[i]] = td.className }); return out })()`, &cells)
+			return cells, err
+		}
+		b.waitFor(t, "the matrix shows n1 seeing every node dead, and n2 seeing n1 dead", 30*time.Second, func() error {
+			n1, err := row("n1")
+			if err != nil || n1 == nil {
+				return fmt.Errorf("no row for n1 (%v)", err)
+			}
+			for id, cls := range n1 {
+				if id != "n1" && cls != "st-dead" {
+					return fmt.Errorf("n1 sees %s as %s", id, cls)
+				}
+			}
+			n2, err := row("n2")
+			if err != nil || n2 == nil || n2["n1"] != "st-dead" {
+				return fmt.Errorf("n2's row %v (%v)", n2, err)
+			}
+			return nil
+		})
+		b.show(t, "view-nodes")
+		b.run(t, "healing n1", chromedp.Click(chromedp.CSS(`#cut-heal`)))
+		b.waitFor(t, "n1 alive again for every node", 30*time.Second, func() error {
+			for i := range dev.nodeHTTP {
+				if err := b.nodeStatusIs(fmt.Sprintf("n%d", i+1), "alive"); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 
 	t.Run("screenshots", func(t *testing.T) {

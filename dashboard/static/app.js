@@ -131,11 +131,16 @@ async function pollProcs() {
 }
 
 async function pollStats() {
-  const ids = aliveIDs();
-  await Promise.all(ids.map(async (id) => {
-    const r = await api(nodeURL(id, "/admin/stats"), { timeout: 3000 });
+  // Every member the page knows, not only those the reference node sees
+  // alive: across a partition the page still reaches the cut-off side,
+  // which answers with its own view, so the gossip matrix shows both
+  // sides. A node that does not answer loses its row (no stale view).
+  await Promise.all(state.ids.map(async (id) => {
+    const alive = statusOf(id) === "alive";
+    const r = await api(nodeURL(id, "/admin/stats"), { timeout: alive ? 3000 : 1000 });
     if (r.status === 404 && !(r.json && r.json.node)) { state.statsMissing = true; state.stats[id] = null; return; }
-    if (r.ok && r.json) { state.statsMissing = false; state.stats[id] = r.json; }
+    if (r.ok && r.json) { state.statsMissing = false; state.stats[id] = r.json; return; }
+    if (!alive) delete state.stats[id];
   }));
   renderNodes();
   renderGossip();
