@@ -576,7 +576,7 @@ func (s *Server) admit(n int) bool {
 // overloaded is the reply to a request admit refused.
 func (s *Server) overloaded() node.Reply {
 	return node.Reply{Code: node.CodeOverloaded, Err: fmt.Sprintf(
-		"overloaded: this node already coordinates %d client requests, the most --max-inflight allows; nothing was done: retry after a pause, or through another node", s.cfg.MaxInflight)}
+		"overloaded: this node is already answering %d client requests, the most --max-inflight allows; nothing was done: retry after a pause, or through another node", s.cfg.MaxInflight)}
 }
 
 // finish records a finished request in the metrics and, when it was
